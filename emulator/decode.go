@@ -1,0 +1,193 @@
+package emulator
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
+)
+
+// Pos is a place in a topology file.
+type Pos struct {
+	Line, Col int
+}
+
+// sourceMap remembers the file a topology came from and where each of its
+// values was written, keyed by path: "nodes[2].name", "links[0].a.addresses[1]".
+type sourceMap struct {
+	file string
+	pos  map[string]Pos
+}
+
+// at returns the position of path, or of its nearest written parent.
+func (s *sourceMap) at(path string) (Pos, bool) {
+	if s == nil {
+		return Pos{}, false
+	}
+	for p := path; p != ""; {
+		if pos, ok := s.pos[p]; ok {
+			return pos, true
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return Pos{}, false
+}
+
+// LoadFile reads and strictly decodes a topology file. It does not validate:
+// call Validate (or Resolve) next. Errors are *Problems naming file:line:col.
+func LoadFile(path string) (*Topology, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read topology: %w", err)
+	}
+	return Decode(path, data)
+}
+
+// Decode strictly decodes a TOML topology: an unknown key, a value of the
+// wrong type or a syntax error is reported with file, line and column. file
+// is only used in messages.
+func Decode(file string, data []byte) (*Topology, error) {
+	var t Topology
+	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
+	if err := dec.Decode(&t); err != nil {
+		return nil, decodeProblems(file, err)
+	}
+	src, err := mapSource(file, data)
+	if err != nil {
+		return nil, err
+	}
+	t.source = src
+	return &t, nil
+}
+
+func decodeProblems(file string, err error) error {
+	var ps Problems
+	var strict *toml.StrictMissingError
+	var derr *toml.DecodeError
+	switch {
+	case errors.As(err, &strict):
+		for _, e := range strict.Errors {
+			line, col := e.Position()
+			ps = append(ps, Problem{File: file, Pos: Pos{line, col},
+				Object: "key " + strconv.Quote(strings.Join(e.Key(), ".")),
+				Msg:    "unknown key (see docs/topology.md for the fields)"})
+		}
+	case errors.As(err, &derr):
+		line, col := derr.Position()
+		obj := ""
+		if k := derr.Key(); len(k) > 0 {
+			obj = "key " + strconv.Quote(strings.Join(k, "."))
+		}
+		ps = append(ps, Problem{File: file, Pos: Pos{line, col}, Object: obj, Msg: derr.Error()})
+	default:
+		ps = append(ps, Problem{File: file, Msg: err.Error()})
+	}
+	return ps
+}
+
+// mapSource walks the TOML syntax tree and records where each value is.
+func mapSource(file string, data []byte) (*sourceMap, error) {
+	s := &sourceMap{file: file, pos: map[string]Pos{}}
+	p := unstable.Parser{}
+	p.Reset(data)
+	counts := map[string]int{} // array-of-tables key -> elements seen
+	prefix := ""
+	for p.NextExpression() {
+		e := p.Expression()
+		switch e.Kind {
+		case unstable.Table, unstable.ArrayTable:
+			key, kpos := keyOf(&p, e.Key())
+			if e.Kind == unstable.ArrayTable {
+				n := counts[key]
+				counts[key] = n + 1
+				key = fmt.Sprintf("%s[%d]", key, n)
+			}
+			prefix = key
+			s.pos[key] = kpos
+		case unstable.KeyValue:
+			key, kpos := keyOf(&p, e.Key())
+			path := join(prefix, key)
+			s.pos[path] = kpos
+			walkValue(&p, s, path, e.Value())
+		}
+	}
+	if err := p.Error(); err != nil {
+		return nil, Problems{{File: file, Msg: err.Error()}}
+	}
+	return s, nil
+}
+
+func walkValue(p *unstable.Parser, s *sourceMap, path string, v *unstable.Node) {
+	if pos, ok := nodePos(p, v); ok {
+		if _, seen := s.pos[path]; !seen {
+			s.pos[path] = pos
+		}
+	}
+	switch v.Kind {
+	case unstable.Array:
+		i := 0
+		for it := v.Children(); it.Next(); i++ {
+			c := it.Node()
+			el := fmt.Sprintf("%s[%d]", path, i)
+			if pos, ok := nodePos(p, c); ok {
+				s.pos[el] = pos
+			}
+			walkValue(p, s, el, c)
+		}
+	case unstable.InlineTable:
+		for it := v.Children(); it.Next(); {
+			kv := it.Node()
+			key, kpos := keyOf(p, kv.Key())
+			sub := join(path, key)
+			s.pos[sub] = kpos
+			walkValue(p, s, sub, kv.Value())
+		}
+	}
+}
+
+func join(prefix, key string) string {
+	if prefix == "" {
+		return key
+	}
+	return prefix + "." + key
+}
+
+func keyOf(p *unstable.Parser, it unstable.Iterator) (string, Pos) {
+	var parts []string
+	var first Pos
+	for it.Next() {
+		n := it.Node()
+		if len(parts) == 0 {
+			first, _ = nodePos(p, n)
+		}
+		parts = append(parts, string(n.Data))
+	}
+	return strings.Join(parts, "."), first
+}
+
+// nodePos finds where a node starts in the input.
+func nodePos(p *unstable.Parser, n *unstable.Node) (pos Pos, ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	r := n.Raw
+	if r.Length == 0 {
+		if len(n.Data) == 0 {
+			return Pos{}, false
+		}
+		r = p.Range(n.Data)
+	}
+	sh := p.Shape(r)
+	return Pos{sh.Start.Line, sh.Start.Column}, true
+}

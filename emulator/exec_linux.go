@@ -1,0 +1,295 @@
+package emulator
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// HostsFile returns the /etc/hosts that processes in the lab see: the
+// machine's localhost lines and every node of the lab by name.
+func (p *Plan) HostsFile() []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# /etc/hosts of nslab lab %q (the machine's own file is unchanged)\n", p.Lab)
+	b.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+	for _, n := range p.Nodes {
+		for _, fam := range []int{4, 6} {
+			if a, ok := n.FirstAddr(fam); ok {
+				fmt.Fprintf(&b, "%s\t%s\n", a, n.Name)
+			}
+		}
+	}
+	return b.Bytes()
+}
+
+// makeEtc writes the lab's hosts file and makes the lab's mount namespace:
+// a copy of the machine's in which /etc/hosts is that file. Commands run
+// in a node enter it, so the machine's /etc is never changed.
+func (l *Lab) makeEtc() error {
+	hosts := filepath.Join(l.dir, "hosts")
+	if err := os.WriteFile(hosts, l.Plan.HostsFile(), 0o644); err != nil {
+		return fmt.Errorf("write hosts file: %w", err)
+	}
+	if _, err := os.Stat("/etc/hosts"); err != nil {
+		l.opts.Logger.Warn("the machine has no /etc/hosts to cover: nodes resolve no lab names", "err", err)
+		return nil
+	}
+	pin := filepath.Join(l.dir, "mnt")
+	if err := l.jr.add(jMountNS, pin); err != nil {
+		return err
+	}
+	fdc := make(chan int, 1)
+	err := onThread(func() (bool, error) {
+		// Never switched back: this thread is discarded when it returns.
+		if err := unix.Unshare(unix.CLONE_FS | unix.CLONE_NEWNS); err != nil {
+			return false, fmt.Errorf("unshare mount namespace: %w", err)
+		}
+		if err := unix.Mount("", "/", "none", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+			return false, fmt.Errorf("make lab mounts private: %w", err)
+		}
+		if err := unix.Mount(hosts, "/etc/hosts", "none", unix.MS_BIND, ""); err != nil {
+			return false, fmt.Errorf("bind-mount lab hosts file: %w", err)
+		}
+		fd, err := unix.Open("/proc/thread-self/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return false, err
+		}
+		fdc <- fd
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("lab mount namespace: %w", err)
+	}
+	fd := <-fdc
+	defer unix.Close(fd)
+	if err := pinNamespace(fd, pin); err != nil {
+		return fmt.Errorf("pin lab mount namespace: %w", err)
+	}
+	return nil
+}
+
+// nodeEnv describes what a process entering a node needs.
+type nodeEnv struct {
+	netns    string // path of the network namespace
+	mntns    string // path of the lab's mount namespace, "" for none
+	hostname string
+}
+
+func (l *Lab) envOf(node string) (nodeEnv, error) {
+	n := l.Plan.Node(node)
+	if n == nil {
+		return nodeEnv{}, BadInput(fmt.Errorf("lab %q has no node %q%s", l.Plan.Lab, node, suggest(node, l.Plan.NodeNames())))
+	}
+	e := nodeEnv{netns: filepath.Join(l.Record.NetnsDir, n.Namespace), hostname: n.Name}
+	if pin := filepath.Join(l.dir, "mnt"); isNamespaceFile(pin) {
+		e.mntns = pin
+	}
+	return e, nil
+}
+
+// enter switches the calling (locked, disposable) thread into the node:
+// its network namespace, the lab's mount namespace, and a UTS namespace of
+// its own with the node's hostname. The thread must never be unlocked.
+func (e nodeEnv) enter() error {
+	netfd, err := unix.Open(e.netns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open namespace: %w", err)
+	}
+	defer unix.Close(netfd)
+	mntfd := -1
+	if e.mntns != "" {
+		if mntfd, err = unix.Open(e.mntns, unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+			return fmt.Errorf("open mount namespace: %w", err)
+		}
+		defer unix.Close(mntfd)
+	}
+	flags := unix.CLONE_FS | unix.CLONE_NEWUTS
+	if err := unix.Unshare(flags); err != nil {
+		return fmt.Errorf("unshare: %w", err)
+	}
+	if err := unix.Sethostname([]byte(e.hostname)); err != nil {
+		return fmt.Errorf("set hostname: %w", err)
+	}
+	if mntfd >= 0 {
+		if err := unix.Setns(mntfd, unix.CLONE_NEWNS); err != nil {
+			return fmt.Errorf("enter mount namespace: %w", err)
+		}
+	}
+	if err := unix.Setns(netfd, unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("enter network namespace: %w", err)
+	}
+	return nil
+}
+
+// Start starts cmd inside node, like `ip netns exec NS CMD` but with the
+// node's hostname and the lab's /etc/hosts, and no fork of ip. Wait for it
+// with cmd.Wait as usual.
+func (l *Lab) Start(node string, cmd *exec.Cmd) error {
+	e, err := l.envOf(node)
+	if err != nil {
+		return err
+	}
+	err = onThread(func() (bool, error) {
+		if err := e.enter(); err != nil {
+			return false, err
+		}
+		return false, cmd.Start()
+	})
+	if err != nil {
+		return fmt.Errorf("exec %q in node %q: %w", cmd.Path, node, err)
+	}
+	return nil
+}
+
+// ExecResult is what a command run in a node did.
+type ExecResult struct {
+	Stdout   []byte
+	Stderr   []byte
+	ExitCode int
+	Duration time.Duration
+}
+
+// Exec runs argv in node and waits for it, returning its output and exit
+// code. A non-zero exit is not an error; failing to start is.
+func (l *Lab) Exec(ctx context.Context, node string, argv ...string) (ExecResult, error) {
+	if len(argv) == 0 {
+		return ExecResult{}, BadInput(errors.New("exec: no command given"))
+	}
+	var out, errb bytes.Buffer
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	t0 := time.Now()
+	if err := l.Start(node, cmd); err != nil {
+		return ExecResult{ExitCode: -1}, err
+	}
+	err := cmd.Wait()
+	res := ExecResult{Stdout: out.Bytes(), Stderr: errb.Bytes(), Duration: time.Since(t0)}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		res.ExitCode = ee.ExitCode()
+		if res.ExitCode < 0 {
+			res.ExitCode = 128 + int(ee.Sys().(syscall.WaitStatus).Signal())
+		}
+	default:
+		return res, fmt.Errorf("exec %q in node %q: %w", argv[0], node, err)
+	}
+	return res, nil
+}
+
+// ExecReplace replaces the calling process with argv running inside node:
+// stdin, stdout, stderr and the exit code are the command's own. It
+// returns only on failure.
+func (l *Lab) ExecReplace(node string, argv []string, env []string) error {
+	if len(argv) == 0 {
+		return BadInput(errors.New("exec: no command given"))
+	}
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		return BadInput(fmt.Errorf("exec in node %q: %w", node, err))
+	}
+	e, err := l.envOf(node)
+	if err != nil {
+		return err
+	}
+	return onThread(func() (bool, error) {
+		if err := e.enter(); err != nil {
+			return false, fmt.Errorf("enter node %q: %w", node, err)
+		}
+		err := unix.Exec(path, argv, env)
+		return false, fmt.Errorf("exec %q in node %q: %w", path, node, err)
+	})
+}
+
+// startServices starts each node's start commands in the background, with
+// output to StateDir/LAB/logs/NODE.log.
+func (l *Lab) startServices(ctx context.Context) error {
+	for _, n := range l.Plan.Nodes {
+		if len(n.Start) == 0 {
+			continue
+		}
+		logs := filepath.Join(l.dir, "logs")
+		if err := os.MkdirAll(logs, 0o755); err != nil {
+			return err
+		}
+		for _, s := range n.Start {
+			f, err := os.OpenFile(filepath.Join(logs, n.Name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+			if err != nil {
+				return err
+			}
+			cmd := exec.Command("/bin/sh", "-c", s)
+			cmd.Stdout, cmd.Stderr = f, f
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+			err = l.Start(n.Name, cmd)
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("start %q in node %q: %w", s, n.Name, err)
+			}
+			l.jr.add(jProc, fmt.Sprint(cmd.Process.Pid))
+			l.mu.Lock()
+			l.procs = append(l.procs, cmd)
+			l.mu.Unlock()
+			l.opts.Logger.Debug("started", "node", n.Name, "cmd", s, "pid", cmd.Process.Pid)
+		}
+	}
+	return nil
+}
+
+// Open returns the lab called name that is up (built by this or another
+// process), from its record.
+func Open(name string, opts Options) (*Lab, error) {
+	opts = opts.withDefaults()
+	r, err := ReadRecord(opts.StateDir, name)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			labs, _ := ListLabs(opts.StateDir)
+			return nil, BadInput(&NoSuchLabError{Lab: name, Labs: labs})
+		}
+		return nil, err
+	}
+	if r.State != StateUp {
+		return nil, fmt.Errorf("lab %q is %s, not up (remove it with `nslab clean %s`)", name, r.State, name)
+	}
+	if r.Topology == nil {
+		return nil, fmt.Errorf("record of lab %q has no topology", name)
+	}
+	plan, err := Resolve(r.Topology)
+	if err != nil {
+		return nil, fmt.Errorf("record of lab %q: %w", name, err)
+	}
+	opts.NetnsDir = r.NetnsDir
+	if r.HostNetns != "" {
+		opts.HostNetns = r.HostNetns
+	}
+	return &Lab{Plan: plan, Record: r, opts: opts, dir: labDir(opts.StateDir, name), nodes: map[string]*nodeHandle{}}, nil
+}
+
+// Clean removes the lab called name in whatever state it is in (up, or
+// half-built after a crash) from its ownership record, touching nothing
+// else. Cleaning a lab that does not exist is not an error.
+func Clean(name string, opts Options) error {
+	opts = opts.withDefaults()
+	if name == "" || strings.ContainsAny(name, "/") || name == "." || name == ".." {
+		return BadInput(fmt.Errorf("bad lab name %q", name))
+	}
+	var plan *Plan
+	if r, err := ReadRecord(opts.StateDir, name); err == nil {
+		if r.State == StateBuilding && builderAlive(r) && r.PID != os.Getpid() {
+			return fmt.Errorf("lab %q is being built by process %d right now; stop that process first, then clean", name, r.PID)
+		}
+		if r.Topology != nil {
+			plan, _ = Resolve(r.Topology)
+		}
+	}
+	return removeLab(opts, name, plan, nil)
+}

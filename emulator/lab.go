@@ -1,0 +1,139 @@
+package emulator
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options are the settings of the engine. The zero value is ready to use:
+// every field has a default.
+type Options struct {
+	// NetnsDir is where named network namespaces are pinned, as
+	// `ip netns` expects (default "/run/netns").
+	NetnsDir string
+	// StateDir holds one directory per lab: its ownership record, journal,
+	// hosts file, mount namespace and logs (default "/run/nslab").
+	StateDir string
+	// HostNetns is the path of the network namespace that a topology's
+	// host attachment goes to. Empty means the namespace nslab runs in;
+	// tests point it at a throwaway namespace.
+	HostNetns string
+	// Workers bounds how many kernel steps run at once (default 2: the
+	// kernel's rtnl lock serializes most of the work, so more buy little).
+	Workers int
+	// Logger receives debug and progress messages (default: discarded).
+	Logger *slog.Logger
+	// Progress, if set, is called as the build goes on.
+	Progress func(Progress)
+	// ReadyTimeout bounds the wait for every interface to be up (default 10s).
+	ReadyTimeout time.Duration
+	// WaitGone makes teardown wait until the kernel has removed the lab's
+	// interfaces, not just until the namespaces were released.
+	WaitGone bool
+	// NoEtc skips the lab's mount namespace, its /etc/hosts and per-node
+	// hostnames: commands then run with the machine's own.
+	NoEtc bool
+}
+
+func (o Options) withDefaults() Options {
+	if o.NetnsDir == "" {
+		o.NetnsDir = "/run/netns"
+	}
+	if o.StateDir == "" {
+		o.StateDir = "/run/nslab"
+	}
+	if o.Workers <= 0 {
+		o.Workers = 2
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.ReadyTimeout <= 0 {
+		o.ReadyTimeout = 10 * time.Second
+	}
+	return o
+}
+
+// Progress reports how far a build has got.
+type Progress struct {
+	Phase string // "namespaces", "links", "addresses", "ready", ...
+	Done  int    // steps done in all phases
+	Total int    // steps in all phases
+}
+
+// progress counts steps and reports them.
+type progress struct {
+	fn    func(Progress)
+	total int
+	done  atomic.Int64
+	mu    sync.Mutex
+	phase string
+}
+
+func (p *progress) setPhase(name string) {
+	if p.fn == nil {
+		return
+	}
+	p.mu.Lock()
+	p.phase = name
+	p.mu.Unlock()
+	p.fn(Progress{Phase: name, Done: int(p.done.Load()), Total: p.total})
+}
+
+func (p *progress) step() {
+	d := p.done.Add(1)
+	if p.fn == nil || d%16 != 0 {
+		return
+	}
+	p.mu.Lock()
+	ph := p.phase
+	p.mu.Unlock()
+	p.fn(Progress{Phase: ph, Done: int(d), Total: p.total})
+}
+
+// parallel runs fn(0..n-1) on at most workers goroutines. It stops handing
+// out work at the first error or when ctx is done, and returns that error.
+func parallel(ctx context.Context, n, workers int, fn func(i int) error) error {
+	if n == 0 {
+		return ctx.Err()
+	}
+	workers = min(workers, n)
+	var next atomic.Int64
+	var once sync.Once
+	var first error
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	fail := func(err error) {
+		once.Do(func() { first = err; close(stop) })
+	}
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-ctx.Done():
+					fail(ctx.Err())
+					return
+				default:
+				}
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := fn(i); err != nil {
+					fail(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}

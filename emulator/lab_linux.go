@@ -1,0 +1,646 @@
+package emulator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Lab is a running lab: the plan it was built from and a handle bundle per
+// node. Get one from Up (build) or Open (a lab another process built).
+type Lab struct {
+	Plan   *Plan
+	Record *Record
+
+	opts  Options
+	dir   string
+	jr    *journal
+	mu    sync.Mutex
+	nodes map[string]*nodeHandle
+	procs []*exec.Cmd
+	done  bool
+}
+
+// nodeHandle is the bundle of handles of one node: its namespace and a
+// route netlink socket opened inside it.
+type nodeHandle struct {
+	node *Node
+	path string // NetnsDir/<namespace>
+	fd   int    // the namespace, -1 once closed
+	rt   *rtConn
+}
+
+// Up builds the lab described by plan and returns it running. If anything
+// fails, or ctx is cancelled, everything done so far is removed again and
+// the error names the object that failed.
+func Up(ctx context.Context, plan *Plan, opts Options) (*Lab, error) {
+	opts = opts.withDefaults()
+	l := &Lab{Plan: plan, opts: opts, dir: labDir(opts.StateDir, plan.Lab), nodes: map[string]*nodeHandle{}}
+	if err := l.claim(); err != nil {
+		return nil, err
+	}
+	err := l.build(ctx)
+	if err != nil {
+		opts.Logger.Debug("build failed, rolling back", "lab", plan.Lab, "err", err)
+		if rerr := l.teardown(); rerr != nil {
+			err = fmt.Errorf("%w (and rollback: %v)", err, rerr)
+		}
+		return nil, err
+	}
+	return l, nil
+}
+
+// claim makes the lab's state directory, refusing a lab that exists.
+func (l *Lab) claim() error {
+	o := l.opts
+	if err := ensureMountDir(o.NetnsDir, unix.MS_SHARED); err != nil {
+		return fmt.Errorf("prepare namespace directory: %w", err)
+	}
+	if err := ensureMountDir(o.StateDir, unix.MS_PRIVATE); err != nil {
+		return fmt.Errorf("prepare state directory: %w", err)
+	}
+	if err := os.Mkdir(l.dir, 0o755); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return BadInput(existsError(o.StateDir, l.Plan.Lab))
+		}
+		return fmt.Errorf("create lab record: %w", err)
+	}
+	l.Record = &Record{Version: 1, Lab: l.Plan.Lab, State: StateBuilding, PID: os.Getpid(),
+		PIDStart: selfStart(), Created: time.Now().UTC(), NetnsDir: o.NetnsDir, HostNetns: o.HostNetns, Topology: l.Plan.Topology}
+	var err error
+	if err = writeRecord(l.dir, l.Record); err == nil {
+		l.jr, err = openJournal(l.dir)
+	}
+	if err != nil {
+		os.RemoveAll(l.dir)
+		return fmt.Errorf("write lab record: %w", err)
+	}
+	return nil
+}
+
+func selfStart() uint64 {
+	st, _ := procStart(os.Getpid())
+	return st
+}
+
+func existsError(stateDir, lab string) error {
+	r, err := ReadRecord(stateDir, lab)
+	switch {
+	case err == nil && r.State == StateUp:
+		return fmt.Errorf("lab %q is already up (stop it with `nslab down %s`, or pick another name)", lab, lab)
+	case err == nil && builderAlive(r):
+		return fmt.Errorf("lab %q is being built by process %d", lab, r.PID)
+	default:
+		return fmt.Errorf("lab %q was left half-built; remove it with `nslab clean %s`", lab, lab)
+	}
+}
+
+// builderAlive reports whether the process that wrote r still runs: the
+// same PID with the same start time (a reused PID does not count).
+func builderAlive(r *Record) bool {
+	if r.PID <= 0 || unix.Kill(r.PID, 0) != nil {
+		return false
+	}
+	st, err := procStart(r.PID)
+	return err == nil && st == r.PIDStart
+}
+
+// procStart returns the start time of a process, in clock ticks after boot.
+func procStart(pid int) (uint64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, errors.New("bad stat")
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return 0, errors.New("bad stat")
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+func (l *Lab) build(ctx context.Context) error {
+	p, o := l.Plan, l.opts
+	var nonSwitch int
+	for _, n := range p.Nodes {
+		if n.Kind != KindSwitch {
+			nonSwitch++
+		}
+	}
+	pr := &progress{fn: o.Progress, total: len(p.Nodes)*2 + len(p.Links) + nonSwitch}
+	start := time.Now()
+
+	// 1. Namespaces, each created, configured by sysctl and given a netlink
+	// socket on one visit of a locked thread. Pinning them in NetnsDir
+	// takes the mount lock, not rtnl, so it runs beside the rest.
+	pr.setPhase("namespaces")
+	handles := make([]*nodeHandle, len(p.Nodes))
+	pins := make(chan *nodeHandle, len(p.Nodes))
+	pinErr := make(chan error, 1)
+	go func() {
+		var first error
+		for h := range pins {
+			if first != nil {
+				continue
+			}
+			if err := l.jr.add(jNetns, h.node.Namespace); err != nil {
+				first = fmt.Errorf("journal: %w", err)
+				continue
+			}
+			if err := pinNamespace(h.fd, h.path); err != nil {
+				if errors.Is(err, os.ErrExist) {
+					err = fmt.Errorf("a namespace named %q already exists (not ours: nslab leaves it alone)", h.node.Namespace)
+				}
+				first = fmt.Errorf("add namespace for node %q: %w", h.node.Name, err)
+			}
+			pr.step()
+		}
+		pinErr <- first
+	}()
+	err := parallel(ctx, len(p.Nodes), o.Workers, func(i int) error {
+		n := p.Nodes[i]
+		fd, sock, err := newNetns(nodeSysctls(n))
+		if err != nil {
+			return fmt.Errorf("create namespace for node %q: %w", n.Name, err)
+		}
+		h := &nodeHandle{node: n, path: filepath.Join(o.NetnsDir, n.Namespace), fd: fd, rt: newRtConn(sock)}
+		handles[i] = h
+		pr.step()
+		pins <- h
+		return nil
+	})
+	close(pins)
+	perr := <-pinErr
+	l.mu.Lock()
+	for _, h := range handles {
+		if h != nil {
+			l.nodes[h.node.Name] = h
+		}
+	}
+	l.mu.Unlock()
+	if err == nil {
+		err = perr
+	}
+	if err != nil {
+		return err
+	}
+	o.Logger.Debug("namespaces ready", "lab", p.Lab, "n", len(p.Nodes), "took", time.Since(start))
+
+	// 2. Bridges, down until every port has joined.
+	pr.setPhase("switches")
+	var switches []*nodeHandle
+	for _, h := range handles {
+		if h.node.Kind == KindSwitch {
+			switches = append(switches, h)
+		}
+	}
+	if err := parallel(ctx, len(switches), o.Workers, func(i int) error {
+		h := switches[i]
+		if err := h.rt.bridgeAdd(h.node.Bridge, 2); err != nil {
+			return fmt.Errorf("add bridge %q to switch %q: %w", h.node.Bridge, h.node.Name, err)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+
+	// 3. Links: one message each, created from the switch side (the port
+	// gets its master in the same message) with the peer created straight
+	// into the other node's namespace, down.
+	pr.setPhase("links")
+	if err := parallel(ctx, len(p.Links), o.Workers, func(i int) error {
+		err := l.addLink(p.Links[i])
+		pr.step()
+		return err
+	}); err != nil {
+		return err
+	}
+	if p.Host != nil {
+		if err := l.addHostLink(); err != nil {
+			return err
+		}
+	}
+
+	// 4. Every host and router: loopback and interfaces up, addresses, routes.
+	pr.setPhase("addresses")
+	if err := parallel(ctx, len(handles), o.Workers, func(i int) error {
+		h := handles[i]
+		if h.node.Kind == KindSwitch {
+			return l.configureSwitch(h)
+		}
+		err := l.configureNode(h)
+		pr.step()
+		return err
+	}); err != nil {
+		return err
+	}
+
+	// 5. Bridges up, then wait for every interface to be up: the first
+	// packets on a veth whose peer is not up yet are lost.
+	pr.setPhase("ready")
+	for _, h := range switches {
+		if err := h.rt.linkSetUp(2, true); err != nil {
+			return fmt.Errorf("set bridge %q of switch %q up: %w", h.node.Bridge, h.node.Name, err)
+		}
+	}
+	if p.Host != nil {
+		if err := l.configureHost(); err != nil {
+			return err
+		}
+	}
+	deadline := time.Now().Add(o.ReadyTimeout)
+	if err := parallel(ctx, len(handles), o.Workers, func(i int) error {
+		h := handles[i]
+		for _, ifc := range h.node.Ifaces {
+			if err := h.rt.waitOperUp(ifc.Index, deadline); err != nil {
+				return fmt.Errorf("wait for interface %q of node %q: %w", ifc.Name, h.node.Name, err)
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+
+	// 6. /etc/hosts and hostnames, then the nodes' own services.
+	if !o.NoEtc {
+		pr.setPhase("etc")
+		if err := l.makeEtc(); err != nil {
+			return err
+		}
+	}
+	if err := l.startServices(ctx); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	l.Record.State = StateUp
+	if err := writeRecord(l.dir, l.Record); err != nil {
+		return fmt.Errorf("write lab record: %w", err)
+	}
+	pr.setPhase("up")
+	o.Logger.Debug("lab up", "lab", p.Lab, "took", time.Since(start))
+	return nil
+}
+
+// nodeSysctls are the settings written in a node's namespace at creation,
+// before any interface exists, so that they are the defaults of its
+// interfaces.
+func nodeSysctls(n *Node) []Sysctl {
+	var s []Sysctl
+	switch {
+	case n.Kind == KindSwitch:
+		// Bridge ports need no IPv6: without it no duplicate-address
+		// detection or router solicitation is flooded to every port.
+		s = append(s, Sysctl{"net.ipv6.conf.all.disable_ipv6", "1"}, Sysctl{"net.ipv6.conf.default.disable_ipv6", "1"})
+	case n.IPv6:
+		s = append(s, Sysctl{"net.ipv6.conf.default.accept_dad", "0"}, Sysctl{"net.ipv6.conf.default.router_solicitations", "0"})
+	default:
+		s = append(s, Sysctl{"net.ipv6.conf.default.disable_ipv6", "1"})
+	}
+	if n.Kind == KindRouter {
+		s = append(s, Sysctl{"net.ipv4.ip_forward", "1"}, Sysctl{"net.ipv6.conf.all.forwarding", "1"})
+	}
+	return append(s, n.Sysctls...)
+}
+
+func (l *Lab) handle(name string) *nodeHandle {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.nodes[name]
+}
+
+// addLink creates one veth pair.
+func (l *Lab) addLink(k *Link) error {
+	a, b := k.A, k.B
+	if b.Port && !a.Port {
+		a, b = b, a // create from the switch: its end gets the master at once
+	}
+	ha, hb := l.handle(a.Node), l.handle(b.Node)
+	local := vethEnd{name: a.Name, index: a.Index, mac: a.MAC, mtu: k.MTU, up: a.Port}
+	if a.Port {
+		local.master = 2
+	}
+	peer := vethEnd{name: b.Name, index: b.Index, mac: b.MAC, mtu: k.MTU, nsFd: hb.fd}
+	if err := ha.rt.vethAdd(local, peer); err != nil {
+		return fmt.Errorf("add veth %q to node %q (peer %q in node %q): %w", a.Name, a.Node, b.Name, b.Node, err)
+	}
+	if b.Port { // a link between two switches
+		if err := hb.rt.linkSetMaster(b.Index, 2); err != nil {
+			return fmt.Errorf("attach %q to bridge of switch %q: %w", b.Name, b.Node, err)
+		}
+		if err := hb.rt.linkSetUp(b.Index, true); err != nil {
+			return fmt.Errorf("set %q of switch %q up: %w", b.Name, b.Node, err)
+		}
+	}
+	return nil
+}
+
+// hostNetns opens the namespace standing for the host.
+func (l *Lab) hostNetns() (netns.NsHandle, error) {
+	if l.opts.HostNetns == "" {
+		return netns.Get()
+	}
+	return netns.GetFromPath(l.opts.HostNetns)
+}
+
+func (l *Lab) addHostLink() error {
+	hl := l.Plan.Host
+	hn := l.handle(hl.Lab.Node)
+	hns, err := l.hostNetns()
+	if err != nil {
+		return fmt.Errorf("host attachment: open host namespace: %w", err)
+	}
+	defer hns.Close()
+	if err := l.jr.add(jHostLink, hl.Host.Name); err != nil {
+		return err
+	}
+	local := vethEnd{name: hl.Lab.Name, index: hl.Lab.Index, mtu: hl.Host.MTU, up: hl.Lab.Port}
+	if hl.Lab.Port {
+		local.master = 2
+	}
+	peer := vethEnd{name: hl.Host.Name, mtu: hl.Host.MTU, nsFd: int(hns)}
+	if err := hn.rt.vethAdd(local, peer); err != nil {
+		return fmt.Errorf("add veth %q to the host (peer %q in node %q): %w", hl.Host.Name, hl.Lab.Name, hl.Lab.Node, err)
+	}
+	return nil
+}
+
+// configureHost sets the host's end up with its addresses and routes.
+func (l *Lab) configureHost() error {
+	hl := l.Plan.Host
+	hns, err := l.hostNetns()
+	if err != nil {
+		return fmt.Errorf("host attachment: open host namespace: %w", err)
+	}
+	defer hns.Close()
+	h, err := netlink.NewHandleAt(hns, unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("host attachment: %w", err)
+	}
+	defer h.Close()
+	link, err := h.LinkByName(hl.Host.Name)
+	if err != nil {
+		return fmt.Errorf("host attachment: find %q: %w", hl.Host.Name, err)
+	}
+	idx := link.Attrs().Index
+	hl.Host.Index = idx
+	if err := h.LinkSetUp(link); err != nil {
+		return fmt.Errorf("host attachment: set %q up: %w", hl.Host.Name, err)
+	}
+	for _, a := range hl.Host.Addrs {
+		addr := &netlink.Addr{IPNet: prefixIPNet(a)}
+		if a.Addr().Is6() {
+			addr.Flags = unix.IFA_F_NODAD
+		}
+		if err := h.AddrAdd(link, addr); err != nil {
+			return fmt.Errorf("host attachment: add address %s to %q: %w", a, hl.Host.Name, err)
+		}
+	}
+	for _, r := range hl.Routes {
+		nr := &netlink.Route{Dst: prefixIPNet(r.Dst), LinkIndex: idx}
+		if r.Via.IsValid() {
+			nr.Gw = r.Via.AsSlice()
+		}
+		if err := h.RouteAdd(nr); err != nil {
+			return fmt.Errorf("host attachment: add route %s: %w", r, err)
+		}
+	}
+	return nil
+}
+
+func (l *Lab) configureSwitch(h *nodeHandle) error {
+	return nil // ports were created up and joined to the bridge
+}
+
+func (l *Lab) configureNode(h *nodeHandle) error {
+	n := h.node
+	if err := h.rt.linkSetUp(1, true); err != nil {
+		return fmt.Errorf("set lo of node %q up: %w", n.Name, err)
+	}
+	for _, i := range n.Ifaces {
+		if err := h.rt.linkSetUp(i.Index, true); err != nil {
+			return fmt.Errorf("set %q of node %q up: %w", i.Name, n.Name, err)
+		}
+		for _, a := range i.Addrs {
+			if err := h.rt.addrAdd(i.Index, a); err != nil {
+				return fmt.Errorf("add address %s to %q of node %q: %w", a, i.Name, n.Name, err)
+			}
+		}
+	}
+	for _, r := range n.Routes {
+		idx := 0
+		if r.Dev != "" {
+			idx = n.Iface(r.Dev).Index
+		}
+		if err := h.rt.routeAdd(r.Dst, r.Via, idx); err != nil {
+			return fmt.Errorf("add route %s to node %q: %w", r, n.Name, err)
+		}
+	}
+	return nil
+}
+
+// Name returns the lab's name.
+func (l *Lab) Name() string { return l.Plan.Lab }
+
+// Dir returns the lab's state directory.
+func (l *Lab) Dir() string { return l.dir }
+
+// Down tears the lab down: it stops every process inside the lab's
+// namespaces and removes exactly the objects its record lists. Calling it
+// again does nothing.
+func (l *Lab) Down() error {
+	return l.teardown()
+}
+
+func (l *Lab) teardown() error {
+	l.mu.Lock()
+	if l.done {
+		l.mu.Unlock()
+		return nil
+	}
+	l.done = true
+	nodes := l.nodes
+	l.nodes = map[string]*nodeHandle{}
+	procs := l.procs
+	l.mu.Unlock()
+	l.jr.close()
+	// Our own sockets and descriptors keep namespaces alive: close them,
+	// except the switches' sockets when we are to watch ports go.
+	watch := map[string]*nodeHandle{}
+	for _, h := range nodes {
+		if l.opts.WaitGone && h.node.Kind == KindSwitch && h.rt != nil {
+			watch[h.node.Namespace] = h
+			continue
+		}
+		h.close()
+	}
+	err := removeLab(l.opts, l.Plan.Lab, l.Plan, watch)
+	for _, c := range procs {
+		c.Wait() // reap what we started; removeLab killed it
+	}
+	return err
+}
+
+func (h *nodeHandle) close() {
+	h.rt.Close()
+	h.rt = nil
+	if h.fd >= 0 {
+		unix.Close(h.fd)
+		h.fd = -1
+	}
+}
+
+// removeLab removes everything the journal of lab lists, kills every
+// process inside the lab's namespaces and deletes the lab's state
+// directory. It is idempotent, and works on a half-built lab whose builder
+// was killed. plan (may be nil) orders the work: switches go last, so that
+// watch (switch namespaces by name, with their sockets still open) can see
+// every port's deletion before the switches go too.
+func removeLab(o Options, lab string, plan *Plan, watch map[string]*nodeHandle) error {
+	dir := labDir(o.StateDir, lab)
+	ents, err := readJournal(dir)
+	if err != nil {
+		return fmt.Errorf("read journal of lab %q: %w", lab, err)
+	}
+	netnsDir := o.NetnsDir
+	if r, err := ReadRecord(o.StateDir, lab); err == nil && r.NetnsDir != "" {
+		netnsDir = r.NetnsDir
+	}
+	isSwitch := map[string]bool{}
+	if plan != nil {
+		for _, n := range plan.Nodes {
+			isSwitch[n.Namespace] = n.Kind == KindSwitch
+		}
+	}
+	var first, last []string
+	inodes := map[uint64]bool{}
+	for _, e := range ents {
+		if e.kind != jNetns || strings.Contains(e.arg, "/") || e.arg == ".." || e.arg == "." {
+			continue // never follow a journal line outside NetnsDir
+		}
+		p := filepath.Join(netnsDir, e.arg)
+		if isSwitch[e.arg] {
+			last = append(last, p)
+		} else {
+			first = append(first, p)
+		}
+		if isNamespaceFile(p) {
+			if ino, err := nsInode(p); err == nil {
+				inodes[ino] = true
+			}
+		}
+	}
+	var errs []error
+	killInNamespaces(inodes)
+	if err := unpinNamespace(filepath.Join(dir, "mnt")); err != nil {
+		errs = append(errs, err)
+	}
+	unpin := func(paths []string) {
+		for _, p := range paths {
+			if err := unpinNamespace(p); err != nil {
+				errs = append(errs, fmt.Errorf("remove namespace %s: %w", filepath.Base(p), err))
+			}
+		}
+	}
+	unpin(first)
+	if len(watch) > 0 && plan != nil {
+		waitPortsGone(plan, watch, 10*time.Second)
+	}
+	for _, h := range watch {
+		h.close()
+	}
+	unpin(last)
+	if err := os.RemoveAll(dir); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// waitPortsGone waits until every switch port whose peer was in a deleted
+// namespace has been removed by the kernel, as seen from inside the switch.
+func waitPortsGone(plan *Plan, watch map[string]*nodeHandle, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for _, h := range watch {
+		for _, i := range h.node.Ifaces {
+			if i.Peer == nil || i.Peer.Port || i.Peer.Node == "" {
+				continue // its peer lives on until the switch itself goes
+			}
+			for time.Now().Before(deadline) {
+				if _, err := h.rt.linkGet(i.Index); err != nil {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}
+}
+
+// killInNamespaces stops every process whose network namespace is one of
+// inodes: SIGTERM, a short grace period, then SIGKILL. Processes are found
+// by the namespace they are in, never by name.
+func killInNamespaces(inodes map[uint64]bool) {
+	if len(inodes) == 0 {
+		return
+	}
+	find := func() []int {
+		var pids []int
+		ents, _ := os.ReadDir("/proc")
+		self := os.Getpid()
+		for _, e := range ents {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || pid == self {
+				continue
+			}
+			var st unix.Stat_t
+			if unix.Stat("/proc/"+e.Name()+"/ns/net", &st) != nil {
+				continue
+			}
+			if inodes[st.Ino] {
+				pids = append(pids, pid)
+			}
+		}
+		return pids
+	}
+	pids := find()
+	if len(pids) == 0 {
+		return
+	}
+	for _, pid := range pids {
+		unix.Kill(pid, unix.SIGTERM)
+	}
+	deadline := time.Now().Add(500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		if pids = find(); len(pids) == 0 {
+			return
+		}
+	}
+	for _, pid := range pids {
+		unix.Kill(pid, unix.SIGKILL)
+	}
+	for i := 0; i < 100 && len(find()) > 0; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func prefixIPNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}

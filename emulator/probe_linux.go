@@ -1,0 +1,381 @@
+package emulator
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// icmpConn is a raw ICMP socket opened inside a node's namespace. Sockets
+// keep the namespace they were created in, so after opening it is used from
+// any goroutine: probes cost microseconds, not a fork of ping.
+type icmpConn struct {
+	c  *net.IPConn
+	v6 bool
+	id uint16
+}
+
+// openICMP opens a raw ICMP socket (IPv4 or IPv6) in the namespace at path.
+func openICMP(path string, v6 bool) (*icmpConn, error) {
+	var fd int = -1
+	err := onThread(func() (bool, error) {
+		orig, err := netns.Get()
+		if err != nil {
+			return true, err
+		}
+		defer orig.Close()
+		target, err := netns.GetFromPath(path)
+		if err != nil {
+			return true, fmt.Errorf("open namespace: %w", err)
+		}
+		defer target.Close()
+		if err := netns.Set(target); err != nil {
+			return true, fmt.Errorf("enter namespace: %w", err)
+		}
+		var serr error
+		if v6 {
+			fd, serr = unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.IPPROTO_ICMPV6)
+		} else {
+			fd, serr = unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.IPPROTO_ICMP)
+		}
+		if err := netns.Set(orig); err != nil {
+			if fd >= 0 {
+				unix.Close(fd)
+				fd = -1
+			}
+			return false, fmt.Errorf("switch back: %w", err)
+		}
+		if serr != nil {
+			return true, fmt.Errorf("open raw ICMP socket (needs CAP_NET_RAW): %w", serr)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !v6 {
+		// Let only echo replies through: ICMP_FILTER blocks the types whose
+		// bit is set.
+		unix.SetsockoptInt(fd, unix.SOL_RAW, 1 /* ICMP_FILTER */, ^1)
+	}
+	f := os.NewFile(uintptr(fd), "icmp")
+	pc, err := net.FilePacketConn(f)
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	return &icmpConn{c: pc.(*net.IPConn), v6: v6, id: uint16(rand.Uint32())}, nil
+}
+
+func (c *icmpConn) Close() { c.c.Close() }
+
+func checksum(b []byte) uint16 {
+	var s uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		s += uint32(b[len(b)-1]) << 8
+	}
+	for s>>16 != 0 {
+		s = s&0xffff + s>>16
+	}
+	return ^uint16(s)
+}
+
+// send sends one echo request with the given sequence number.
+func (c *icmpConn) send(dst netip.Addr, seq uint16) error {
+	b := make([]byte, 64)
+	b[0] = 8 // echo request
+	if c.v6 {
+		b[0] = 128
+	}
+	binary.BigEndian.PutUint16(b[4:], c.id)
+	binary.BigEndian.PutUint16(b[6:], seq)
+	binary.BigEndian.PutUint64(b[8:], uint64(time.Now().UnixNano()))
+	if !c.v6 {
+		binary.BigEndian.PutUint16(b[2:], checksum(b))
+	} // the kernel fills in the ICMPv6 checksum
+	_, err := c.c.WriteToIP(b, &net.IPAddr{IP: dst.AsSlice()})
+	return err
+}
+
+type reply struct {
+	seq  uint16
+	from netip.Addr
+	at   time.Time
+}
+
+// recv returns the next echo reply with our identifier, until deadline.
+func (c *icmpConn) recv(deadline time.Time) (reply, error) {
+	buf := make([]byte, 1500)
+	c.c.SetReadDeadline(deadline)
+	for {
+		n, from, err := c.c.ReadFromIP(buf)
+		if err != nil {
+			return reply{}, err
+		}
+		at := time.Now()
+		b := buf[:n]
+		if !c.v6 {
+			if n < 20 {
+				continue
+			}
+			hl := int(b[0]&0x0f) * 4
+			if n < hl+8 {
+				continue
+			}
+			b = b[hl:]
+			if b[0] != 0 {
+				continue
+			}
+		} else if n < 8 || b[0] != 129 {
+			continue
+		}
+		if binary.BigEndian.Uint16(b[4:]) != c.id {
+			continue
+		}
+		a, _ := netip.AddrFromSlice(from.IP)
+		return reply{seq: binary.BigEndian.Uint16(b[6:]), from: a.Unmap(), at: at}, nil
+	}
+}
+
+// pingTarget picks the address to ping and the family.
+func (l *Lab) pingTarget(from, to string, o PingOptions) (src, dst *Node, target netip.Addr, err error) {
+	src, dst = l.Plan.Node(from), l.Plan.Node(to)
+	for _, x := range []struct {
+		name string
+		n    *Node
+	}{{from, src}, {to, dst}} {
+		if x.n == nil {
+			return nil, nil, target, BadInput(fmt.Errorf("lab %q has no node %q%s", l.Plan.Lab, x.name, suggest(x.name, l.Plan.NodeNames())))
+		}
+	}
+	if src.Kind == KindSwitch {
+		return nil, nil, target, BadInput(fmt.Errorf("node %q is a switch: it has no address to probe from", from))
+	}
+	if o.Target.IsValid() {
+		return src, dst, o.Target, nil
+	}
+	if dst.Kind == KindSwitch {
+		return nil, nil, target, BadInput(fmt.Errorf("node %q is a switch: it has no address to probe", to))
+	}
+	fams := []int{4, 6}
+	if o.Family != 0 {
+		fams = []int{o.Family}
+	}
+	for _, f := range fams {
+		_, okS := src.FirstAddr(f)
+		a, okD := dst.FirstAddr(f)
+		if okS && okD {
+			return src, dst, a, nil
+		}
+	}
+	return nil, nil, target, BadInput(fmt.Errorf("nodes %q and %q have no address family in common to probe", from, to))
+}
+
+// Ping sends ICMP echo requests from one node to another, in process:
+// the socket is opened inside the source node's namespace and no ping
+// binary is needed.
+func (l *Lab) Ping(ctx context.Context, from, to string, o PingOptions) (PingResult, error) {
+	o = o.withDefaults()
+	_, _, target, err := l.pingTarget(from, to, o)
+	if err != nil {
+		return PingResult{}, err
+	}
+	e, err := l.envOf(from)
+	if err != nil {
+		return PingResult{}, err
+	}
+	c, err := openICMP(e.netns, target.Is6())
+	if err != nil {
+		return PingResult{}, fmt.Errorf("ping from node %q: %w", from, err)
+	}
+	defer c.Close()
+	return c.ping(ctx, from, to, target, o)
+}
+
+func (c *icmpConn) ping(ctx context.Context, from, to string, target netip.Addr, o PingOptions) (PingResult, error) {
+	res := PingResult{From: from, To: to, Target: target}
+	sent := map[uint16]time.Time{}
+	for i := 0; i < o.Count; i++ {
+		if i > 0 && o.Interval > 0 {
+			select {
+			case <-ctx.Done():
+				return res, ctx.Err()
+			case <-time.After(o.Interval):
+			}
+		}
+		seq := uint16(i + 1)
+		sent[seq] = time.Now()
+		if err := c.send(target, seq); err != nil {
+			// No route and the like: the probe was made and failed.
+			res.Sent++
+			continue
+		}
+		res.Sent++
+		// With an interval, collect this reply before the next request.
+		if o.Interval > 0 {
+			c.collect(&res, sent, time.Now().Add(o.Interval), 1)
+		}
+	}
+	deadline := time.Now().Add(o.Timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	c.collect(&res, sent, deadline, res.Sent-res.Received)
+	res.finish()
+	return res, nil
+}
+
+// collect reads replies until want more arrived or deadline passed.
+func (c *icmpConn) collect(res *PingResult, sent map[uint16]time.Time, deadline time.Time, want int) {
+	for got := 0; got < want; {
+		r, err := c.recv(deadline)
+		if err != nil {
+			return
+		}
+		t0, ok := sent[r.seq]
+		if !ok {
+			continue
+		}
+		delete(sent, r.seq)
+		res.Received++
+		res.RTTs = append(res.RTTs, r.at.Sub(t0))
+		res.Responder = r.from
+		got++
+	}
+}
+
+// PingAll probes every ordered pair of nodes (all hosts and routers when
+// nodes is empty) concurrently, one echo request per pair by default, and
+// returns the matrix.
+func (l *Lab) PingAll(ctx context.Context, nodes []string, o PingOptions) (*Matrix, error) {
+	o = o.withDefaults()
+	if len(nodes) == 0 {
+		for _, n := range l.Plan.Nodes {
+			if n.Kind != KindSwitch {
+				nodes = append(nodes, n.Name)
+			}
+		}
+	}
+	m := &Matrix{Nodes: nodes, Results: make([][]*PingResult, len(nodes))}
+	for i, a := range nodes {
+		m.Results[i] = make([]*PingResult, len(nodes))
+		for j, b := range nodes {
+			if i == j {
+				continue
+			}
+			if _, _, _, err := l.pingTarget(a, b, o); err != nil {
+				return nil, err
+			}
+		}
+	}
+	err := parallel(ctx, len(nodes), 8, func(i int) error {
+		return l.pingFrom(ctx, m, i, o)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// pingFrom probes from m.Nodes[i] to every other node at once, on one
+// socket per family, telling replies apart by sequence number.
+func (l *Lab) pingFrom(ctx context.Context, m *Matrix, i int, o PingOptions) error {
+	from := m.Nodes[i]
+	e, err := l.envOf(from)
+	if err != nil {
+		return err
+	}
+	conns := map[bool]*icmpConn{}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	var mu sync.Mutex
+	bySeq := map[*icmpConn]map[uint16]*PingResult{}
+	sentAt := map[*icmpConn]map[uint16]time.Time{}
+	seq := uint16(0)
+	for round := 0; round < o.Count; round++ {
+		for j, to := range m.Nodes {
+			if j == i {
+				continue
+			}
+			_, _, target, _ := l.pingTarget(from, to, o)
+			c := conns[target.Is6()]
+			if c == nil {
+				if c, err = openICMP(e.netns, target.Is6()); err != nil {
+					return fmt.Errorf("ping from node %q: %w", from, err)
+				}
+				conns[target.Is6()] = c
+				bySeq[c] = map[uint16]*PingResult{}
+				sentAt[c] = map[uint16]time.Time{}
+			}
+			r := m.Results[i][j]
+			if r == nil {
+				r = &PingResult{From: from, To: to, Target: target}
+				m.Results[i][j] = r
+			}
+			seq++
+			mu.Lock()
+			bySeq[c][seq] = r
+			sentAt[c][seq] = time.Now()
+			mu.Unlock()
+			r.Sent++
+			c.send(target, seq)
+		}
+		if o.Interval > 0 && round+1 < o.Count {
+			time.Sleep(o.Interval)
+		}
+	}
+	deadline := time.Now().Add(o.Timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func(c *icmpConn) {
+			defer wg.Done()
+			for len(sentAt[c]) > 0 {
+				rep, err := c.recv(deadline)
+				if err != nil {
+					if errors.Is(err, os.ErrDeadlineExceeded) {
+						return
+					}
+					return
+				}
+				mu.Lock()
+				t0, ok := sentAt[c][rep.seq]
+				r := bySeq[c][rep.seq]
+				delete(sentAt[c], rep.seq)
+				mu.Unlock()
+				if !ok {
+					continue
+				}
+				r.Received++
+				r.RTTs = append(r.RTTs, rep.at.Sub(t0))
+				r.Responder = rep.from
+			}
+		}(c)
+	}
+	wg.Wait()
+	for j := range m.Results[i] {
+		if r := m.Results[i][j]; r != nil {
+			r.finish()
+		}
+	}
+	return nil
+}

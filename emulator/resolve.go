@@ -1,0 +1,1037 @@
+package emulator
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Plan is a validated topology with everything decided: each node's
+// namespace name, each interface's name, kernel index, MAC and addresses,
+// and every route. Resolve makes it; the engine applies it.
+type Plan struct {
+	Lab      string
+	Routing  string
+	Nodes    []*Node
+	Links    []*Link
+	Segments []*Segment
+	// Host is the host attachment, nil when the topology asks for none.
+	Host *HostLink
+	// Topology is what the plan was resolved from.
+	Topology *Topology
+
+	byName map[string]*Node
+}
+
+// Node is a resolved node.
+type Node struct {
+	Name string
+	Kind Kind
+	// Namespace is the name of its network namespace ("<lab>-<node>"), as
+	// `ip netns list` shows it.
+	Namespace string
+	// Bridge is the bridge's interface name, for a switch.
+	Bridge  string
+	Ifaces  []*Iface
+	Routes  []Route
+	Sysctls []Sysctl
+	Start   []string
+	// IPv6 is true when any of its interfaces has an IPv6 address.
+	IPv6 bool
+}
+
+// Iface is one interface of a node (or of the host, for a host attachment).
+type Iface struct {
+	Node  string // owning node; "" for the host's end of a host attachment
+	Name  string
+	Index int // interface index inside its namespace
+	MAC   net.HardwareAddr
+	MTU   int
+	Addrs []netip.Prefix
+	// Port is true for a switch port (its master is the bridge).
+	Port bool
+	// Peer is the other end of the veth pair.
+	Peer *Iface `json:"-"`
+	// Segment is the index of the L2 segment in Plan.Segments.
+	Segment int
+}
+
+// Link is a resolved veth pair.
+type Link struct {
+	A, B *Iface
+	MTU  int
+}
+
+// Segment is one L2 broadcast domain: a point-to-point link, or every
+// interface reachable through switches.
+type Segment struct {
+	Index   int
+	Subnets []netip.Prefix
+	Members []*Iface // interfaces of hosts and routers (and the host attachment)
+}
+
+// Route is a resolved route.
+type Route struct {
+	Dst netip.Prefix
+	Via netip.Addr // invalid for a device route
+	Dev string     // outgoing interface
+	// Auto is true for routes made by automatic routing.
+	Auto bool
+}
+
+func (r Route) String() string {
+	s := r.Dst.String()
+	if r.Dst.Bits() == 0 {
+		s = "default"
+	}
+	if r.Via.IsValid() {
+		s += " via " + r.Via.String()
+	}
+	if r.Dev != "" {
+		s += " dev " + r.Dev
+	}
+	return s
+}
+
+// Sysctl is one setting written in a node's namespace.
+type Sysctl struct{ Key, Value string }
+
+// HostLink is a resolved host attachment.
+type HostLink struct {
+	Host   *Iface // the end in the host namespace
+	Lab    *Iface // the end in the lab node
+	Routes []Route
+}
+
+// Node returns the node called name, or nil.
+func (p *Plan) Node(name string) *Node {
+	return p.byName[name]
+}
+
+// NodeNames lists the node names in the order they were written.
+func (p *Plan) NodeNames() []string {
+	out := make([]string, len(p.Nodes))
+	for i, n := range p.Nodes {
+		out[i] = n.Name
+	}
+	return out
+}
+
+// Iface returns the node's interface called name, or nil.
+func (n *Node) Iface(name string) *Iface {
+	for _, i := range n.Ifaces {
+		if i.Name == name {
+			return i
+		}
+	}
+	return nil
+}
+
+// FirstAddr returns the node's first address of the family (4 or 6).
+func (n *Node) FirstAddr(family int) (netip.Addr, bool) {
+	for _, i := range n.Ifaces {
+		for _, a := range i.Addrs {
+			if (family == 4) == a.Addr().Is4() {
+				return a.Addr(), true
+			}
+		}
+	}
+	return netip.Addr{}, false
+}
+
+var (
+	labNameRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+	nodeNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+	sysctlRE   = regexp.MustCompile(`^[a-z0-9_]+([./][A-Za-z0-9_.@-]+)+$`)
+)
+
+const (
+	maxLabName  = 32
+	maxNodeName = 64
+	maxIfName   = 15 // IFNAMSIZ - 1
+)
+
+// ValidIfName reports why name cannot be a Linux interface name, or "".
+func ValidIfName(name string) string {
+	switch {
+	case name == "":
+		return "is empty"
+	case len(name) > maxIfName:
+		return fmt.Sprintf("is %d bytes, the kernel allows at most %d", len(name), maxIfName)
+	case name == "." || name == "..":
+		return "is not allowed"
+	case strings.ContainsAny(name, "/: \t\n"):
+		return "contains '/', ':' or white space"
+	}
+	return ""
+}
+
+// Validate checks a topology and returns every problem found at once (as
+// Problems), or nil. It creates nothing.
+func Validate(t *Topology) error {
+	_, err := Resolve(t)
+	return err
+}
+
+// Resolve validates t and decides everything the engine needs. On bad
+// input it returns Problems listing every problem found.
+func Resolve(t *Topology) (*Plan, error) {
+	r := &resolver{t: t, c: &collector{src: t.source}}
+	r.run()
+	if err := r.c.err(); err != nil {
+		return nil, err
+	}
+	return r.plan, nil
+}
+
+type resolver struct {
+	t    *Topology
+	c    *collector
+	plan *Plan
+	// per node: its spec index
+	specIdx map[string]int
+	// ifaces in creation order per node
+	uf []int // union-find over all ifaces
+	// all ifaces, in order
+	all []*Iface
+	// the link path each iface came from, for messages
+	path map[*Iface]string
+}
+
+func (r *resolver) run() {
+	t, c := r.t, r.c
+	p := &Plan{Lab: t.Name, Routing: t.Routing, Topology: t, byName: map[string]*Node{}}
+	r.plan = p
+	r.specIdx = map[string]int{}
+	r.path = map[*Iface]string{}
+
+	switch {
+	case t.Name == "":
+		c.add("name", "lab", "the lab needs a name (name = \"...\")")
+	case len(t.Name) > maxLabName:
+		c.add("name", fmt.Sprintf("lab %q", t.Name), "name is %d bytes, at most %d are allowed", len(t.Name), maxLabName)
+	case !labNameRE.MatchString(t.Name):
+		c.add("name", fmt.Sprintf("lab %q", t.Name), "name may only have lowercase letters, digits and '-', and must start with a letter or digit")
+	}
+	switch t.Routing {
+	case "", "static", "auto":
+	default:
+		c.add("routing", "routing", "unknown routing mode %q (known: static, auto)", t.Routing)
+	}
+	if p.Routing == "" {
+		p.Routing = "static"
+	}
+
+	// Nodes.
+	known := kinds()
+	for i := range t.Nodes {
+		ns := &t.Nodes[i]
+		path := fmt.Sprintf("nodes[%d]", i)
+		obj := fmt.Sprintf("node %q", ns.Name)
+		if ns.Name == "" {
+			c.add(path, fmt.Sprintf("node %d", i+1), "node has no name")
+			continue
+		}
+		if len(ns.Name) > maxNodeName || !nodeNameRE.MatchString(ns.Name) {
+			c.add(path+".name", obj, "a node name may only have letters, digits, '_', '.' and '-' (at most %d bytes)", maxNodeName)
+		}
+		if j, dup := r.specIdx[ns.Name]; dup {
+			line := ""
+			if pos, ok := c.src.at(fmt.Sprintf("nodes[%d].name", j)); ok {
+				line = fmt.Sprintf(" (first defined on line %d)", pos.Line)
+			}
+			c.add(path+".name", obj, "duplicate node name%s", line)
+			continue
+		}
+		k := ns.kindOf()
+		if _, ok := known[k]; !ok {
+			c.add(path+".kind", obj, "unknown kind %q (known: %s)", ns.Kind, knownKindsText())
+			k = KindHost
+		}
+		r.specIdx[ns.Name] = i
+		n := &Node{Name: ns.Name, Kind: k, Namespace: t.Name + "-" + ns.Name, Start: ns.Start}
+		if known[k].bridge {
+			n.Bridge = ns.Name
+			if ValidIfName(ns.Name) != "" || ns.Name == "lo" {
+				n.Bridge = "br0"
+			}
+			if ns.Gateway != "" || ns.Gateway6 != "" || len(ns.Routes) > 0 {
+				c.add(path, obj, "a switch has no addresses, so it takes no gateway or routes")
+			}
+		}
+		keys := make([]string, 0, len(ns.Sysctls))
+		for k := range ns.Sysctls {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if !sysctlRE.MatchString(k) || strings.Contains(k, "..") {
+				c.add(path+".sysctls."+k, obj, "sysctl %q is not a sysctl name like \"net.ipv4.ip_forward\"", k)
+				continue
+			}
+			n.Sysctls = append(n.Sysctls, Sysctl{k, ns.Sysctls[k]})
+		}
+		for j, cmd := range ns.Start {
+			if strings.TrimSpace(cmd) == "" {
+				c.add(fmt.Sprintf("%s.start[%d]", path, j), obj, "start command %d is empty", j+1)
+			}
+		}
+		p.Nodes = append(p.Nodes, n)
+		p.byName[n.Name] = n
+	}
+
+	// Links: make the interfaces.
+	for i := range t.Links {
+		l := &t.Links[i]
+		path := fmt.Sprintf("links[%d]", i)
+		a, b, ok := l.endpoints()
+		if !ok {
+			c.add(path, fmt.Sprintf("link %d", i+1), "write a link either as endpoints = [\"a\", \"b\"] or with both an a and a b table")
+			continue
+		}
+		obj := fmt.Sprintf("link %s -- %s", a, b)
+		if l.MTU != 0 && (l.MTU < 68 || l.MTU > 65535) {
+			c.add(path+".mtu", obj, "mtu %d is outside 68-65535", l.MTU)
+		}
+		if a.Node == b.Node && a.Node != "" {
+			c.add(path, obj, "a link from node %q to itself", a.Node)
+			continue
+		}
+		ia := r.endpoint(path, "a", 0, obj, a, l.MTU, l.A != nil)
+		ib := r.endpoint(path, "b", 1, obj, b, l.MTU, l.B != nil)
+		if ia == nil || ib == nil {
+			continue
+		}
+		ia.Peer, ib.Peer = ib, ia
+		p.Links = append(p.Links, &Link{A: ia, B: ib, MTU: l.MTU})
+	}
+
+	// Host attachment.
+	if h := t.Host; h != nil {
+		obj := "host attachment"
+		if why := ValidIfName(h.Interface); why != "" {
+			c.add("host.interface", obj, "interface name %q %s", h.Interface, why)
+		}
+		if h.MTU != 0 && (h.MTU < 68 || h.MTU > 65535) {
+			c.add("host.mtu", obj, "mtu %d is outside 68-65535", h.MTU)
+		}
+		hi := &Iface{Name: h.Interface, MTU: h.MTU}
+		hi.Addrs = r.prefixes("host.addresses", obj, h.Addresses)
+		li := r.endpoint("host", "node", -1, obj, EndpointSpec{Node: h.Node}, h.MTU, true)
+		if li != nil {
+			hi.Peer, li.Peer = li, hi
+			r.all = append(r.all, hi)
+			r.uf = append(r.uf, len(r.uf))
+			r.path[hi] = "host"
+			p.Host = &HostLink{Host: hi, Lab: li}
+		}
+	}
+
+	r.assignNames()
+	r.segments()
+	r.addresses()
+	r.checkSegments()
+	r.staticRoutes()
+	if p.Routing == "auto" {
+		r.autoRoutes()
+	}
+	for _, n := range p.Nodes {
+		for _, i := range n.Ifaces {
+			for _, a := range i.Addrs {
+				if a.Addr().Is6() {
+					n.IPv6 = true
+				}
+			}
+		}
+	}
+}
+
+// endpoint makes the interface for one end of a link.
+func (r *resolver) endpoint(path, side string, idx int, obj string, e EndpointSpec, mtu int, long bool) *Iface {
+	c := r.c
+	epath := path + "." + side
+	if !long {
+		epath = fmt.Sprintf("%s.endpoints[%d]", path, idx)
+	}
+	n := r.plan.byName[e.Node]
+	if e.Node == "" {
+		c.add(epath, obj, "endpoint has no node")
+		return nil
+	}
+	if n == nil {
+		c.add(epath, obj, "unknown node %q%s", e.Node, suggest(e.Node, r.plan.NodeNames()))
+		return nil
+	}
+	i := &Iface{Node: n.Name, Name: e.Interface, MTU: mtu, Port: n.Kind == KindSwitch}
+	if e.Interface != "" {
+		if why := ValidIfName(e.Interface); why != "" {
+			c.add(epath, obj, "interface name %q %s", e.Interface, why)
+		} else if e.Interface == "lo" || (n.Bridge != "" && e.Interface == n.Bridge) {
+			c.add(epath, obj, "interface name %q is taken in node %q", e.Interface, n.Name)
+		}
+	}
+	if e.MAC != "" {
+		mac, err := net.ParseMAC(e.MAC)
+		switch {
+		case err != nil || len(mac) != 6:
+			c.add(epath+".mac", obj, "mac %q is not an Ethernet address like 02:00:00:00:00:01", e.MAC)
+		case mac[0]&1 == 1:
+			c.add(epath+".mac", obj, "mac %q is a multicast address", e.MAC)
+		default:
+			i.MAC = mac
+		}
+	}
+	i.Addrs = r.prefixes(epath+".addresses", obj, e.Addresses)
+	if i.Port && len(i.Addrs) > 0 {
+		c.add(epath+".addresses", obj, "switch %q is a bridge: its ports take no addresses", n.Name)
+		i.Addrs = nil
+	}
+	n.Ifaces = append(n.Ifaces, i)
+	r.all = append(r.all, i)
+	r.uf = append(r.uf, len(r.uf))
+	r.path[i] = epath
+	return i
+}
+
+func (r *resolver) prefixes(path, obj string, in []string) []netip.Prefix {
+	var out []netip.Prefix
+	for j, s := range in {
+		pfx, err := netip.ParsePrefix(s)
+		if err != nil {
+			r.c.add(fmt.Sprintf("%s[%d]", path, j), obj, "address %q is not in CIDR form like 10.0.0.1/24 or fd00::1/64", s)
+			continue
+		}
+		if pfx.Addr() == pfx.Masked().Addr() && pfx.Bits() < pfx.Addr().BitLen()-1 {
+			r.c.add(fmt.Sprintf("%s[%d]", path, j), obj, "address %s is the subnet's network address; give a host address", s)
+			continue
+		}
+		out = append(out, pfx)
+	}
+	return out
+}
+
+// assignNames gives every interface without a name one, and its index.
+func (r *resolver) assignNames() {
+	for _, n := range r.plan.Nodes {
+		used := map[string]bool{"lo": true}
+		if n.Bridge != "" {
+			used[n.Bridge] = true
+		}
+		for _, i := range n.Ifaces {
+			if i.Name == "" {
+				continue
+			}
+			if used[i.Name] {
+				r.c.add(r.path[i], fmt.Sprintf("node %q", n.Name), "interface name %q is used twice", i.Name)
+			}
+			used[i.Name] = true
+		}
+		k := 0
+		for _, i := range n.Ifaces {
+			if i.Name != "" {
+				continue
+			}
+			// A switch port is named after the node on its far end, when it can be.
+			if i.Port && i.Peer != nil {
+				cand := i.Peer.Node
+				if cand == "" {
+					cand = "host"
+				}
+				if ValidIfName(cand) == "" && !used[cand] {
+					i.Name = cand
+					used[cand] = true
+					continue
+				}
+			}
+			for {
+				cand := "eth" + strconv.Itoa(k)
+				k++
+				if !used[cand] {
+					i.Name = cand
+					used[cand] = true
+					break
+				}
+			}
+		}
+		// Indexes: lo is 1, a bridge 2, then interfaces in order.
+		next := 2
+		if n.Bridge != "" {
+			next = 3
+		}
+		for _, i := range n.Ifaces {
+			i.Index = next
+			next++
+		}
+	}
+	if h := r.plan.Host; h != nil {
+		h.Host.Index = 0 // chosen by the kernel in the host namespace
+	}
+}
+
+func (r *resolver) find(x int) int {
+	for r.uf[x] != x {
+		r.uf[x] = r.uf[r.uf[x]]
+		x = r.uf[x]
+	}
+	return x
+}
+
+func (r *resolver) union(a, b int) {
+	a, b = r.find(a), r.find(b)
+	if a != b {
+		r.uf[b] = a
+	}
+}
+
+// segments groups interfaces into L2 segments.
+func (r *resolver) segments() {
+	idx := map[*Iface]int{}
+	for k, i := range r.all {
+		idx[i] = k
+	}
+	for _, i := range r.all {
+		if i.Peer != nil {
+			r.union(idx[i], idx[i.Peer])
+		}
+	}
+	for _, n := range r.plan.Nodes {
+		if n.Kind != KindSwitch {
+			continue
+		}
+		for k := 1; k < len(n.Ifaces); k++ {
+			r.union(idx[n.Ifaces[0]], idx[n.Ifaces[k]])
+		}
+	}
+	seg := map[int]*Segment{}
+	for k, i := range r.all {
+		root := r.find(k)
+		s := seg[root]
+		if s == nil {
+			s = &Segment{Index: len(r.plan.Segments)}
+			seg[root] = s
+			r.plan.Segments = append(r.plan.Segments, s)
+		}
+		i.Segment = s.Index
+		if !i.Port {
+			s.Members = append(s.Members, i)
+		}
+	}
+}
+
+// addresses assigns automatic addresses and finds each segment's subnets.
+func (r *resolver) addresses() {
+	t, c := r.t, r.c
+	a := t.Addressing
+	pool4, pool6 := netip.MustParsePrefix("10.0.0.0/16"), netip.Prefix{}
+	bits4, bits6 := 24, 64
+	var err error
+	if a.IPv4 != "" {
+		if pool4, err = netip.ParsePrefix(a.IPv4); err != nil || !pool4.Addr().Is4() {
+			c.add("addressing.ipv4", "addressing", "ipv4 pool %q is not an IPv4 prefix like 10.0.0.0/16", a.IPv4)
+			pool4 = netip.Prefix{}
+		}
+	}
+	if a.IPv6 != "" {
+		if pool6, err = netip.ParsePrefix(a.IPv6); err != nil || !pool6.Addr().Is6() {
+			c.add("addressing.ipv6", "addressing", "ipv6 pool %q is not an IPv6 prefix like fd00::/48", a.IPv6)
+			pool6 = netip.Prefix{}
+		}
+	}
+	if a.IPv4Subnet != 0 {
+		bits4 = a.IPv4Subnet
+	}
+	if a.IPv6Subnet != 0 {
+		bits6 = a.IPv6Subnet
+	}
+	if pool4.IsValid() && (bits4 < pool4.Bits() || bits4 > 30) {
+		c.add("addressing.ipv4_subnet", "addressing", "ipv4_subnet /%d must be between the pool's /%d and /30", bits4, pool4.Bits())
+		pool4 = netip.Prefix{}
+	}
+	if pool6.IsValid() && (bits6 < pool6.Bits() || bits6 > 126) {
+		c.add("addressing.ipv6_subnet", "addressing", "ipv6_subnet /%d must be between the pool's /%d and /126", bits6, pool6.Bits())
+		pool6 = netip.Prefix{}
+	}
+
+	// Subnets written by hand, per segment.
+	var taken []netip.Prefix
+	for _, s := range r.plan.Segments {
+		for _, m := range s.Members {
+			for _, p := range m.Addrs {
+				if !containsPrefix(s.Subnets, p.Masked()) {
+					s.Subnets = append(s.Subnets, p.Masked())
+					taken = append(taken, p.Masked())
+				}
+			}
+		}
+	}
+	if a.Disable {
+		return
+	}
+	alloc4 := &subnetAlloc{pool: pool4, bits: bits4, taken: taken}
+	alloc6 := &subnetAlloc{pool: pool6, bits: bits6, taken: taken}
+	for _, s := range r.plan.Segments {
+		if len(s.Members) == 0 {
+			continue
+		}
+		for _, fam := range []struct {
+			v4    bool
+			alloc *subnetAlloc
+		}{{true, alloc4}, {false, alloc6}} {
+			var sub netip.Prefix
+			for _, p := range s.Subnets {
+				if p.Addr().Is4() == fam.v4 {
+					sub = p
+					break
+				}
+			}
+			if !sub.IsValid() {
+				if !fam.alloc.pool.IsValid() {
+					continue
+				}
+				var ok bool
+				if sub, ok = fam.alloc.next(); !ok {
+					c.add("addressing", "addressing", "the pool %s has no free /%d subnet left for segment %d", fam.alloc.pool, fam.alloc.bits, s.Index+1)
+					continue
+				}
+				s.Subnets = append(s.Subnets, sub)
+			}
+			r.fill(s, sub, fam.v4)
+		}
+	}
+}
+
+// fill gives members of s that have no address of the family one from sub:
+// routers first, then the rest, in the order they were written.
+func (r *resolver) fill(s *Segment, sub netip.Prefix, v4 bool) {
+	used := map[netip.Addr]bool{}
+	need := []*Iface{}
+	for _, m := range s.Members {
+		has := false
+		for _, a := range m.Addrs {
+			if a.Addr().Is4() == v4 {
+				has = true
+				used[a.Addr()] = true
+			}
+		}
+		if !has {
+			need = append(need, m)
+		}
+	}
+	sort.SliceStable(need, func(i, j int) bool {
+		return r.isRouter(need[i]) && !r.isRouter(need[j])
+	})
+	addr := sub.Addr().Next()
+	for _, m := range need {
+		for used[addr] && sub.Contains(addr) {
+			addr = addr.Next()
+		}
+		last := !sub.Contains(addr) || (v4 && !sub.Contains(addr.Next())) // keep broadcast free
+		if last {
+			r.c.add(r.path[m], fmt.Sprintf("segment %s", sub), "subnet %s has no free address left for %s", sub, ifaceName(m))
+			return
+		}
+		m.Addrs = append(m.Addrs, netip.PrefixFrom(addr, sub.Bits()))
+		used[addr] = true
+	}
+}
+
+func (r *resolver) isRouter(i *Iface) bool {
+	n := r.plan.byName[i.Node]
+	return n != nil && n.Kind == KindRouter
+}
+
+func ifaceName(i *Iface) string {
+	if i.Node == "" {
+		return fmt.Sprintf("host interface %q", i.Name)
+	}
+	return fmt.Sprintf("%s:%s", i.Node, i.Name)
+}
+
+type subnetAlloc struct {
+	pool  netip.Prefix
+	bits  int
+	taken []netip.Prefix
+	cur   netip.Addr
+}
+
+func (a *subnetAlloc) next() (netip.Prefix, bool) {
+	if !a.cur.IsValid() {
+		a.cur = a.pool.Masked().Addr()
+	}
+	for a.pool.Contains(a.cur) {
+		p := netip.PrefixFrom(a.cur, a.bits)
+		a.cur = addToAddr(lastAddr(p), 1)
+		overlap := false
+		for _, t := range a.taken {
+			if t.Overlaps(p) {
+				overlap = true
+				break
+			}
+		}
+		if overlap {
+			continue
+		}
+		a.taken = append(a.taken, p)
+		return p, true
+	}
+	return netip.Prefix{}, false
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 1 << (7 - i%8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
+func addToAddr(a netip.Addr, n int) netip.Addr {
+	for ; n > 0; n-- {
+		nx := a.Next()
+		if !nx.IsValid() {
+			return netip.Addr{}
+		}
+		a = nx
+	}
+	return a
+}
+
+func containsPrefix(ps []netip.Prefix, p netip.Prefix) bool {
+	for _, q := range ps {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// checkSegments finds duplicate addresses and overlapping subnets.
+func (r *resolver) checkSegments() {
+	c := r.c
+	for _, s := range r.plan.Segments {
+		seen := map[netip.Addr]*Iface{}
+		for _, m := range s.Members {
+			for _, a := range m.Addrs {
+				if o, dup := seen[a.Addr()]; dup {
+					c.add(r.path[m], ifaceName(m), "address %s is also on %s in the same segment", a.Addr(), ifaceName(o))
+					continue
+				}
+				seen[a.Addr()] = m
+			}
+		}
+	}
+	// A node's interfaces must not have overlapping subnets on different segments.
+	check := func(obj string, ifs []*Iface) {
+		for x := 0; x < len(ifs); x++ {
+			for y := x + 1; y < len(ifs); y++ {
+				if ifs[x].Segment == ifs[y].Segment {
+					continue
+				}
+				for _, a := range ifs[x].Addrs {
+					for _, b := range ifs[y].Addrs {
+						if a.Masked().Overlaps(b.Masked()) {
+							c.add(r.path[ifs[y]], obj, "subnet %s on %s overlaps %s on %s, which is on another segment", b.Masked(), ifs[y].Name, a.Masked(), ifs[x].Name)
+						}
+					}
+				}
+			}
+		}
+	}
+	for _, n := range r.plan.Nodes {
+		check(fmt.Sprintf("node %q", n.Name), n.Ifaces)
+	}
+	// With automatic routing every subnet must be unique in the lab.
+	if r.plan.Routing == "auto" {
+		for x, s := range r.plan.Segments {
+			for _, t := range r.plan.Segments[x+1:] {
+				for _, a := range s.Subnets {
+					for _, b := range t.Subnets {
+						if a.Overlaps(b) && len(t.Members) > 0 {
+							c.add(r.path[t.Members[0]], fmt.Sprintf("segment %s", b), "subnet %s overlaps %s on another segment; automatic routing needs distinct subnets", b, a)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// onLink returns the interface of ifs whose subnet holds a.
+func onLink(ifs []*Iface, a netip.Addr) *Iface {
+	for _, i := range ifs {
+		for _, p := range i.Addrs {
+			if p.Masked().Contains(a) {
+				return i
+			}
+		}
+	}
+	return nil
+}
+
+func (r *resolver) staticRoutes() {
+	for si := range r.t.Nodes {
+		ns := &r.t.Nodes[si]
+		n := r.plan.byName[ns.Name]
+		if n == nil || r.specIdx[ns.Name] != si || n.Kind == KindSwitch {
+			continue
+		}
+		path := fmt.Sprintf("nodes[%d]", si)
+		obj := fmt.Sprintf("node %q", n.Name)
+		for _, g := range []struct{ key, val string }{{"gateway", ns.Gateway}, {"gateway6", ns.Gateway6}} {
+			if g.val == "" {
+				continue
+			}
+			rt, ok := r.route(path+"."+g.key, obj, n.Ifaces, RouteSpec{To: "default", Via: g.val}, g.key == "gateway6")
+			if ok {
+				n.Routes = append(n.Routes, rt)
+			}
+		}
+		for j, rs := range ns.Routes {
+			rt, ok := r.route(fmt.Sprintf("%s.routes[%d]", path, j), obj, n.Ifaces, rs, false)
+			if ok {
+				n.Routes = append(n.Routes, rt)
+			}
+		}
+	}
+	if h := r.plan.Host; h != nil {
+		for j, rs := range r.t.Host.Routes {
+			rt, ok := r.route(fmt.Sprintf("host.routes[%d]", j), "host attachment", []*Iface{h.Host}, rs, false)
+			if ok {
+				h.Routes = append(h.Routes, rt)
+			}
+		}
+	}
+}
+
+func (r *resolver) route(path, obj string, ifs []*Iface, rs RouteSpec, want6 bool) (Route, bool) {
+	c := r.c
+	var rt Route
+	var via netip.Addr
+	if rs.Via != "" {
+		var err error
+		if via, err = netip.ParseAddr(rs.Via); err != nil {
+			c.add(path, obj, "next hop %q is not an IP address", rs.Via)
+			return rt, false
+		}
+		if want6 && !via.Is6() {
+			c.add(path, obj, "gateway6 %s is not an IPv6 address", via)
+			return rt, false
+		}
+	}
+	switch {
+	case rs.To == "default" || rs.To == "":
+		if via.IsValid() && via.Is6() {
+			rt.Dst = netip.MustParsePrefix("::/0")
+		} else {
+			rt.Dst = netip.MustParsePrefix("0.0.0.0/0")
+		}
+	default:
+		p, err := netip.ParsePrefix(rs.To)
+		if err != nil {
+			c.add(path, obj, "route destination %q is not a prefix like 10.1.0.0/16 or \"default\"", rs.To)
+			return rt, false
+		}
+		rt.Dst = p.Masked()
+	}
+	if via.IsValid() {
+		if via.Is4() != rt.Dst.Addr().Is4() {
+			c.add(path, obj, "route to %s via %s mixes IPv4 and IPv6", rt.Dst, via)
+			return rt, false
+		}
+		on := onLink(ifs, via)
+		if on == nil {
+			c.add(path, obj, "next hop %s is not on-link: no interface of the node has an address in its subnet", via)
+			return rt, false
+		}
+		rt.Via = via
+		rt.Dev = on.Name
+	}
+	if rs.Dev != "" {
+		found := false
+		for _, i := range ifs {
+			if i.Name == rs.Dev {
+				found = true
+			}
+		}
+		if !found {
+			c.add(path, obj, "route device %q is not an interface of the node", rs.Dev)
+			return rt, false
+		}
+		rt.Dev = rs.Dev
+	}
+	if !via.IsValid() && rs.Dev == "" {
+		c.add(path, obj, "route to %s needs a via or a dev", rt.Dst)
+		return rt, false
+	}
+	return rt, true
+}
+
+// autoRoutes gives every host and router a route to every subnet of the
+// lab that it is not on, through the first router of a shortest path.
+func (r *resolver) autoRoutes() {
+	p, c := r.plan, r.c
+	// Which routers are on each segment.
+	segRouters := make([][]*Iface, len(p.Segments))
+	for _, n := range p.Nodes {
+		if n.Kind != KindRouter {
+			continue
+		}
+		for _, i := range n.Ifaces {
+			segRouters[i.Segment] = append(segRouters[i.Segment], i)
+		}
+	}
+	// A router that must be a next hop needs an address on every segment
+	// it joins, for each family the segment carries.
+	for si, rs := range segRouters {
+		for _, i := range rs {
+			for _, sub := range p.Segments[si].Subnets {
+				if !hasFamily(i.Addrs, sub.Addr().Is4()) {
+					c.add(r.path[i], fmt.Sprintf("node %q", i.Node), "automatic routing: router interface %s has no IPv%d address on segment %s, so no route can go through it", i.Name, famNum(sub), sub)
+				}
+			}
+		}
+	}
+	for _, n := range p.Nodes {
+		if n.Kind == KindSwitch || len(n.Ifaces) == 0 {
+			continue
+		}
+		// Breadth-first search over segments; hops are routers.
+		type hop struct {
+			via netip.Addr // per family, chosen later
+			out *Iface     // the node's own interface on the first segment
+			nh  *Iface     // the first router's interface on that segment
+		}
+		first := make([]*hop, len(p.Segments))
+		dist := make([]int, len(p.Segments))
+		for i := range dist {
+			dist[i] = -1
+		}
+		var queue []int
+		for _, i := range n.Ifaces {
+			if dist[i.Segment] < 0 {
+				dist[i.Segment] = 0
+				queue = append(queue, i.Segment)
+			}
+		}
+		for len(queue) > 0 {
+			s := queue[0]
+			queue = queue[1:]
+			for _, ri := range segRouters[s] {
+				if ri.Node == n.Name {
+					continue
+				}
+				router := p.byName[ri.Node]
+				for _, oi := range router.Ifaces {
+					t := oi.Segment
+					if dist[t] >= 0 {
+						continue
+					}
+					dist[t] = dist[s] + 1
+					if dist[s] == 0 {
+						first[t] = &hop{out: onSegment(n.Ifaces, s), nh: ri}
+					} else {
+						first[t] = first[s]
+					}
+					queue = append(queue, t)
+				}
+			}
+		}
+		for si, h := range first {
+			if h == nil {
+				continue
+			}
+			for _, sub := range p.Segments[si].Subnets {
+				var via netip.Addr
+				for _, a := range h.nh.Addrs {
+					if a.Addr().Is4() == sub.Addr().Is4() {
+						via = a.Addr()
+						break
+					}
+				}
+				if !via.IsValid() || !hasFamily(h.out.Addrs, sub.Addr().Is4()) {
+					continue // reported above, or the node has no address of that family
+				}
+				if hasRoute(n.Routes, sub) {
+					continue // a static route wins
+				}
+				n.Routes = append(n.Routes, Route{Dst: sub, Via: via, Dev: h.out.Name, Auto: true})
+			}
+		}
+	}
+}
+
+func onSegment(ifs []*Iface, seg int) *Iface {
+	for _, i := range ifs {
+		if i.Segment == seg {
+			return i
+		}
+	}
+	return nil
+}
+
+func hasFamily(ps []netip.Prefix, v4 bool) bool {
+	for _, a := range ps {
+		if a.Addr().Is4() == v4 {
+			return true
+		}
+	}
+	return false
+}
+
+func famNum(p netip.Prefix) int {
+	if p.Addr().Is4() {
+		return 4
+	}
+	return 6
+}
+
+func hasRoute(rs []Route, dst netip.Prefix) bool {
+	for _, r := range rs {
+		if r.Dst == dst {
+			return true
+		}
+	}
+	return false
+}
+
+// suggest returns ` (did you mean "x"?)` for the closest known name, or "".
+func suggest(name string, known []string) string {
+	best, bestD := "", 1<<30
+	for _, k := range known {
+		if d := levenshtein(name, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	if best == "" || bestD > (len(name)+2)/2 {
+		if len(known) > 0 && len(known) <= 12 {
+			return fmt.Sprintf(" (known: %s)", strings.Join(known, ", "))
+		}
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,202 @@
+package emulator
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Topology is the model of a lab as a user writes it: the TOML file decodes
+// into it, and the Builder produces it from Go code. It holds names and
+// strings exactly as written; Validate checks it and Resolve turns it into a
+// Plan with every address, interface name and route decided.
+type Topology struct {
+	// Name names the lab. Namespaces are called "<name>-<node>", so keep it
+	// short: letters, digits and '-', at most 32 bytes.
+	Name string `toml:"name"`
+	// Routing is "static" (only what the file says, the default) or "auto"
+	// (every router and host gets a route to every lab subnet along the
+	// shortest path).
+	Routing string `toml:"routing,omitempty"`
+	// Addressing holds the base prefixes for automatic addresses.
+	Addressing Addressing `toml:"addressing,omitempty"`
+	// Nodes are the hosts, routers and switches, in order.
+	Nodes []NodeSpec `toml:"nodes"`
+	// Links are cables: a veth pair between two nodes, or a switch port.
+	Links []LinkSpec `toml:"links"`
+	// Host, when set, places one interface of the lab in the namespace
+	// nslab runs in (the "host"), with addresses and routes.
+	Host *HostSpec `toml:"host,omitempty"`
+
+	// source tells where each field was written, for error messages. It is
+	// empty for topologies built in Go.
+	source *sourceMap
+}
+
+// Addressing gives the pools that automatic addresses come from. A segment
+// (a point-to-point link, or a switch with everything on it) that has no
+// address written gets the next subnet of the pool.
+type Addressing struct {
+	// IPv4 is the pool for IPv4 subnets (default "10.0.0.0/16").
+	IPv4 string `toml:"ipv4,omitempty"`
+	// IPv4Subnet is the prefix length of each IPv4 subnet (default 24).
+	IPv4Subnet int `toml:"ipv4_subnet,omitempty"`
+	// IPv6 is the pool for IPv6 subnets; empty means no automatic IPv6.
+	IPv6 string `toml:"ipv6,omitempty"`
+	// IPv6Subnet is the prefix length of each IPv6 subnet (default 64).
+	IPv6Subnet int `toml:"ipv6_subnet,omitempty"`
+	// Disable turns automatic addresses off: only written ones are used.
+	Disable bool `toml:"disable,omitempty"`
+}
+
+// NodeSpec is one node of the lab.
+type NodeSpec struct {
+	// Name is unique in the lab; it becomes the hostname inside the node.
+	Name string `toml:"name"`
+	// Kind is "host" (the default), "router" or "switch".
+	Kind Kind `toml:"kind,omitempty"`
+	// Gateway is the IPv4 default gateway ("ip route add default via ...").
+	Gateway string `toml:"gateway,omitempty"`
+	// Gateway6 is the IPv6 default gateway.
+	Gateway6 string `toml:"gateway6,omitempty"`
+	// Routes are static routes ("ip route add TO via VIA").
+	Routes []RouteSpec `toml:"routes,omitempty"`
+	// Sysctls are written in the node's namespace before any link exists,
+	// for example "net.ipv4.conf.all.rp_filter" = "0".
+	Sysctls map[string]string `toml:"sysctls,omitempty"`
+	// Start lists commands started in the background (through /bin/sh -c)
+	// once the lab is up; they are stopped at teardown.
+	Start []string `toml:"start,omitempty"`
+}
+
+// RouteSpec is a static route.
+type RouteSpec struct {
+	// To is the destination prefix, or "default".
+	To string `toml:"to"`
+	// Via is the next hop; it must be on one of the node's subnets.
+	Via string `toml:"via,omitempty"`
+	// Dev is the interface, for a route with no next hop.
+	Dev string `toml:"dev,omitempty"`
+}
+
+// LinkSpec is one cable. Write it either briefly, as two endpoints
+// ("node" or "node:interface"), or with an A and a B endpoint table that can
+// carry addresses and a MAC.
+type LinkSpec struct {
+	Endpoints []string      `toml:"endpoints,omitempty"`
+	A         *EndpointSpec `toml:"a,omitempty"`
+	B         *EndpointSpec `toml:"b,omitempty"`
+	// MTU of both ends (default: the kernel's, 1500).
+	MTU int `toml:"mtu,omitempty"`
+}
+
+// EndpointSpec is one end of a link.
+type EndpointSpec struct {
+	Node string `toml:"node"`
+	// Interface is the name inside the node (at most 15 bytes); by default
+	// eth0, eth1, ... in the order the node's links are written.
+	Interface string `toml:"interface,omitempty"`
+	// MAC is the hardware address, for example "02:00:00:00:00:01".
+	MAC string `toml:"mac,omitempty"`
+	// Addresses in CIDR form, IPv4 or IPv6.
+	Addresses []string `toml:"addresses,omitempty"`
+}
+
+// HostSpec is the opt-in host attachment: one end of a veth pair stays in
+// the namespace nslab runs in, the other joins a lab node (the classic
+// "ip link add veth-host type veth peer ...; ip addr add 192.168.15.5/24
+// dev veth-host" step).
+type HostSpec struct {
+	// Node is the lab node the host is cabled to (usually a switch).
+	Node string `toml:"node"`
+	// Interface is the name of the host's end (at most 15 bytes).
+	Interface string `toml:"interface"`
+	// Addresses of the host's end.
+	Addresses []string `toml:"addresses,omitempty"`
+	// Routes added in the host namespace (through the lab).
+	Routes []RouteSpec `toml:"routes,omitempty"`
+	// MTU of the pair.
+	MTU int `toml:"mtu,omitempty"`
+}
+
+// Kind says what a node is.
+type Kind string
+
+// The kinds of node nslab knows.
+const (
+	// KindHost is an end system: a namespace with addresses and routes,
+	// forwarding off.
+	KindHost Kind = "host"
+	// KindRouter is a namespace with IPv4 and IPv6 forwarding on.
+	KindRouter Kind = "router"
+	// KindSwitch is a Linux bridge in a namespace of its own.
+	KindSwitch Kind = "switch"
+)
+
+// kindInfo describes a registered kind.
+type kindInfo struct {
+	forwards bool // routes packets between its interfaces
+	bridge   bool // an L2 switch: no addresses, a bridge joins its ports
+	about    string
+}
+
+// kinds is the explicit registry of node kinds. It is never modified.
+func kinds() map[Kind]kindInfo {
+	return map[Kind]kindInfo{
+		KindHost:   {about: "an end system: addresses and routes, no forwarding"},
+		KindRouter: {forwards: true, about: "forwards IPv4 and IPv6 between its interfaces"},
+		KindSwitch: {bridge: true, about: "a Linux bridge in its own namespace"},
+	}
+}
+
+// KnownKinds lists the registered kinds, sorted.
+func KnownKinds() []Kind {
+	var out []Kind
+	for k := range kinds() {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+func knownKindsText() string {
+	var s []string
+	for _, k := range KnownKinds() {
+		s = append(s, string(k))
+	}
+	return strings.Join(s, ", ")
+}
+
+// kindOf returns the node's kind, host when empty.
+func (n *NodeSpec) kindOf() Kind {
+	if n.Kind == "" {
+		return KindHost
+	}
+	return n.Kind
+}
+
+// endpoints returns the link's two ends in the long form, whichever form the
+// link was written in. ok is false when the link has neither two brief
+// endpoints nor an A and a B.
+func (l *LinkSpec) endpoints() (a, b EndpointSpec, ok bool) {
+	if len(l.Endpoints) == 2 && l.A == nil && l.B == nil {
+		return parseBrief(l.Endpoints[0]), parseBrief(l.Endpoints[1]), true
+	}
+	if len(l.Endpoints) == 0 && l.A != nil && l.B != nil {
+		return *l.A, *l.B, true
+	}
+	return EndpointSpec{}, EndpointSpec{}, false
+}
+
+func parseBrief(s string) EndpointSpec {
+	node, iface, _ := strings.Cut(s, ":")
+	return EndpointSpec{Node: node, Interface: iface}
+}
+
+// String gives "node:interface" or "node".
+func (e EndpointSpec) String() string {
+	if e.Interface == "" {
+		return e.Node
+	}
+	return fmt.Sprintf("%s:%s", e.Node, e.Interface)
+}
