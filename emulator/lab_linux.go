@@ -187,7 +187,15 @@ func (l *Lab) build(ctx context.Context) error {
 		return nil
 	})
 	close(pins)
-	perr := <-pinErr
+	// The pins finish in the background while links are made; never return
+	// (and so never roll back) before they are done.
+	var pinOnce sync.Once
+	var perr error
+	waitPins := func() error {
+		pinOnce.Do(func() { perr = <-pinErr })
+		return perr
+	}
+	defer waitPins()
 	l.mu.Lock()
 	for _, h := range handles {
 		if h != nil {
@@ -195,14 +203,16 @@ func (l *Lab) build(ctx context.Context) error {
 		}
 	}
 	l.mu.Unlock()
-	if err == nil {
-		err = perr
-	}
 	if err != nil {
 		return err
 	}
 	o.Logger.Debug("namespaces ready", "lab", p.Lab, "n", len(p.Nodes), "took", time.Since(start))
 
+	phase := time.Now()
+	logPhase := func(name string) {
+		o.Logger.Debug("phase done", "lab", p.Lab, "phase", name, "took", time.Since(phase))
+		phase = time.Now()
+	}
 	// 2. Bridges, down until every port has joined.
 	pr.setPhase("switches")
 	var switches []*nodeHandle
@@ -221,6 +231,7 @@ func (l *Lab) build(ctx context.Context) error {
 		return err
 	}
 
+	logPhase("switches")
 	// 3. Links: one message each, created from the switch side (the port
 	// gets its master in the same message) with the peer created straight
 	// into the other node's namespace, down.
@@ -238,6 +249,7 @@ func (l *Lab) build(ctx context.Context) error {
 		}
 	}
 
+	logPhase("links")
 	// 4. Every host and router: loopback and interfaces up, addresses, routes.
 	pr.setPhase("addresses")
 	if err := parallel(ctx, len(handles), o.Workers, func(i int) error {
@@ -252,6 +264,7 @@ func (l *Lab) build(ctx context.Context) error {
 		return err
 	}
 
+	logPhase("addresses")
 	// 5. Bridges up, then wait for every interface to be up: the first
 	// packets on a veth whose peer is not up yet are lost.
 	pr.setPhase("ready")
@@ -265,10 +278,22 @@ func (l *Lab) build(ctx context.Context) error {
 			return err
 		}
 	}
+	// A switch port and its peer get their carrier in the same kernel
+	// step, so one dump per switch covers both ends; other interfaces
+	// (point-to-point links) are asked for one by one.
 	deadline := time.Now().Add(o.ReadyTimeout)
 	if err := parallel(ctx, len(handles), o.Workers, func(i int) error {
 		h := handles[i]
+		if h.node.Kind == KindSwitch {
+			if err := h.rt.waitAllUp(h.node, deadline); err != nil {
+				return fmt.Errorf("wait for ports of switch %q: %w", h.node.Name, err)
+			}
+			return nil
+		}
 		for _, ifc := range h.node.Ifaces {
+			if ifc.Peer != nil && ifc.Peer.Port {
+				continue
+			}
 			if err := h.rt.waitOperUp(ifc.Index, deadline); err != nil {
 				return fmt.Errorf("wait for interface %q of node %q: %w", ifc.Name, h.node.Name, err)
 			}
@@ -278,6 +303,11 @@ func (l *Lab) build(ctx context.Context) error {
 		return err
 	}
 
+	logPhase("ready")
+	if err := waitPins(); err != nil {
+		return err
+	}
+	logPhase("pins")
 	// 6. /etc/hosts and hostnames, then the nodes' own services.
 	if !o.NoEtc {
 		pr.setPhase("etc")
@@ -285,6 +315,7 @@ func (l *Lab) build(ctx context.Context) error {
 			return err
 		}
 	}
+	logPhase("etc")
 	if err := l.startServices(ctx); err != nil {
 		return err
 	}

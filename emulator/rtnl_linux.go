@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -210,6 +211,56 @@ func (c *rtConn) waitOperUp(index int, deadline time.Time) error {
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("interface %q is still %s", l.Attrs().Name, l.Attrs().OperState)
+		}
+		time.Sleep(delay)
+	}
+}
+
+// linkDump lists the namespace's interfaces.
+func (c *rtConn) linkDump() ([]netlink.Link, error) {
+	for try := 0; ; try++ {
+		req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_DUMP)
+		req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+		req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: &c.sh}
+		msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
+		if errors.Is(err, netlink.ErrDumpInterrupted) && try < 5 {
+			continue
+		}
+		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return nil, err
+		}
+		out := make([]netlink.Link, 0, len(msgs))
+		for _, m := range msgs {
+			if l, err := netlink.LinkDeserialize(nil, m); err == nil {
+				out = append(out, l)
+			}
+		}
+		return out, nil
+	}
+}
+
+// waitAllUp waits until every port of a switch is operationally up.
+func (c *rtConn) waitAllUp(n *Node, deadline time.Time) error {
+	want := map[int]string{}
+	for _, i := range n.Ifaces {
+		want[i.Index] = i.Name
+	}
+	for delay := 100 * time.Microsecond; ; delay = min(delay*2, 20*time.Millisecond) {
+		links, err := c.linkDump()
+		if err != nil {
+			return err
+		}
+		var down []string
+		for _, l := range links {
+			if name, ok := want[l.Attrs().Index]; ok && l.Attrs().OperState != netlink.OperUp {
+				down = append(down, name)
+			}
+		}
+		if len(down) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d ports still down: %s", len(down), strings.Join(down[:min(len(down), 5)], ", "))
 		}
 		time.Sleep(delay)
 	}

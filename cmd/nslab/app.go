@@ -1,0 +1,910 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nslab/nslab/emulator"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+)
+
+const tour = `nslab builds a lab network in milliseconds on one Linux machine: every node
+is a named network namespace (ip netns list shows it), cables are veth pairs,
+switches are Linux bridges in namespaces of their own, routers are namespaces
+with forwarding on. No Docker, no Open vSwitch, no external binaries.
+
+A first session:
+   nslab validate topologies/lan.toml     check a file, create nothing
+   nslab run topologies/lan.toml          build, ping every pair, tear down
+   nslab run --topo single,4              the same with a generated lab
+   nslab up topologies/lan.toml           build and leave the lab up
+   nslab status lan                       nodes, interfaces, addresses, routes
+   nslab exec lan h1 -- ip route          run a command inside node h1
+   nslab shell lan h1                     a shell inside h1 (hostname h1)
+   nslab ping lan h1 h3                   an in-process ICMP probe
+   nslab pingall lan                      every pair, Mininet style
+   nslab down lan                         remove exactly what was built
+   nslab clean --all                      remove labs left by a crash
+
+Exit codes: 0 success, 1 a check failed (or the kernel refused), 2 bad input.
+Needs root, or CAP_NET_ADMIN and CAP_SYS_ADMIN (CAP_NET_RAW for probes).
+The file format is in docs/topology.md.`
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	g := &globals{stdout: stdout, stderr: stderr}
+	usageErr := func(c *cli.Context, err error, _ bool) error {
+		return emulator.BadInput(fmt.Errorf("%w (see `nslab %s --help`)", err, c.Command.FullName()))
+	}
+	topoFlags := []cli.Flag{
+		&cli.StringFlag{Name: "topo", Usage: "use a built-in topology instead of a file: `SPEC` is single,N | linear,N | tree,DEPTH,FANOUT"},
+		&cli.StringFlag{Name: "name", Usage: "lab `NAME` for a --topo lab (default: the spec, e.g. single-4)"},
+	}
+	app := &cli.App{
+		Name:            "nslab",
+		Usage:           "network labs out of Linux namespaces, veth pairs, bridges and nftables",
+		Description:     tour,
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		HideVersion:     true,
+		OnUsageError:    usageErr,
+		ExitErrHandler:  func(*cli.Context, error) {},
+		CommandNotFound: func(c *cli.Context, cmd string) {},
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "state-dir", Value: "/run/nslab", Usage: "`DIR` of lab records", EnvVars: []string{"NSLAB_STATE_DIR"}},
+			&cli.StringFlag{Name: "netns-dir", Value: "/run/netns", Usage: "`DIR` where named namespaces are pinned (as ip netns expects)", EnvVars: []string{"NSLAB_NETNS_DIR"}},
+			&cli.IntFlag{Name: "workers", Value: 2, Usage: "kernel steps run at once"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log each phase to stderr"},
+		},
+		Before: func(c *cli.Context) error {
+			g.opts = emulator.Options{StateDir: c.String("state-dir"), NetnsDir: c.String("netns-dir"), Workers: c.Int("workers")}
+			if c.Bool("verbose") {
+				g.opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			}
+			if c.Args().Present() && c.App.Command(c.Args().First()) == nil {
+				return emulator.BadInput(fmt.Errorf("unknown command %q (run `nslab --help` for the list)", c.Args().First()))
+			}
+			return nil
+		},
+		Commands: []*cli.Command{
+			{
+				Name:      "run",
+				Usage:     "build a lab, test it, tear it down",
+				ArgsUsage: "FILE | --topo SPEC",
+				Description: `Builds the lab, prints a summary, runs the test (by default pingall for labs
+of up to 32 hosts and routers, none above), and tears the lab down, also on
+Ctrl-C. Exit 0 when the lab came up and every check passed, 1 when a check
+failed, 2 on bad input.
+
+   nslab run topologies/lan.toml
+   nslab run --topo linear,4 --test none
+   nslab run topologies/routed.toml --json > result.json`,
+				Flags: append(append([]cli.Flag{}, topoFlags...),
+					&cli.StringFlag{Name: "test", Usage: "`TEST` to run once up: pingall or none (default: pingall up to 32 hosts)"},
+					&cli.BoolFlag{Name: "json", Usage: "print the summary and results as JSON"},
+				),
+				OnUsageError: usageErr,
+				Action:       g.cmdRun,
+			},
+			{
+				Name:      "up",
+				Usage:     "build a lab and leave it up",
+				ArgsUsage: "FILE | --topo SPEC",
+				Description: `Builds the lab and exits, leaving it up; nslab exec, shell, ping, status and
+down work on it by name. Ctrl-C during the build rolls everything back.
+
+   nslab up topologies/lan.toml
+   nslab up --topo single,100 --name big`,
+				Flags:        append(append([]cli.Flag{}, topoFlags...), &cli.BoolFlag{Name: "json", Usage: "print the summary as JSON"}),
+				OnUsageError: usageErr,
+				Action:       g.cmdUp,
+			},
+			{
+				Name:         "down",
+				Usage:        "tear a lab down",
+				ArgsUsage:    "LAB",
+				Description:  "Stops every process inside the lab's namespaces and removes exactly what its\nownership record lists.\n\n   nslab down lan",
+				OnUsageError: usageErr,
+				Action:       g.cmdDown,
+			},
+			{
+				Name:      "status",
+				Usage:     "show labs, or one lab's nodes, interfaces, addresses and routes",
+				ArgsUsage: "[LAB]",
+				Description: `Without LAB, lists the labs. With LAB, reads every node's interfaces,
+addresses and routes live from the kernel.
+
+   nslab status
+   nslab status lan --json | jq '.nodes[].interfaces'`,
+				Flags:        []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+				OnUsageError: usageErr,
+				Action:       g.cmdStatus,
+			},
+			{
+				Name:      "exec",
+				Usage:     "run a command inside a node",
+				ArgsUsage: "LAB NODE [--] CMD [ARG...]",
+				Description: `Runs CMD in the node's network namespace, with the node's name as hostname
+and the lab's /etc/hosts (every node by name); stdin, stdout, stderr, the
+environment and the exit code are the command's own. No fork of ip.
+
+   nslab exec lan h1 -- ip -br addr
+   nslab exec lan h2 -- getent hosts h3`,
+				SkipFlagParsing: true,
+				Action:          g.cmdExec,
+			},
+			{
+				Name:         "shell",
+				Usage:        "an interactive shell inside a node",
+				ArgsUsage:    "LAB NODE",
+				Description:  "Starts $SHELL (or /bin/sh) inside the node, on your terminal. Exit the shell to\nleave the node.\n\n   nslab shell lan h1",
+				OnUsageError: usageErr,
+				Action:       g.cmdShell,
+			},
+			{
+				Name:      "ping",
+				Usage:     "probe one pair of nodes with ICMP echo, in process",
+				ArgsUsage: "LAB FROM TO",
+				Description: `Sends ICMP echo requests from FROM to TO's first address (IPv4 when both
+have it), from a socket opened inside FROM's namespace: no ping binary is
+needed. Exit 0 when every request got a reply, 1 otherwise.
+
+   nslab ping lan h1 h3 -c 5`,
+				Flags: []cli.Flag{
+					&cli.IntFlag{Name: "count", Aliases: []string{"c"}, Value: 3, Usage: "echo requests to send"},
+					&cli.DurationFlag{Name: "interval", Aliases: []string{"i"}, Value: 10 * time.Millisecond, Usage: "time between requests"},
+					&cli.DurationFlag{Name: "timeout", Aliases: []string{"W"}, Value: time.Second, Usage: "how long to wait for the last reply"},
+					&cli.IntFlag{Name: "family", Usage: "4 or 6 (default: 4 when both nodes have it)"},
+					&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
+				},
+				OnUsageError: usageErr,
+				Action:       g.cmdPing,
+			},
+			{
+				Name:      "pingall",
+				Usage:     "probe every pair of hosts and routers",
+				ArgsUsage: "LAB",
+				Description: `Probes every ordered pair at once, in process, and prints the matrix the way
+Mininet does. Exit 0 when every pair answered, 1 otherwise.
+
+   nslab pingall lan
+   nslab pingall lan --json`,
+				Flags: []cli.Flag{
+					&cli.DurationFlag{Name: "timeout", Value: time.Second, Usage: "how long to wait for replies"},
+					&cli.BoolFlag{Name: "json", Usage: "print the matrix as JSON"},
+				},
+				OnUsageError: usageErr,
+				Action:       g.cmdPingall,
+			},
+			{
+				Name:      "validate",
+				Usage:     "check a topology file and create nothing",
+				ArgsUsage: "FILE...",
+				Description: `Decodes the file strictly (an unknown key is an error) and validates it,
+listing every problem with file:line:column. Exit 0 when valid, 2 when not.
+
+   nslab validate topologies/*.toml`,
+				Flags:        []cli.Flag{&cli.BoolFlag{Name: "plan", Usage: "print the resolved addresses and routes"}},
+				OnUsageError: usageErr,
+				Action:       g.cmdValidate,
+			},
+			{
+				Name:      "clean",
+				Usage:     "remove a lab in whatever state it is in",
+				ArgsUsage: "LAB... | --all",
+				Description: `Removes a lab, fully up or half-built after a crash or kill -9, from its
+ownership record: its namespaces, its processes, its mount namespace and
+record. Nothing nslab did not create is touched. Cleaning twice is fine.
+
+   nslab clean lan
+   nslab clean --all`,
+				Flags:        []cli.Flag{&cli.BoolFlag{Name: "all", Usage: "clean every lab that has a record"}},
+				OnUsageError: usageErr,
+				Action:       g.cmdClean,
+			},
+			{
+				Name:      "generate",
+				Usage:     "print the TOML of a built-in topology",
+				ArgsUsage: "SPEC",
+				Description: `Prints the file equivalent to --topo SPEC, to edit and keep.
+
+   nslab generate single,3 > my.toml
+   nslab generate tree,2,3 --name campus`,
+				Flags:        []cli.Flag{&cli.StringFlag{Name: "name", Usage: "lab `NAME`"}},
+				OnUsageError: usageErr,
+				Action:       g.cmdGenerate,
+			},
+		},
+	}
+	return app
+}
+
+type globals struct {
+	stdout, stderr io.Writer
+	opts           emulator.Options
+}
+
+// loadPlan reads FILE or --topo into a plan.
+func (g *globals) loadPlan(c *cli.Context) (*emulator.Plan, error) {
+	var t *emulator.Topology
+	var err error
+	switch {
+	case c.String("topo") != "" && c.Args().Present():
+		return nil, emulator.BadInput(errors.New("give a file or --topo, not both"))
+	case c.String("topo") != "":
+		t, err = emulator.Generate(c.String("topo"), c.String("name"))
+	case c.NArg() == 1:
+		t, err = emulator.LoadFile(c.Args().First())
+		if err == nil && c.String("name") != "" {
+			t.Name = c.String("name")
+		}
+	default:
+		return nil, emulator.BadInput(fmt.Errorf("give one topology file or --topo SPEC (see `nslab %s --help`)", c.Command.Name))
+	}
+	if err != nil {
+		return nil, badInputIfNotExist(err)
+	}
+	return emulator.Resolve(t)
+}
+
+func badInputIfNotExist(err error) error {
+	if errors.Is(err, os.ErrNotExist) {
+		return emulator.BadInput(err)
+	}
+	return err
+}
+
+// needCaps fails with one sentence when the process lacks a capability.
+func needCaps(raw bool) error {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return nil
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		v, ok := strings.CutPrefix(line, "CapEff:")
+		if !ok {
+			continue
+		}
+		caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		if err != nil {
+			return nil
+		}
+		var missing []string
+		for _, c := range []struct {
+			bit  uint
+			name string
+			need bool
+		}{{12, "CAP_NET_ADMIN", true}, {21, "CAP_SYS_ADMIN", true}, {13, "CAP_NET_RAW", raw}} {
+			if c.need && caps&(1<<c.bit) == 0 {
+				missing = append(missing, c.name)
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("nslab needs %s to build and enter namespaces: run it as root (sudo nslab ...)", strings.Join(missing, " and "))
+		}
+	}
+	return nil
+}
+
+// signalContext is cancelled by Ctrl-C or SIGTERM.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// withProgress shows the build's progress on a terminal once it has taken
+// more than a second. It returns a function that clears the line.
+func (g *globals) withProgress(opts *emulator.Options, lab string) func() {
+	if !isTerminal(g.stderr) {
+		return func() {}
+	}
+	var mu sync.Mutex
+	var last emulator.Progress
+	opts.Progress = func(p emulator.Progress) {
+		mu.Lock()
+		last = p
+		mu.Unlock()
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	shown := false
+	go func() {
+		defer close(done)
+		select {
+		case <-stop:
+			return
+		case <-time.After(time.Second):
+		}
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			mu.Lock()
+			p := last
+			mu.Unlock()
+			pct := 0
+			if p.Total > 0 {
+				pct = 100 * p.Done / p.Total
+			}
+			fmt.Fprintf(g.stderr, "\r\033[Kbuilding lab %s: %-10s %3d%% (%d/%d steps)", lab, p.Phase, pct, p.Done, p.Total)
+			shown = true
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-done
+		if shown {
+			fmt.Fprint(g.stderr, "\r\033[K")
+		}
+	}
+}
+
+func (g *globals) build(c *cli.Context, ctx context.Context, plan *emulator.Plan) (*emulator.Lab, time.Duration, error) {
+	opts := g.opts
+	clear := g.withProgress(&opts, plan.Lab)
+	t0 := time.Now()
+	lab, err := emulator.Up(ctx, plan, opts)
+	clear()
+	if err != nil && ctx.Err() != nil {
+		return nil, 0, fmt.Errorf("interrupted: lab %q rolled back", plan.Lab)
+	}
+	return lab, time.Since(t0), err
+}
+
+type summary struct {
+	Lab      string  `json:"lab"`
+	Nodes    int     `json:"nodes"`
+	Hosts    int     `json:"hosts"`
+	Routers  int     `json:"routers"`
+	Switches int     `json:"switches"`
+	Links    int     `json:"links"`
+	Segments int     `json:"segments"`
+	UpMS     float64 `json:"up_ms"`
+	DownMS   float64 `json:"down_ms,omitempty"`
+}
+
+func summarize(p *emulator.Plan, up time.Duration) summary {
+	s := summary{Lab: p.Lab, Nodes: len(p.Nodes), Links: len(p.Links), Segments: len(p.Segments), UpMS: ms(up)}
+	for _, n := range p.Nodes {
+		switch n.Kind {
+		case emulator.KindHost:
+			s.Hosts++
+		case emulator.KindRouter:
+			s.Routers++
+		case emulator.KindSwitch:
+			s.Switches++
+		}
+	}
+	return s
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func (s summary) String() string {
+	return fmt.Sprintf("lab %s: %d nodes (%d hosts, %d routers, %d switches), %d links, %d segments; up in %.1f ms",
+		s.Lab, s.Nodes, s.Hosts, s.Routers, s.Switches, s.Links, s.Segments, s.UpMS)
+}
+
+func (g *globals) cmdRun(c *cli.Context) error {
+	plan, err := g.loadPlan(c)
+	if err != nil {
+		return err
+	}
+	test := c.String("test")
+	switch test {
+	case "":
+		test = "none"
+		if n := countProbeable(plan); n >= 2 && n <= 32 {
+			test = "pingall"
+		}
+	case "pingall", "none":
+	default:
+		return emulator.BadInput(fmt.Errorf("unknown --test %q (known: pingall, none)", test))
+	}
+	if err := needCaps(test == "pingall"); err != nil {
+		return err
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	lab, up, err := g.build(c, ctx, plan)
+	if err != nil {
+		return err
+	}
+	sum := summarize(plan, up)
+	if !c.Bool("json") {
+		fmt.Fprintln(g.stdout, sum)
+	}
+	var m *emulator.Matrix
+	var testErr error
+	if test == "pingall" && ctx.Err() == nil {
+		m, testErr = lab.PingAll(ctx, nil, emulator.PingOptions{})
+		if testErr == nil && !c.Bool("json") {
+			printMatrix(g.stdout, m)
+		}
+	}
+	t0 := time.Now()
+	downErr := lab.Down()
+	sum.DownMS = ms(time.Since(t0))
+	if c.Bool("json") {
+		out := map[string]any{"summary": sum, "test": test}
+		if m != nil {
+			out["pingall"] = m
+		}
+		writeJSON(g.stdout, out)
+	} else {
+		fmt.Fprintf(g.stdout, "lab %s torn down in %.1f ms\n", plan.Lab, sum.DownMS)
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted: lab %q torn down", plan.Lab)
+	}
+	if err := errors.Join(testErr, downErr); err != nil {
+		return err
+	}
+	if m != nil {
+		if probes, ok := m.Counts(); ok != probes {
+			return &checkFailed{fmt.Sprintf("pingall: %d of %d pairs did not answer", probes-ok, probes)}
+		}
+	}
+	return nil
+}
+
+func countProbeable(p *emulator.Plan) int {
+	n := 0
+	for _, x := range p.Nodes {
+		if x.Kind != emulator.KindSwitch {
+			n++
+		}
+	}
+	return n
+}
+
+func (g *globals) cmdUp(c *cli.Context) error {
+	plan, err := g.loadPlan(c)
+	if err != nil {
+		return err
+	}
+	if err := needCaps(false); err != nil {
+		return err
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	lab, up, err := g.build(c, ctx, plan)
+	if err != nil {
+		return err
+	}
+	sum := summarize(plan, up)
+	if c.Bool("json") {
+		writeJSON(g.stdout, sum)
+		return nil
+	}
+	fmt.Fprintln(g.stdout, sum)
+	first := ""
+	for _, n := range plan.Nodes {
+		if n.Kind != emulator.KindSwitch {
+			first = n.Name
+			break
+		}
+	}
+	if first != "" {
+		fmt.Fprintf(g.stdout, "enter a node with `nslab shell %s %s`; tear it down with `nslab down %s`\n", lab.Name(), first, lab.Name())
+	}
+	return nil
+}
+
+func (g *globals) openLab(c *cli.Context, name string) (*emulator.Lab, error) {
+	if name == "" {
+		labs, _ := emulator.ListLabs(g.opts.StateDir)
+		return nil, emulator.BadInput(&emulator.NoSuchLabError{Lab: "", Labs: labs})
+	}
+	return emulator.Open(name, g.opts)
+}
+
+func (g *globals) cmdDown(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return emulator.BadInput(errors.New("give the name of one lab (nslab status lists them)"))
+	}
+	if err := needCaps(false); err != nil {
+		return err
+	}
+	name := c.Args().First()
+	if _, err := emulator.ReadRecord(g.opts.StateDir, name); err != nil {
+		labs, _ := emulator.ListLabs(g.opts.StateDir)
+		return emulator.BadInput(&emulator.NoSuchLabError{Lab: name, Labs: labs})
+	}
+	t0 := time.Now()
+	if err := emulator.Clean(name, g.opts); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.stdout, "lab %s torn down in %.1f ms\n", name, ms(time.Since(t0)))
+	return nil
+}
+
+func (g *globals) cmdStatus(c *cli.Context) error {
+	if c.NArg() == 0 {
+		labs, err := emulator.ListLabs(g.opts.StateDir)
+		if err != nil {
+			return err
+		}
+		type row struct {
+			Lab     string    `json:"lab"`
+			State   string    `json:"state"`
+			Nodes   int       `json:"nodes"`
+			PID     int       `json:"pid"`
+			Created time.Time `json:"created"`
+		}
+		var rows []row
+		for _, name := range labs {
+			r, err := emulator.ReadRecord(g.opts.StateDir, name)
+			if err != nil {
+				rows = append(rows, row{Lab: name, State: "half-built (no record; run nslab clean)"})
+				continue
+			}
+			n := 0
+			if r.Topology != nil {
+				n = len(r.Topology.Nodes)
+			}
+			rows = append(rows, row{name, r.State, n, r.PID, r.Created})
+		}
+		if c.Bool("json") {
+			if rows == nil {
+				rows = []row{}
+			}
+			writeJSON(g.stdout, rows)
+			return nil
+		}
+		if len(rows) == 0 {
+			fmt.Fprintln(g.stdout, "no labs are up")
+			return nil
+		}
+		fmt.Fprintf(g.stdout, "%-20s %-10s %6s  %s\n", "LAB", "STATE", "NODES", "CREATED")
+		for _, r := range rows {
+			fmt.Fprintf(g.stdout, "%-20s %-10s %6d  %s\n", r.Lab, r.State, r.Nodes, r.Created.Local().Format(time.DateTime))
+		}
+		return nil
+	}
+	if err := needCaps(false); err != nil {
+		return err
+	}
+	lab, err := g.openLab(c, c.Args().First())
+	if err != nil {
+		return err
+	}
+	st, err := lab.Status()
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		writeJSON(g.stdout, st)
+		return nil
+	}
+	fmt.Fprintf(g.stdout, "lab %s (%s), built by pid %d at %s\n", st.Lab, st.State, st.PID, st.Created.Local().Format(time.DateTime))
+	for _, n := range st.Nodes {
+		fmt.Fprintf(g.stdout, "\n%s (%s, netns %s)\n", n.Name, n.Kind, n.Namespace)
+		if n.Error != "" {
+			fmt.Fprintf(g.stdout, "  error: %s\n", n.Error)
+		}
+		for _, i := range n.Interfaces {
+			extra := ""
+			if i.Master != "" {
+				extra = " master " + i.Master
+			}
+			fmt.Fprintf(g.stdout, "  %-15s %-8s %-17s mtu %d%s %s\n", i.Name, i.State, i.MAC, i.MTU, extra, strings.Join(i.Addrs, " "))
+		}
+		for _, r := range n.Routes {
+			fmt.Fprintf(g.stdout, "  route %s\n", r)
+		}
+	}
+	return nil
+}
+
+func (g *globals) cmdExec(c *cli.Context) error {
+	args := c.Args().Slice()
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+		return cli.ShowCommandHelp(c, "exec")
+	}
+	if len(args) < 3 || (args[2] == "--" && len(args) < 4) {
+		return emulator.BadInput(errors.New("usage: nslab exec LAB NODE [--] CMD [ARG...]"))
+	}
+	argv := args[2:]
+	if argv[0] == "--" {
+		argv = argv[1:]
+	}
+	if err := needCaps(false); err != nil {
+		return err
+	}
+	lab, err := g.openLab(c, args[0])
+	if err != nil {
+		return err
+	}
+	return lab.ExecReplace(args[1], argv, os.Environ())
+}
+
+func (g *globals) cmdShell(c *cli.Context) error {
+	if c.NArg() != 2 {
+		return emulator.BadInput(errors.New("usage: nslab shell LAB NODE"))
+	}
+	if err := needCaps(false); err != nil {
+		return err
+	}
+	lab, err := g.openLab(c, c.Args().First())
+	if err != nil {
+		return err
+	}
+	node := c.Args().Get(1)
+	sh := os.Getenv("SHELL")
+	if sh == "" {
+		sh = "/bin/sh"
+	}
+	env := append(os.Environ(), "NSLAB_LAB="+lab.Name(), "NSLAB_NODE="+node, fmt.Sprintf("PS1=[%s:%s] \\w# ", lab.Name(), node))
+	return lab.ExecReplace(node, []string{sh}, env)
+}
+
+func (g *globals) cmdPing(c *cli.Context) error {
+	if c.NArg() != 3 {
+		return emulator.BadInput(errors.New("usage: nslab ping LAB FROM TO"))
+	}
+	if err := needCaps(true); err != nil {
+		return err
+	}
+	lab, err := g.openLab(c, c.Args().First())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	res, err := lab.Ping(ctx, c.Args().Get(1), c.Args().Get(2), emulator.PingOptions{
+		Count: c.Int("count"), Interval: c.Duration("interval"), Timeout: c.Duration("timeout"), Family: c.Int("family")})
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		writeJSON(g.stdout, res)
+	} else {
+		fmt.Fprintln(g.stdout, res)
+	}
+	if !res.OK() {
+		return &checkFailed{fmt.Sprintf("%d of %d echo requests got no reply", res.Sent-res.Received, res.Sent)}
+	}
+	return nil
+}
+
+func (g *globals) cmdPingall(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return emulator.BadInput(errors.New("usage: nslab pingall LAB"))
+	}
+	if err := needCaps(true); err != nil {
+		return err
+	}
+	lab, err := g.openLab(c, c.Args().First())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	m, err := lab.PingAll(ctx, nil, emulator.PingOptions{Timeout: c.Duration("timeout")})
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		writeJSON(g.stdout, m)
+	} else {
+		printMatrix(g.stdout, m)
+	}
+	if probes, ok := m.Counts(); ok != probes {
+		return &checkFailed{fmt.Sprintf("pingall: %d of %d pairs did not answer", probes-ok, probes)}
+	}
+	return nil
+}
+
+// printMatrix prints a pingall result the way Mininet does.
+func printMatrix(w io.Writer, m *emulator.Matrix) {
+	fmt.Fprintln(w, "*** Ping: testing reachability")
+	for i, a := range m.Nodes {
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s ->", a)
+		for j, z := range m.Nodes {
+			if i == j {
+				continue
+			}
+			if m.Results[i][j].OK() {
+				b.WriteString(" " + z)
+			} else {
+				b.WriteString(" X")
+			}
+		}
+		fmt.Fprintln(w, b.String())
+	}
+	probes, ok := m.Counts()
+	drop := 0
+	if probes > 0 {
+		drop = 100 * (probes - ok) / probes
+	}
+	fmt.Fprintf(w, "*** Results: %d%% dropped (%d/%d received)\n", drop, ok, probes)
+}
+
+func (g *globals) cmdValidate(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return emulator.BadInput(errors.New("usage: nslab validate FILE..."))
+	}
+	var errs []error
+	for _, f := range c.Args().Slice() {
+		t, err := emulator.LoadFile(f)
+		if err != nil {
+			errs = append(errs, badInputIfNotExist(err))
+			continue
+		}
+		plan, err := emulator.Resolve(t)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintf(g.stdout, "%s: lab %s is valid: %s\n", f, plan.Lab, strings.TrimPrefix(summarize(plan, 0).String(), "lab "+plan.Lab+": "))
+		if c.Bool("plan") {
+			printPlan(g.stdout, plan)
+		}
+	}
+	if len(errs) > 0 {
+		return emulator.BadInput(errors.Join(errs...))
+	}
+	return nil
+}
+
+func printPlan(w io.Writer, p *emulator.Plan) {
+	for _, n := range p.Nodes {
+		fmt.Fprintf(w, "  %s (%s, netns %s)\n", n.Name, n.Kind, n.Namespace)
+		for _, i := range n.Ifaces {
+			var as []string
+			for _, a := range i.Addrs {
+				as = append(as, a.String())
+			}
+			peer := ""
+			if i.Peer != nil {
+				peer = fmt.Sprintf(" -> %s:%s", orHost(i.Peer.Node), i.Peer.Name)
+			}
+			fmt.Fprintf(w, "    %s%s %s\n", i.Name, peer, strings.Join(as, " "))
+		}
+		for _, r := range n.Routes {
+			fmt.Fprintf(w, "    route %s\n", r)
+		}
+	}
+}
+
+func orHost(s string) string {
+	if s == "" {
+		return "host"
+	}
+	return s
+}
+
+func (g *globals) cmdClean(c *cli.Context) error {
+	names := c.Args().Slice()
+	if c.Bool("all") {
+		if len(names) > 0 {
+			return emulator.BadInput(errors.New("give lab names or --all, not both"))
+		}
+		var err error
+		if names, err = emulator.ListLabs(g.opts.StateDir); err != nil {
+			return err
+		}
+	} else if len(names) == 0 {
+		return emulator.BadInput(errors.New("usage: nslab clean LAB... | --all"))
+	}
+	if err := needCaps(false); err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range names {
+		if err := emulator.Clean(n, g.opts); err != nil {
+			errs = append(errs, fmt.Errorf("clean lab %q: %w", n, err))
+			continue
+		}
+		fmt.Fprintf(g.stdout, "lab %s cleaned\n", n)
+	}
+	if len(names) == 0 {
+		fmt.Fprintln(g.stdout, "no labs to clean")
+	}
+	return errors.Join(errs...)
+}
+
+func (g *globals) cmdGenerate(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return emulator.BadInput(errors.New("usage: nslab generate SPEC (single,N | linear,N | tree,DEPTH,FANOUT)"))
+	}
+	t, err := emulator.Generate(c.Args().First(), c.String("name"))
+	if err != nil {
+		return err
+	}
+	data, err := t.TOML()
+	if err != nil {
+		return err
+	}
+	_, err = g.stdout.Write(data)
+	return err
+}
+
+func writeJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// permuteArgs lets flags follow positional arguments (`nslab status lan
+// --json`): for every command but exec, it moves the flags of the command
+// in front of its other arguments.
+func permuteArgs(app *cli.App, args []string) []string {
+	// Skip the program name and global flags.
+	i := 1
+	for i < len(args) && strings.HasPrefix(args[i], "-") {
+		if !isBoolFlag(app.Flags, args[i]) && !strings.Contains(args[i], "=") {
+			i++
+		}
+		i++
+	}
+	if i >= len(args) {
+		return args
+	}
+	cmd := app.Command(args[i])
+	if cmd == nil || cmd.SkipFlagParsing {
+		return args
+	}
+	var flags, pos []string
+	rest := args[i+1:]
+	for k := 0; k < len(rest); k++ {
+		a := rest[k]
+		if a == "--" {
+			pos = append(pos, rest[k:]...)
+			break
+		}
+		if strings.HasPrefix(a, "-") && len(a) > 1 {
+			flags = append(flags, a)
+			if !isBoolFlag(cmd.Flags, a) && !strings.Contains(a, "=") && k+1 < len(rest) && a != "-h" && a != "--help" {
+				k++
+				flags = append(flags, rest[k])
+			}
+			continue
+		}
+		pos = append(pos, a)
+	}
+	out := append([]string{}, args[:i+1]...)
+	out = append(out, flags...)
+	return append(out, pos...)
+}
+
+func isBoolFlag(flags []cli.Flag, arg string) bool {
+	name := strings.TrimLeft(arg, "-")
+	if name == "h" || name == "help" {
+		return true
+	}
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				_, ok := f.(*cli.BoolFlag)
+				return ok
+			}
+		}
+	}
+	return false
+}

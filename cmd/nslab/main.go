@@ -1,0 +1,45 @@
+// Command nslab builds network labs out of Linux namespaces, veth pairs,
+// bridges and nftables, from a TOML file or a built-in generator, and runs
+// commands and probes inside them. Run `nslab --help` for the tour.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/nslab/nslab/emulator"
+)
+
+// Exit codes.
+const (
+	exitOK       = 0
+	exitFailed   = 1 // a check failed, or the machine refused
+	exitBadInput = 2 // the file, the flags or the names given are wrong
+)
+
+// checkFailed is returned when the lab ran but a check did not pass.
+type checkFailed struct{ msg string }
+
+func (e *checkFailed) Error() string { return e.msg }
+
+func main() {
+	os.Exit(run(os.Args, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr *os.File) int {
+	app := newApp(stdout, stderr)
+	err := app.Run(permuteArgs(app, args))
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "nslab: %v\n", err)
+	var cf *checkFailed
+	switch {
+	case errors.As(err, &cf):
+		return exitFailed
+	case emulator.IsBadInput(err):
+		return exitBadInput
+	}
+	return exitFailed
+}

@@ -1,0 +1,190 @@
+package emulator
+
+import (
+	"bytes"
+
+	"fmt"
+	"github.com/pelletier/go-toml/v2"
+	"strconv"
+	"strings"
+)
+
+// Builder makes a Topology from Go code; it is the equivalent of a TOML
+// file (both give the same model). Its methods return the Builder so calls
+// chain; mistakes are reported by Resolve, like those of a file.
+type Builder struct {
+	t Topology
+}
+
+// NewBuilder starts a topology for the lab called name.
+func NewBuilder(name string) *Builder {
+	return &Builder{t: Topology{Name: name}}
+}
+
+// Node adds a node of any kind.
+func (b *Builder) Node(n NodeSpec) *Builder {
+	b.t.Nodes = append(b.t.Nodes, n)
+	return b
+}
+
+// Host adds a host.
+func (b *Builder) Host(name string) *Builder { return b.Node(NodeSpec{Name: name, Kind: KindHost}) }
+
+// Router adds a router.
+func (b *Builder) Router(name string) *Builder { return b.Node(NodeSpec{Name: name, Kind: KindRouter}) }
+
+// Switch adds a switch.
+func (b *Builder) Switch(name string) *Builder { return b.Node(NodeSpec{Name: name, Kind: KindSwitch}) }
+
+// Link cables two endpoints, each "node" or "node:interface".
+func (b *Builder) Link(a, z string) *Builder {
+	b.t.Links = append(b.t.Links, LinkSpec{Endpoints: []string{a, z}})
+	return b
+}
+
+// LinkSpec adds a link in its long form.
+func (b *Builder) LinkSpec(l LinkSpec) *Builder {
+	b.t.Links = append(b.t.Links, l)
+	return b
+}
+
+// AutoRoutes turns automatic routing on.
+func (b *Builder) AutoRoutes() *Builder {
+	b.t.Routing = "auto"
+	return b
+}
+
+// Topology returns the topology built so far (a copy of the Builder's).
+func (b *Builder) Topology() *Topology {
+	t := b.t
+	t.Nodes = append([]NodeSpec(nil), b.t.Nodes...)
+	t.Links = append([]LinkSpec(nil), b.t.Links...)
+	return &t
+}
+
+// Generate makes one of the built-in topologies Mininet users know, from a
+// spec: "single,N" (one switch s1, hosts h1..hN), "linear,N" (switches
+// s1..sN in a chain, host hI on switch sI) or "tree,DEPTH,FANOUT" (a tree
+// of switches, FANOUT^DEPTH hosts at its leaves). The lab is named after
+// the spec ("single-4") unless name is given.
+func Generate(spec, name string) (*Topology, error) {
+	parts := strings.Split(spec, ",")
+	nums := make([]int, 0, len(parts)-1)
+	for _, p := range parts[1:] {
+		n, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || n < 1 {
+			return nil, BadInput(fmt.Errorf("topology spec %q: %q is not a positive number", spec, p))
+		}
+		nums = append(nums, n)
+	}
+	kind := strings.TrimSpace(parts[0])
+	if name == "" {
+		name = kind
+		for _, n := range nums {
+			name += "-" + strconv.Itoa(n)
+		}
+	}
+	b := NewBuilder(name)
+	// Every generated lab is one L2 segment: size its subnet for the hosts,
+	// as Mininet does with 10.0.0.0/8.
+	b.t.Addressing = Addressing{IPv4: "10.0.0.0/8", IPv4Subnet: 24}
+	want := map[string]int{"single": 1, "linear": 1, "tree": 2}
+	w, known := want[kind]
+	if !known {
+		return nil, BadInput(fmt.Errorf("unknown topology %q (known: single,N  linear,N  tree,DEPTH,FANOUT)", kind))
+	}
+	if len(nums) != w {
+		return nil, BadInput(fmt.Errorf("topology %q takes %d number(s): single,N  linear,N  tree,DEPTH,FANOUT", kind, w))
+	}
+	hosts := nums[0]
+	if kind == "tree" {
+		hosts = 1
+		for i := 0; i < nums[0] && hosts <= 4000; i++ {
+			hosts *= nums[1]
+		}
+	}
+	for hosts+2 > 1<<(32-b.t.Addressing.IPv4Subnet) && b.t.Addressing.IPv4Subnet > 8 {
+		b.t.Addressing.IPv4Subnet--
+	}
+	switch kind {
+	case "single":
+		if nums[0] > 4000 {
+			return nil, BadInput(fmt.Errorf("single,%d: at most 4000 hosts on one switch", nums[0]))
+		}
+		b.Switch("s1")
+		for i := 1; i <= nums[0]; i++ {
+			b.Host("h" + strconv.Itoa(i))
+		}
+		for i := 1; i <= nums[0]; i++ {
+			b.Link("h"+strconv.Itoa(i), "s1")
+		}
+	case "linear":
+		n := nums[0]
+		if n > 2000 {
+			return nil, BadInput(fmt.Errorf("linear,%d: at most 2000 switches", n))
+		}
+		for i := 1; i <= n; i++ {
+			b.Switch("s" + strconv.Itoa(i))
+		}
+		for i := 1; i <= n; i++ {
+			b.Host("h" + strconv.Itoa(i))
+		}
+		for i := 1; i <= n; i++ {
+			b.Link("h"+strconv.Itoa(i), "s"+strconv.Itoa(i))
+		}
+		for i := 2; i <= n; i++ {
+			b.Link("s"+strconv.Itoa(i-1), "s"+strconv.Itoa(i))
+		}
+	case "tree":
+		depth, fan := nums[0], nums[1]
+		hosts := 1
+		for i := 0; i < depth; i++ {
+			hosts *= fan
+			if hosts > 4000 {
+				return nil, BadInput(fmt.Errorf("tree,%d,%d: more than 4000 hosts", depth, fan))
+			}
+		}
+		// Switches level by level, breadth first: s1 is the root.
+		level := []string{"s1"}
+		b.Switch("s1")
+		next := 2
+		var links [][2]string
+		for d := 1; d < depth; d++ {
+			var lower []string
+			for _, parent := range level {
+				for f := 0; f < fan; f++ {
+					s := "s" + strconv.Itoa(next)
+					next++
+					b.Switch(s)
+					links = append(links, [2]string{parent, s})
+					lower = append(lower, s)
+				}
+			}
+			level = lower
+		}
+		h := 1
+		for _, parent := range level {
+			for f := 0; f < fan; f++ {
+				name := "h" + strconv.Itoa(h)
+				h++
+				b.Host(name)
+				links = append(links, [2]string{name, parent})
+			}
+		}
+		for _, l := range links {
+			b.Link(l[0], l[1])
+		}
+	}
+	return b.Topology(), nil
+}
+
+// TOML encodes the topology in the file format LoadFile reads.
+func (t *Topology) TOML() ([]byte, error) {
+	var b bytes.Buffer
+	enc := toml.NewEncoder(&b)
+	enc.SetIndentTables(false)
+	if err := enc.Encode(t); err != nil {
+		return nil, fmt.Errorf("encode topology %q: %w", t.Name, err)
+	}
+	return b.Bytes(), nil
+}

@@ -1,0 +1,133 @@
+package emulator
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// LabStatus is what `nslab status LAB` shows, read live from the kernel.
+type LabStatus struct {
+	Lab     string       `json:"lab"`
+	State   string       `json:"state"`
+	PID     int          `json:"pid"`
+	Created time.Time    `json:"created"`
+	Nodes   []NodeStatus `json:"nodes"`
+}
+
+// NodeStatus is one node as the kernel has it.
+type NodeStatus struct {
+	Name       string        `json:"name"`
+	Kind       Kind          `json:"kind"`
+	Namespace  string        `json:"namespace"`
+	Interfaces []IfaceStatus `json:"interfaces"`
+	Routes     []string      `json:"routes"`
+	Error      string        `json:"error,omitempty"`
+}
+
+// IfaceStatus is one interface of a node.
+type IfaceStatus struct {
+	Name   string   `json:"name"`
+	Index  int      `json:"index"`
+	State  string   `json:"state"`
+	MAC    string   `json:"mac,omitempty"`
+	MTU    int      `json:"mtu"`
+	Master string   `json:"master,omitempty"`
+	Addrs  []string `json:"addresses,omitempty"`
+}
+
+// Status reads every node's interfaces, addresses and routes from the
+// kernel (`ip addr` and `ip route` in each namespace).
+func (l *Lab) Status() (*LabStatus, error) {
+	st := &LabStatus{Lab: l.Plan.Lab, State: l.Record.State, PID: l.Record.PID, Created: l.Record.Created}
+	for _, n := range l.Plan.Nodes {
+		ns := NodeStatus{Name: n.Name, Kind: n.Kind, Namespace: n.Namespace}
+		if err := readNode(filepath.Join(l.Record.NetnsDir, n.Namespace), &ns); err != nil {
+			ns.Error = err.Error()
+		}
+		st.Nodes = append(st.Nodes, ns)
+	}
+	return st, nil
+}
+
+func readNode(path string, ns *NodeStatus) error {
+	h, err := netns.GetFromPath(path)
+	if err != nil {
+		return fmt.Errorf("open namespace: %w", err)
+	}
+	defer h.Close()
+	nh, err := netlink.NewHandleAt(h, unix.NETLINK_ROUTE)
+	if err != nil {
+		return err
+	}
+	defer nh.Close()
+	links, err := retryDump(func() ([]netlink.Link, error) { return nh.LinkList() })
+	if err != nil {
+		return fmt.Errorf("list links: %w", err)
+	}
+	names := map[int]string{}
+	for _, k := range links {
+		names[k.Attrs().Index] = k.Attrs().Name
+	}
+	sort.Slice(links, func(i, j int) bool { return links[i].Attrs().Index < links[j].Attrs().Index })
+	for _, k := range links {
+		a := k.Attrs()
+		is := IfaceStatus{Name: a.Name, Index: a.Index, State: a.OperState.String(), MTU: a.MTU, Master: names[a.MasterIndex]}
+		if len(a.HardwareAddr) > 0 {
+			is.MAC = a.HardwareAddr.String()
+		}
+		addrs, err := retryDump(func() ([]netlink.Addr, error) { return nh.AddrList(k, netlink.FAMILY_ALL) })
+		if err == nil {
+			for _, ad := range addrs {
+				if ad.IP.IsLinkLocalUnicast() {
+					continue
+				}
+				is.Addrs = append(is.Addrs, ad.IPNet.String())
+			}
+		}
+		ns.Interfaces = append(ns.Interfaces, is)
+	}
+	routes, err := retryDump(func() ([]netlink.Route, error) { return nh.RouteList(nil, netlink.FAMILY_ALL) })
+	if err != nil {
+		return fmt.Errorf("list routes: %w", err)
+	}
+	for _, r := range routes {
+		if r.Dst != nil && r.Dst.IP.IsLinkLocalUnicast() || r.Dst != nil && r.Dst.IP.IsMulticast() {
+			continue
+		}
+		dst := "default"
+		if r.Dst != nil {
+			dst = r.Dst.String()
+		}
+		s := dst
+		if r.Gw != nil {
+			s += " via " + r.Gw.String()
+		}
+		if n, ok := names[r.LinkIndex]; ok {
+			s += " dev " + n
+		}
+		ns.Routes = append(ns.Routes, s)
+	}
+	return nil
+}
+
+// retryDump retries a netlink dump the kernel interrupted because the
+// table changed under it (vishvananda/netlink returns ErrDumpInterrupted
+// with partial data).
+func retryDump[T any](f func() (T, error)) (T, error) {
+	var v T
+	var err error
+	for i := 0; i < 5; i++ {
+		v, err = f()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return v, err
+		}
+	}
+	return v, err
+}
