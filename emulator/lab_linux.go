@@ -151,11 +151,12 @@ func (l *Lab) build(ctx context.Context) error {
 	// socket on one visit of a locked thread. Pinning them in NetnsDir
 	// takes the mount lock, not rtnl, so it runs beside the rest.
 	pr.setPhase("namespaces")
-	handles := make([]*nodeHandle, len(p.Nodes))
 	pins := make(chan *nodeHandle, len(p.Nodes))
 	pinErr := make(chan error, 1)
 	go func() {
 		var first error
+		pn := &pinner{}
+		defer pn.close()
 		for h := range pins {
 			if first != nil {
 				continue
@@ -164,7 +165,7 @@ func (l *Lab) build(ctx context.Context) error {
 				first = fmt.Errorf("journal: %w", err)
 				continue
 			}
-			if err := pinNamespace(h.fd, h.path); err != nil {
+			if err := pn.pin(h.fd, h.path); err != nil {
 				if errors.Is(err, os.ErrExist) {
 					err = fmt.Errorf("a namespace named %q already exists (not ours: nslab leaves it alone)", h.node.Namespace)
 				}
@@ -174,55 +175,54 @@ func (l *Lab) build(ctx context.Context) error {
 		}
 		pinErr <- first
 	}()
-	err := parallel(ctx, len(p.Nodes), o.Workers, func(i int) error {
-		n := p.Nodes[i]
-		fd, sock, err := newNetns(nodeSysctls(n))
-		if err != nil {
-			return fmt.Errorf("create namespace for node %q: %w", n.Name, err)
-		}
-		h := &nodeHandle{node: n, path: filepath.Join(o.NetnsDir, n.Namespace), fd: fd, rt: newRtConn(sock)}
-		handles[i] = h
-		pr.step()
-		pins <- h
-		return nil
-	})
-	close(pins)
-	// The pins finish in the background while links are made; never return
-	// (and so never roll back) before they are done.
-	var pinOnce sync.Once
-	var perr error
-	waitPins := func() error {
-		pinOnce.Do(func() { perr = <-pinErr })
-		return perr
-	}
-	defer waitPins()
-	l.mu.Lock()
-	for _, h := range handles {
-		if h != nil {
-			l.nodes[h.node.Name] = h
-		}
-	}
-	l.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	o.Logger.Debug("namespaces ready", "lab", p.Lab, "n", len(p.Nodes), "took", time.Since(start))
-
 	phase := time.Now()
 	logPhase := func(name string) {
 		o.Logger.Debug("phase done", "lab", p.Lab, "phase", name, "took", time.Since(phase))
 		phase = time.Now()
 	}
-	// 2. Bridges, down until every port has joined.
-	pr.setPhase("switches")
-	var switches []*nodeHandle
-	for _, h := range handles {
-		if h.node.Kind == KindSwitch {
-			switches = append(switches, h)
+	handles := make([]*nodeHandle, len(p.Nodes))
+	var switches, others []int
+	for i, n := range p.Nodes {
+		if n.Kind == KindSwitch {
+			switches = append(switches, i)
+		} else {
+			others = append(others, i)
 		}
 	}
-	if err := parallel(ctx, len(switches), o.Workers, func(i int) error {
-		h := switches[i]
+	mk := func(i int) (*nodeHandle, error) {
+		n := p.Nodes[i]
+		fd, sock, err := newNetns(nodeSysctls(n))
+		if err != nil {
+			return nil, fmt.Errorf("create namespace for node %q: %w", n.Name, err)
+		}
+		h := &nodeHandle{node: n, path: filepath.Join(o.NetnsDir, n.Namespace), fd: fd, rt: newRtConn(sock)}
+		handles[i] = h
+		l.mu.Lock()
+		l.nodes[n.Name] = h
+		l.mu.Unlock()
+		pr.step()
+		pins <- h
+		return h, nil
+	}
+	// The pins finish in the background while links are made; never return
+	// (and so never roll back) before they are done.
+	var pinOnce sync.Once
+	var perr error
+	waitPins := func() error {
+		pinOnce.Do(func() {
+			close(pins)
+			perr = <-pinErr
+		})
+		return perr
+	}
+	defer waitPins()
+
+	// 2. Switches: namespace and bridge, kept down until every port joined.
+	if err := parallel(ctx, len(switches), o.Workers, func(k int) error {
+		h, err := mk(switches[k])
+		if err != nil {
+			return err
+		}
 		if err := h.rt.bridgeAdd(h.node.Bridge, 2); err != nil {
 			return fmt.Errorf("add bridge %q to switch %q: %w", h.node.Bridge, h.node.Name, err)
 		}
@@ -230,14 +230,45 @@ func (l *Lab) build(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-
 	logPhase("switches")
-	// 3. Links: one message each, created from the switch side (the port
-	// gets its master in the same message) with the peer created straight
-	// into the other node's namespace, down.
+
+	// 3. Hosts and routers, each with its switch ports made as soon as its
+	// namespace exists, so namespace setup (partly outside the kernel's
+	// rtnl lock) overlaps link creation. A link is one message, sent from
+	// the switch (the port gets its master in the same message) with the
+	// peer created straight into the node's namespace, down.
+	toSwitch := map[string][]*Link{}
+	var rest []*Link
+	for _, k := range p.Links {
+		switch {
+		case k.A.Port && !k.B.Port:
+			toSwitch[k.B.Node] = append(toSwitch[k.B.Node], k)
+		case k.B.Port && !k.A.Port:
+			toSwitch[k.A.Node] = append(toSwitch[k.A.Node], k)
+		default:
+			rest = append(rest, k)
+		}
+	}
 	pr.setPhase("links")
-	if err := parallel(ctx, len(p.Links), o.Workers, func(i int) error {
-		err := l.addLink(p.Links[i])
+	if err := parallel(ctx, len(others), o.Workers, func(k int) error {
+		h, err := mk(others[k])
+		if err != nil {
+			return err
+		}
+		for _, lk := range toSwitch[h.node.Name] {
+			if err := l.addLink(lk); err != nil {
+				return err
+			}
+			pr.step()
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	o.Logger.Debug("namespaces ready", "lab", p.Lab, "n", len(p.Nodes), "took", time.Since(start))
+	// 4. Links between two switches or two other nodes.
+	if err := parallel(ctx, len(rest), o.Workers, func(i int) error {
+		err := l.addLink(rest[i])
 		pr.step()
 		return err
 	}); err != nil {
@@ -268,7 +299,8 @@ func (l *Lab) build(ctx context.Context) error {
 	// 5. Bridges up, then wait for every interface to be up: the first
 	// packets on a veth whose peer is not up yet are lost.
 	pr.setPhase("ready")
-	for _, h := range switches {
+	for _, i := range switches {
+		h := handles[i]
 		if err := h.rt.linkSetUp(2, true); err != nil {
 			return fmt.Errorf("set bridge %q of switch %q up: %w", h.node.Bridge, h.node.Name, err)
 		}
@@ -341,11 +373,11 @@ func nodeSysctls(n *Node) []Sysctl {
 		// Bridge ports need no IPv6: without it no duplicate-address
 		// detection or router solicitation is flooded to every port.
 		s = append(s, Sysctl{"net.ipv6.conf.all.disable_ipv6", "1"}, Sysctl{"net.ipv6.conf.default.disable_ipv6", "1"})
-	case n.IPv6:
-		s = append(s, Sysctl{"net.ipv6.conf.default.accept_dad", "0"}, Sysctl{"net.ipv6.conf.default.router_solicitations", "0"})
-	default:
-		s = append(s, Sysctl{"net.ipv6.conf.default.disable_ipv6", "1"})
 	}
+	// Hosts and routers need no setting here: interfaces without IPv6
+	// addresses get IPv6 address generation turned off as they come up
+	// (writing /proc/sys in each of many namespaces costs more: the
+	// kernel's sysctl lookups grow with the number of namespaces).
 	if n.Kind == KindRouter {
 		s = append(s, Sysctl{"net.ipv4.ip_forward", "1"}, Sysctl{"net.ipv6.conf.all.forwarding", "1"})
 	}
@@ -467,7 +499,11 @@ func (l *Lab) configureNode(h *nodeHandle) error {
 		return fmt.Errorf("set lo of node %q up: %w", n.Name, err)
 	}
 	for _, i := range n.Ifaces {
-		if err := h.rt.linkSetUp(i.Index, true); err != nil {
+		up := h.rt.linkSetUpNoIPv6
+		if hasFamily(i.Addrs, false) {
+			up = func(index int) error { return h.rt.linkSetUp(index, true) }
+		}
+		if err := up(i.Index); err != nil {
 			return fmt.Errorf("set %q of node %q up: %w", i.Name, n.Name, err)
 		}
 		for _, a := range i.Addrs {

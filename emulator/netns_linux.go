@@ -152,11 +152,62 @@ func unescapeMount(s string) string {
 // exclusively, so that an existing name is never taken over):
 // the `mount --bind /proc/self/ns/net /run/netns/NAME` of `ip netns add`.
 func pinNamespace(fd int, path string) error {
+	return (&pinner{}).pin(fd, path)
+}
+
+// pinner makes the empty files that namespaces are mounted on. Creating an
+// inode per file is costly on some file systems (ext4 scans its bitmaps
+// past recently deleted inodes), so it makes one unnamed inode per
+// directory (O_TMPFILE) and gives it a new name per namespace (linkat):
+// each pin is then one directory entry. Where that is not possible it
+// creates files one by one.
+type pinner struct {
+	tmp map[string]int // directory -> O_TMPFILE descriptor
+}
+
+func (p *pinner) close() {
+	for _, fd := range p.tmp {
+		unix.Close(fd)
+	}
+	p.tmp = nil
+}
+
+func (p *pinner) mountPoint(path string) error {
+	dir := filepath.Dir(path)
+	if p.tmp == nil {
+		p.tmp = map[string]int{}
+	}
+	fd, ok := p.tmp[dir]
+	if !ok {
+		var err error
+		fd, err = unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o444)
+		if err != nil {
+			fd = -1
+		}
+		p.tmp[dir] = fd
+	}
+	if fd >= 0 {
+		err := unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", fd), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, unix.EEXIST) {
+			return os.ErrExist
+		}
+		unix.Close(fd)
+		p.tmp[dir] = -1
+	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
 	if err != nil {
 		return err
 	}
-	f.Close()
+	return f.Close()
+}
+
+func (p *pinner) pin(fd int, path string) error {
+	if err := p.mountPoint(path); err != nil {
+		return err
+	}
 	src := fmt.Sprintf("/proc/self/fd/%d", fd)
 	if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
 		os.Remove(path)

@@ -9,9 +9,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -281,13 +284,128 @@ func (l *Lab) PingAll(ctx context.Context, nodes []string, o PingOptions) (*Matr
 			}
 		}
 	}
-	err := parallel(ctx, len(nodes), 8, func(i int) error {
-		return l.pingFrom(ctx, m, i, o)
-	})
-	if err != nil {
-		return nil, err
+	// Every pair that talks needs a neighbour entry at both ends, and the
+	// kernel's neighbour table is shared by all namespaces of the machine
+	// (net.ipv4.neigh.default.gc_thresh3, 1024 by default): past it, new
+	// entries fail and packets are dropped. So a big matrix runs in waves
+	// of sources, each followed by removing the entries it made.
+	wave := len(nodes)
+	if need := 2 * len(nodes) * (len(nodes) - 1); need > 0 {
+		limit, used := neighBudget()
+		if free := limit - used - 64; need > free {
+			wave = max(1, free/(2*len(nodes)))
+		}
+	}
+	for first := 0; first < len(nodes); first += wave {
+		last := min(first+wave, len(nodes))
+		var snap *neighSnapshot
+		if wave < len(nodes) {
+			var err error
+			if snap, err = l.snapshotNeighbors(nodes); err != nil {
+				return nil, err
+			}
+		}
+		err := parallel(ctx, last-first, 8, func(k int) error {
+			return l.pingFrom(ctx, m, first+k, o)
+		})
+		if snap != nil {
+			if rerr := snap.restore(); rerr != nil && err == nil {
+				err = rerr
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	return m, nil
+}
+
+// neighBudget reads the machine-wide neighbour table limit and how many
+// entries are in use (IPv4; the IPv6 table has the same default limit).
+func neighBudget() (limit, used int) {
+	limit = 1024
+	if data, err := os.ReadFile("/proc/sys/net/ipv4/neigh/default/gc_thresh3"); err == nil {
+		if v, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
+			limit = v
+		}
+	}
+	if data, err := os.ReadFile("/proc/net/stat/arp_cache"); err == nil {
+		lines := strings.Split(string(data), "\n")
+		if len(lines) > 1 {
+			if f := strings.Fields(lines[1]); len(f) > 0 {
+				if v, err := strconv.ParseInt(f[0], 16, 64); err == nil {
+					used = int(v)
+				}
+			}
+		}
+	}
+	return limit, used
+}
+
+// neighSnapshot remembers the neighbour entries of some nodes, so that the
+// ones a probe wave adds can be removed again.
+type neighSnapshot struct {
+	handles []*netlink.Handle
+	before  []map[string]bool
+}
+
+func neighKey(n netlink.Neigh) string { return fmt.Sprintf("%d/%s", n.LinkIndex, n.IP) }
+
+func (l *Lab) snapshotNeighbors(nodes []string) (*neighSnapshot, error) {
+	s := &neighSnapshot{}
+	for _, name := range nodes {
+		e, err := l.envOf(name)
+		if err != nil {
+			s.close()
+			return nil, err
+		}
+		ns, err := netns.GetFromPath(e.netns)
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("open namespace of node %q: %w", name, err)
+		}
+		h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+		ns.Close()
+		if err != nil {
+			s.close()
+			return nil, err
+		}
+		s.handles = append(s.handles, h)
+		have := map[string]bool{}
+		list, err := retryDump(func() ([]netlink.Neigh, error) { return h.NeighList(0, netlink.FAMILY_ALL) })
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("list neighbours of node %q: %w", name, err)
+		}
+		for _, n := range list {
+			have[neighKey(n)] = true
+		}
+		s.before = append(s.before, have)
+	}
+	return s, nil
+}
+
+func (s *neighSnapshot) restore() error {
+	defer s.close()
+	for i, h := range s.handles {
+		list, err := retryDump(func() ([]netlink.Neigh, error) { return h.NeighList(0, netlink.FAMILY_ALL) })
+		if err != nil {
+			return err
+		}
+		for _, n := range list {
+			if !s.before[i][neighKey(n)] && n.State&netlink.NUD_PERMANENT == 0 {
+				h.NeighDel(&n)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *neighSnapshot) close() {
+	for _, h := range s.handles {
+		h.Close()
+	}
+	s.handles = nil
 }
 
 // pingFrom probes from m.Nodes[i] to every other node at once, on one

@@ -457,11 +457,13 @@ func (r *resolver) assignNames() {
 				}
 			}
 		}
-		// Indexes: lo is 1, a bridge 2, then interfaces in order.
-		next := 2
-		if n.Bridge != "" {
-			next = 3
-		}
+	}
+	// Indexes: lo is 1 and a bridge 2 in their namespaces; every other
+	// interface gets a number unique in the lab. The two ends of a veth
+	// must differ: the kernel delays (by up to a second) the carrier
+	// events of a device whose index equals its peer's.
+	next := 3
+	for _, n := range r.plan.Nodes {
 		for _, i := range n.Ifaces {
 			i.Index = next
 			next++

@@ -53,6 +53,28 @@ func (c *rtConn) linkSetUp(index int, up bool) error {
 	return c.do(req)
 }
 
+// linkSetUpNoIPv6 brings an interface up with IPv6 address generation off
+// in the same message: `ip link set dev IF addrgenmode none up`. Without a
+// link-local address the interface sends no duplicate-address probes and
+// no router solicitations, which on a big bridge are flooded to every
+// port. The kernel refuses this attribute in a creating message, and
+// applies it after the flags in a setting one, so it is sent just before
+// the first "up".
+func (c *rtConn) linkSetUpNoIPv6(index int) error {
+	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index = int32(index)
+	req.AddData(msg)
+	spec := nl.NewRtAttr(unix.IFLA_AF_SPEC, nil)
+	inet6 := spec.AddRtAttr(unix.AF_INET6, nil)
+	inet6.AddRtAttr(unix.IFLA_INET6_ADDR_GEN_MODE, []byte{1 /* IN6_ADDR_GEN_MODE_NONE */})
+	req.AddData(spec)
+	if err := c.do(req); err != nil {
+		return fmt.Errorf("set addrgenmode none: %w", err)
+	}
+	return c.linkSetUp(index, true)
+}
+
 // linkSetMaster makes an interface a bridge port: `ip link set IF master BR`.
 func (c *rtConn) linkSetMaster(index, master int) error {
 	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)

@@ -404,8 +404,31 @@ func summarize(p *emulator.Plan, up time.Duration) summary {
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func (s summary) String() string {
-	return fmt.Sprintf("lab %s: %d nodes (%d hosts, %d routers, %d switches), %d links, %d segments; up in %.1f ms",
-		s.Lab, s.Nodes, s.Hosts, s.Routers, s.Switches, s.Links, s.Segments, s.UpMS)
+	return fmt.Sprintf("lab %s: %s; up in %.1f ms", s.Lab, s.shape(), s.UpMS)
+}
+
+// shape says what the lab is made of: "4 nodes (3 hosts, 1 switch), 3 links, 1 segment".
+func (s summary) shape() string {
+	var kinds []string
+	for _, k := range []struct {
+		n    int
+		name string
+	}{{s.Hosts, "host"}, {s.Routers, "router"}, {s.Switches, "switch"}} {
+		if k.n > 0 {
+			kinds = append(kinds, plural(k.n, k.name))
+		}
+	}
+	return fmt.Sprintf("%s (%s), %s, %s", plural(s.Nodes, "node"), strings.Join(kinds, ", "), plural(s.Links, "link"), plural(s.Segments, "segment"))
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	if strings.HasSuffix(word, "ch") {
+		return fmt.Sprintf("%d %ses", n, word)
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
 
 func (g *globals) cmdRun(c *cli.Context) error {
@@ -761,7 +784,7 @@ func (g *globals) cmdValidate(c *cli.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		fmt.Fprintf(g.stdout, "%s: lab %s is valid: %s\n", f, plan.Lab, strings.TrimPrefix(summarize(plan, 0).String(), "lab "+plan.Lab+": "))
+		fmt.Fprintf(g.stdout, "%s: lab %s is valid: %s\n", f, plan.Lab, summarize(plan, 0).shape())
 		if c.Bool("plan") {
 			printPlan(g.stdout, plan)
 		}

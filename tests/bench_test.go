@@ -1,0 +1,194 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nslab/nslab/emulator"
+)
+
+// Benchmarks of the engine. Run them with `make bench`, which runs each
+// several times and writes a report; each benchmark reports medians:
+//
+//	up-ms      Up returned: every interface is up, the lab is usable
+//	down-ms    Down returned, having waited until every switch port whose
+//	           peer was in a deleted namespace is gone (Options.WaitGone)
+//	freed-ms   from the start of Down until the kernel has freed every
+//	           network namespace of the lab (net_namespace objects back to
+//	           the count before the build, read from /proc/slabinfo)
+//
+// Between iterations the benchmark waits for the kernel to finish freeing
+// the previous lab, so that one lab's teardown is not billed to the next.
+
+func BenchmarkUpDownSingle10(b *testing.B)   { benchUpDown(b, "single,10") }
+func BenchmarkUpDownSingle100(b *testing.B)  { benchUpDown(b, "single,100") }
+func BenchmarkUpDownSingle500(b *testing.B)  { benchUpDown(b, "single,500") }
+func BenchmarkUpDownSingle1000(b *testing.B) { benchUpDown(b, "single,1000") }
+func BenchmarkUpDownLinear100(b *testing.B)  { benchUpDown(b, "linear,100") }
+
+func benchUpDown(b *testing.B, spec string) {
+	var ups, downs, freeds []time.Duration
+	base, err := netnsObjects()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		waitNetnsObjects(b, base)
+		top, err := emulator.Generate(spec, uniqueName("bench"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		plan, err := emulator.Resolve(top)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		t0 := time.Now()
+		lab, err := emulator.Up(context.Background(), plan, emulator.Options{WaitGone: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if err := lab.Down(); err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		b.StopTimer()
+		waitNetnsObjects(b, base)
+		t3 := time.Now()
+		ups, downs, freeds = append(ups, t1.Sub(t0)), append(downs, t2.Sub(t1)), append(freeds, t3.Sub(t1))
+	}
+	b.ReportMetric(medianMS(ups), "up-ms")
+	b.ReportMetric(medianMS(downs), "down-ms")
+	b.ReportMetric(medianMS(freeds), "freed-ms")
+}
+
+func medianMS(ds []time.Duration) float64 {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return float64(m.Microseconds()) / 1000
+}
+
+// netnsObjects reads how many network namespaces the kernel holds.
+func netnsObjects() (int, error) {
+	data, err := os.ReadFile("/proc/slabinfo")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 1 && f[0] == "net_namespace" {
+			return strconv.Atoi(f[1])
+		}
+	}
+	return 0, fmt.Errorf("no net_namespace line in /proc/slabinfo")
+}
+
+func waitNetnsObjects(b *testing.B, base int) {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		n, err := netnsObjects()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n <= base {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	b.Fatalf("network namespaces not freed within 60 s")
+}
+
+// BenchmarkExecTrue runs /bin/true in a node with its hostname and the
+// lab's /etc/hosts in place.
+func BenchmarkExecTrue(b *testing.B) {
+	lab := benchLab(b, "single,2")
+	ctx := context.Background()
+	ds := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		res, err := lab.Exec(ctx, "h1", "/bin/true")
+		if err != nil || res.ExitCode != 0 {
+			b.Fatal(err, res.ExitCode)
+		}
+		ds = append(ds, time.Since(t0))
+	}
+	b.ReportMetric(medianMS(ds), "median-ms")
+}
+
+// BenchmarkPing is one in-process ICMP echo between two hosts on a switch.
+func BenchmarkPing(b *testing.B) {
+	lab := benchLab(b, "single,2")
+	ctx := context.Background()
+	if _, err := lab.Ping(ctx, "h1", "h2", emulator.PingOptions{}); err != nil { // warm up ARP
+		b.Fatal(err)
+	}
+	ds := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		r, err := lab.Ping(ctx, "h1", "h2", emulator.PingOptions{})
+		if err != nil || !r.OK() {
+			b.Fatal(err, r)
+		}
+		ds = append(ds, time.Since(t0))
+	}
+	b.ReportMetric(medianMS(ds), "median-ms")
+}
+
+// BenchmarkPingAll50 is the all-pairs matrix of 50 hosts on one switch
+// (2,450 probes).
+func BenchmarkPingAll50(b *testing.B) {
+	lab := benchLab(b, "single,50")
+	ctx := context.Background()
+	if _, err := lab.PingAll(ctx, nil, emulator.PingOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	ds := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		m, err := lab.PingAll(ctx, nil, emulator.PingOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if p, ok := m.Counts(); p != 2450 || ok != p {
+			b.Fatalf("pingall: %d of %d", ok, p)
+		}
+		ds = append(ds, time.Since(t0))
+	}
+	b.ReportMetric(medianMS(ds), "median-ms")
+}
+
+func benchLab(b *testing.B, spec string) *emulator.Lab {
+	b.Helper()
+	top, err := emulator.Generate(spec, uniqueName("bench"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	plan, err := emulator.Resolve(top)
+	if err != nil {
+		b.Fatal(err)
+	}
+	lab, err := emulator.Up(context.Background(), plan, emulator.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { lab.Down() })
+	return lab
+}
