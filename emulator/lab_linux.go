@@ -161,11 +161,8 @@ func (l *Lab) build(ctx context.Context) error {
 			if first != nil {
 				continue
 			}
-			if err := l.jr.add(jNetns, h.node.Namespace); err != nil {
-				first = fmt.Errorf("journal: %w", err)
-				continue
-			}
-			if err := pn.pin(h.fd, h.path); err != nil {
+			claimed := func() error { return l.jr.add(jNetns, h.node.Namespace) }
+			if err := pn.pin(h.fd, h.path, claimed); err != nil {
 				if errors.Is(err, os.ErrExist) {
 					err = fmt.Errorf("a namespace named %q already exists (not ours: nslab leaves it alone)", h.node.Namespace)
 				}

@@ -152,7 +152,7 @@ func unescapeMount(s string) string {
 // exclusively, so that an existing name is never taken over):
 // the `mount --bind /proc/self/ns/net /run/netns/NAME` of `ip netns add`.
 func pinNamespace(fd int, path string) error {
-	return (&pinner{}).pin(fd, path)
+	return (&pinner{}).pin(fd, path, nil)
 }
 
 // pinner makes the empty files that namespaces are mounted on. Creating an
@@ -204,9 +204,19 @@ func (p *pinner) mountPoint(path string) error {
 	return f.Close()
 }
 
-func (p *pinner) pin(fd int, path string) error {
+// pin makes the mount point (failing with os.ErrExist when the name is
+// taken), calls claimed, and mounts the namespace. claimed is where the
+// caller records the name as its own: only once the name is known to be
+// free, and before anything is mounted on it.
+func (p *pinner) pin(fd int, path string, claimed func() error) error {
 	if err := p.mountPoint(path); err != nil {
 		return err
+	}
+	if claimed != nil {
+		if err := claimed(); err != nil {
+			os.Remove(path)
+			return err
+		}
 	}
 	src := fmt.Sprintf("/proc/self/fd/%d", fd)
 	if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {

@@ -160,7 +160,7 @@ func (l *Lab) pingTarget(from, to string, o PingOptions) (src, dst *Node, target
 		name string
 		n    *Node
 	}{{from, src}, {to, dst}} {
-		if x.n == nil {
+		if x.n == nil && (x.name != "" || !o.Target.IsValid() || x.n == src) {
 			return nil, nil, target, BadInput(fmt.Errorf("lab %q has no node %q%s", l.Plan.Lab, x.name, suggest(x.name, l.Plan.NodeNames())))
 		}
 	}

@@ -1,15 +1,150 @@
 package tests
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
 	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nslab/nslab/emulator"
+	"github.com/stretchr/testify/require"
 )
 
 var labSeq atomic.Int64
 
+// tag is in the name of every lab this test process makes, so that the
+// leftover check looks at this process's labs only and parallel runs of
+// the suite do not disturb each other.
+var tag = fmt.Sprintf("t%d", os.Getpid()%1000000)
+
 // uniqueName gives a lab name no other test, parallel or in another
 // process, uses at the same time.
 func uniqueName(prefix string) string {
-	return fmt.Sprintf("%s-%d-%d", prefix, os.Getpid()%1000000, labSeq.Add(1))
+	return fmt.Sprintf("%s-%s-%d", prefix, tag, labSeq.Add(1))
+}
+
+// nslabBin is the CLI, built once for the suite.
+var nslabBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	if os.Geteuid() != 0 {
+		// Not a skip: the integration tests are the point of this package.
+		fmt.Fprintln(os.Stderr, "tests: the integration tests build real labs and must run as root (sudo make test)")
+		return 1
+	}
+	dir, err := os.MkdirTemp("", "nslab-tests-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	nslabBin = filepath.Join(dir, "nslab")
+	_, here, _, _ := runtime.Caller(0)
+	build := exec.Command("go", "build", "-o", nslabBin, "./cmd/nslab")
+	build.Dir = filepath.Dir(filepath.Dir(here))
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build nslab: %v\n%s", err, out)
+		return 1
+	}
+	code := m.Run()
+	if left := leftovers(); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: the suite left things behind:\n  %s\n", strings.Join(left, "\n  "))
+		return 1
+	}
+	return code
+}
+
+// leftovers lists what this test process's labs left on the machine:
+// named namespaces, lab records, and links in the root namespace.
+func leftovers() []string {
+	var out []string
+	for _, dir := range []string{"/run/netns", "/run/nslab"} {
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if strings.Contains(e.Name(), "-"+tag+"-") {
+				out = append(out, filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	ents, _ := os.ReadDir("/sys/class/net")
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "nt"+tag) {
+			out = append(out, "link "+e.Name())
+		}
+	}
+	// Processes started by the suite's labs.
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		data, _ := os.ReadFile(p)
+		if bytes.Contains(data, []byte("nslab-test-marker-"+tag)) {
+			out = append(out, "process "+p)
+		}
+	}
+	return out
+}
+
+// startLab builds top and tears it down when the test ends.
+func startLab(t testing.TB, top *emulator.Topology, opts emulator.Options) *emulator.Lab {
+	t.Helper()
+	plan, err := emulator.Resolve(top)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	lab, err := emulator.Up(ctx, plan, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, lab.Down()) })
+	return lab
+}
+
+// loadTopology reads a file from topologies/ and renames the lab.
+func loadTopology(t testing.TB, file string) *emulator.Topology {
+	t.Helper()
+	_, here, _, _ := runtime.Caller(0)
+	top, err := emulator.LoadFile(filepath.Join(filepath.Dir(filepath.Dir(here)), "topologies", file))
+	require.NoError(t, err)
+	top.Name = uniqueName(strings.TrimSuffix(file, ".toml"))
+	return top
+}
+
+// cli runs the nslab binary and returns its output and exit code.
+func cli(t testing.TB, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(nslabBin, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return o.String(), e.String(), ee.ExitCode()
+	}
+	require.NoError(t, err)
+	return o.String(), e.String(), 0
+}
+
+func namespaceExists(name string) bool {
+	_, err := os.Stat(filepath.Join("/run/netns", name))
+	return err == nil
+}
+
+// reach asserts that from reaches to with ICMP (or not, with want false).
+func reach(t testing.TB, lab *emulator.Lab, from, to string, want bool) {
+	t.Helper()
+	r, err := lab.Ping(context.Background(), from, to, emulator.PingOptions{Count: 2, Timeout: 300 * time.Millisecond})
+	require.NoError(t, err)
+	if want {
+		require.True(t, r.OK(), "%s should reach %s: %s", from, to, r)
+	} else {
+		require.Zero(t, r.Received, "%s should not reach %s: %s", from, to, r)
+	}
 }
