@@ -49,6 +49,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755) // TestCLINotRoot runs it as nobody
 	nslabBin = filepath.Join(dir, "nslab")
 	_, here, _, _ := runtime.Caller(0)
 	build := exec.Command("go", "build", "-o", nslabBin, "./cmd/nslab")
@@ -148,3 +149,5 @@ func reach(t testing.TB, lab *emulator.Lab, from, to string, want bool) {
 		require.Zero(t, r.Received, "%s should not reach %s: %s", from, to, r)
 	}
 }
+
+func emptyOpts() emulator.Options { return emulator.Options{} }

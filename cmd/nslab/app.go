@@ -646,7 +646,7 @@ func (g *globals) cmdStatus(c *cli.Context) error {
 func (g *globals) cmdExec(c *cli.Context) error {
 	args := c.Args().Slice()
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-		return cli.ShowCommandHelp(c, "exec")
+		return cli.ShowCommandHelp(c.Lineage()[1], "exec")
 	}
 	if len(args) < 3 || (args[2] == "--" && len(args) < 4) {
 		return emulator.BadInput(errors.New("usage: nslab exec LAB NODE [--] CMD [ARG...]"))
