@@ -183,6 +183,7 @@ func TestSysctlsAndStartCommands(t *testing.T) {
 	require.NoError(t, err)
 	lab, err := emulator.Up(context.Background(), plan, emulator.Options{})
 	require.NoError(t, err)
+	t.Cleanup(func() { lab.Down() }) // on failure; Down is idempotent
 
 	res, err := lab.Exec(context.Background(), "a", "cat", "/proc/sys/net/ipv4/conf/all/rp_filter")
 	require.NoError(t, err)
