@@ -291,5 +291,5 @@ func Clean(name string, opts Options) error {
 			plan, _ = Resolve(r.Topology)
 		}
 	}
-	return removeLab(opts, name, plan, nil)
+	return removeLab(opts, name, plan)
 }

@@ -31,9 +31,6 @@ type Options struct {
 	Progress func(Progress)
 	// ReadyTimeout bounds the wait for every interface to be up (default 10s).
 	ReadyTimeout time.Duration
-	// WaitGone makes teardown wait until the kernel has removed the lab's
-	// interfaces, not just until the namespaces were released.
-	WaitGone bool
 	// NoEtc skips the lab's mount namespace, its /etc/hosts and per-node
 	// hostnames: commands then run with the machine's own.
 	NoEtc bool

@@ -75,24 +75,31 @@ func (c *rtConn) linkSetUpNoIPv6(index int) error {
 	return c.linkSetUp(index, true)
 }
 
-// linkSetMaster makes an interface a bridge port: `ip link set IF master BR`.
-func (c *rtConn) linkSetMaster(index, master int) error {
+// linkSetMasterUp makes an interface a bridge port and brings it up, in
+// one message: `ip link set IF master BR up`.
+func (c *rtConn) linkSetMasterUp(index, master int) error {
 	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Index = int32(index)
+	msg.Flags, msg.Change = unix.IFF_UP, unix.IFF_UP
 	req.AddData(msg)
 	req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(master))))
 	return c.do(req)
 }
 
-// bridgeAdd creates a bridge, down, with multicast snooping off:
-// `ip link add NAME index IDX type bridge mcast_snooping 0`.
-func (c *rtConn) bridgeAdd(name string, index int) error {
+// bridgeAdd creates a bridge, down, with multicast snooping off and a
+// fixed MAC: `ip link add NAME index IDX address MAC type bridge
+// mcast_snooping 0`. A bridge whose MAC was not set recomputes it from its
+// ports each time one joins, which walks every port.
+func (c *rtConn) bridgeAdd(name string, index int, mac net.HardwareAddr) error {
 	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, newFlags)
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Index = int32(index)
 	req.AddData(msg)
 	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
+	if mac != nil {
+		req.AddData(nl.NewRtAttr(unix.IFLA_ADDRESS, mac))
+	}
 	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
 	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("bridge"))
 	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
@@ -108,6 +115,7 @@ type vethEnd struct {
 	mac    net.HardwareAddr
 	mtu    int
 	master int // bridge index, for the local end only
+	group  uint32
 	up     bool
 	nsFd   int // for the peer: the namespace it is created in
 }
@@ -133,6 +141,9 @@ func (c *rtConn) vethAdd(local, peer vethEnd) error {
 	if local.master > 0 {
 		req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(local.master))))
 	}
+	if local.group != 0 {
+		req.AddData(nl.NewRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(local.group)))
+	}
 	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
 	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("veth"))
 	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
@@ -145,6 +156,9 @@ func (c *rtConn) vethAdd(local, peer vethEnd) error {
 	}
 	if peer.mac != nil {
 		pa.AddRtAttr(unix.IFLA_ADDRESS, peer.mac)
+	}
+	if peer.group != 0 {
+		pa.AddRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(peer.group))
 	}
 	pa.AddRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(peer.nsFd)))
 	req.AddData(info)
@@ -286,4 +300,17 @@ func (c *rtConn) waitAllUp(n *Node, deadline time.Time) error {
 		}
 		time.Sleep(delay)
 	}
+}
+
+// portGroup is the interface group of every switch port nslab makes, so
+// that teardown can delete all ports of a switch in one message.
+const portGroup = 0x6e736c62 // "nslb"
+
+// groupDel deletes every interface of a group in one kernel batch:
+// `ip link delete group G`. Deleting one end of a veth deletes its peer.
+func (c *rtConn) groupDel(group uint32) error {
+	req := nl.NewNetlinkRequest(unix.RTM_DELLINK, unix.NLM_F_ACK)
+	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+	req.AddData(nl.NewRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(group)))
+	return c.do(req)
 }

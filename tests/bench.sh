@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# make bench: nslab's benchmarks, as medians, side by side with Mininet when
+# it is installed, all in one run on this machine. Writes bench-out/.
+#   tests/bench.sh [BENCHTIME]     BENCHTIME as for go test (default 5x)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+benchtime=${1:-5x}
+out=bench-out
+mkdir -p "$out"
+[ "$(id -u)" = 0 ] || { echo "bench: run as root (the benchmarks build real labs)" >&2; exit 1; }
+
+echo "== nslab benchmarks (go test -bench, -benchtime $benchtime; medians per benchmark)"
+go test -run '^$' -bench . -benchtime "$benchtime" -timeout 60m ./tests/ | tee "$out/go-bench.txt"
+
+metric() { # metric BENCH UNIT -> value
+  awk -v b="$1" -v u="$2" '$1 ~ "^"b"(-[0-9]+)?$" { for (i = 2; i < NF; i++) if ($(i+1) == u) print $i }' "$out/go-bench.txt"
+}
+
+mn_median() { # mn_median TOPO RUNS -> median seconds of a whole mn run
+  local topo=$1 runs=$2 t=()
+  for _ in $(seq "$runs"); do
+    mn -c >/dev/null 2>&1 || true
+    local s e
+    s=$(date +%s.%N)
+    mn --switch lxbr --controller none --topo "$topo" --test none >/dev/null 2>&1
+    e=$(date +%s.%N)
+    t+=("$(echo "$e - $s" | bc)")
+  done
+  printf '%s\n' "${t[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+}
+
+{
+  echo "# nslab benchmark report ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, kernel $(uname -r))"
+  echo
+  echo "| topology | up ms | down ms | freed ms |"
+  echo "|---|---|---|---|"
+  for b in Single10 Single100 Single500 Single1000 Linear100; do
+    echo "| $b | $(metric BenchmarkUpDown$b up-ms) | $(metric BenchmarkUpDown$b down-ms) | $(metric BenchmarkUpDown$b freed-ms) |"
+  done
+  echo
+  echo "| probe | median ms |"
+  echo "|---|---|"
+  echo "| exec of /bin/true in a node | $(metric BenchmarkExecTrue median-ms) |"
+  echo "| one in-process ping | $(metric BenchmarkPing median-ms) |"
+  echo "| pingall, 50 hosts (2,450 probes) | $(metric BenchmarkPingAll50 median-ms) |"
+  echo
+  if command -v mn >/dev/null; then
+    runs=3
+    mn_s=$(mn_median linear,100 $runs)
+    up=$(metric BenchmarkUpDownLinear100 up-ms)
+    down=$(metric BenchmarkUpDownLinear100 down-ms)
+    ns_s=$(echo "scale=4; ($up + $down) / 1000" | bc)
+    echo "Mininet \`mn --switch lxbr --controller none --topo linear,100 --test none\`: median of $runs runs ${mn_s} s;"
+    echo "nslab linear,100 up + down: ${ns_s} s; ratio $(echo "scale=1; $mn_s / $ns_s" | bc)x."
+  else
+    echo "Mininet is not installed (apt-get install mininet): no side-by-side figure."
+  fi
+} | tee "$out/report.md"
