@@ -19,7 +19,6 @@ metric() { # metric BENCH UNIT -> value
 mn_median() { # mn_median TOPO RUNS -> median seconds of a whole mn run
   local topo=$1 runs=$2 t=()
   for _ in $(seq "$runs"); do
-    mn -c >/dev/null 2>&1 || true
     local s e
     s=$(date +%s.%N)
     mn --switch lxbr --controller none --topo "$topo" --test none >/dev/null 2>&1

@@ -258,3 +258,27 @@ func TestCLIHelpTeaches(t *testing.T) {
 	require.Contains(t, out, "--topo")
 	require.True(t, strings.Contains(out, "Exit 0"))
 }
+
+// On a terminal, a build that takes more than a second shows its progress;
+// `script` gives the CLI a pseudo-terminal.
+func TestCLIProgressOnTerminal(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Fatal("this test needs `script` (util-linux) for a pseudo-terminal")
+	}
+	name := uniqueName("tty")
+	cmd := exec.Command("script", "-qec", nslabBin+" run --test none --name "+name+" --topo single,200", "/dev/null")
+	cmd.Env = append(os.Environ(), "NSLAB_PROGRESS_DELAY=0s")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.Contains(t, string(out), "building lab "+name+": ")
+	require.Contains(t, string(out), "steps)")
+	require.Contains(t, string(out), "lab "+name+" torn down")
+
+	// Not on a terminal: no progress line.
+	plain := exec.Command(nslabBin, "run", "--test", "none", "--name", uniqueName("notty"), "--topo", "single,2")
+	plain.Env = append(os.Environ(), "NSLAB_PROGRESS_DELAY=0s")
+	out2, err := plain.CombinedOutput()
+	require.NoError(t, err, string(out2))
+	require.NotContains(t, string(out2), "building lab")
+}

@@ -324,6 +324,12 @@ func (g *globals) withProgress(opts *emulator.Options, lab string) func() {
 		last = p
 		mu.Unlock()
 	}
+	// The delay is a setting (NSLAB_PROGRESS_DELAY, a Go duration) so
+	// that a test can see the progress line of a small, fast build.
+	delay := time.Second
+	if d, err := time.ParseDuration(os.Getenv("NSLAB_PROGRESS_DELAY")); err == nil {
+		delay = d
+	}
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	shown := false
@@ -332,7 +338,7 @@ func (g *globals) withProgress(opts *emulator.Options, lab string) func() {
 		select {
 		case <-stop:
 			return
-		case <-time.After(time.Second):
+		case <-time.After(delay):
 		}
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
