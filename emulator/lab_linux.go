@@ -629,32 +629,10 @@ func removeLab(o Options, lab string, plan *Plan) error {
 			errs = append(errs, fmt.Errorf("remove namespace %s: %w", filepath.Base(p), err))
 		}
 	}
-	if len(paths) > 0 {
-		nudgeNetnsCleanup()
-	}
 	if err := os.RemoveAll(dir); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
-}
-
-// nudgeNetnsCleanup creates a network namespace and drops it at once. On
-// the kernels we measured (6.18), namespaces released by unmounting were
-// often left unfreed, with their loopback devices, until some other
-// namespace was destroyed; destroying one of our own makes the kernel's
-// cleanup run now.
-func nudgeNetnsCleanup() {
-	onThread(func() (bool, error) {
-		orig, err := netns.Get()
-		if err != nil {
-			return true, err
-		}
-		defer orig.Close()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			return true, err
-		}
-		return netns.Set(orig) == nil, nil
-	})
 }
 
 // dropPorts deletes every port nslab made in a switch's namespace, in one

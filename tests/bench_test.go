@@ -103,9 +103,10 @@ func netnsObjects() (int, error) {
 }
 
 // waitNetnsObjects waits until the kernel has freed the lab's namespaces.
-// On kernel 6.18 released namespaces sometimes wait for another namespace
-// to be destroyed before they are freed: every 50 ms without progress it
-// destroys a throwaway one (unshare -n true) to let the cleanup run.
+// The kernel dismantles released namespaces in batches and frees the
+// memory of a batch only when its cleanup runs again, so the last batch
+// stays allocated until some other namespace is destroyed: after 5 ms
+// without progress it destroys a throwaway one (unshare -n true).
 func waitNetnsObjects(b *testing.B, base int) {
 	deadline := time.Now().Add(60 * time.Second)
 	last, stalled := -1, time.Now()
@@ -119,7 +120,7 @@ func waitNetnsObjects(b *testing.B, base int) {
 		}
 		if n != last {
 			last, stalled = n, time.Now()
-		} else if time.Since(stalled) > 50*time.Millisecond {
+		} else if time.Since(stalled) > 5*time.Millisecond {
 			exec.Command("unshare", "-n", "true").Run()
 			stalled = time.Now()
 		}

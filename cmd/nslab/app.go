@@ -899,7 +899,7 @@ func permuteArgs(app *cli.App, args []string) []string {
 	if cmd == nil || cmd.SkipFlagParsing {
 		return args
 	}
-	var flags, pos []string
+	var global, flags, pos []string
 	rest := args[i+1:]
 	for k := 0; k < len(rest); k++ {
 		a := rest[k]
@@ -908,22 +908,46 @@ func permuteArgs(app *cli.App, args []string) []string {
 			break
 		}
 		if strings.HasPrefix(a, "-") && len(a) > 1 {
-			flags = append(flags, a)
-			if !isBoolFlag(cmd.Flags, a) && !strings.Contains(a, "=") && k+1 < len(rest) && a != "-h" && a != "--help" {
+			// A global flag written after the command goes before it.
+			dst, set := &flags, cmd.Flags
+			if hasFlag(app.Flags, a) && !hasFlag(cmd.Flags, a) {
+				dst, set = &global, app.Flags
+			}
+			*dst = append(*dst, a)
+			if !isBoolFlag(set, a) && !strings.Contains(a, "=") && k+1 < len(rest) && a != "-h" && a != "--help" {
 				k++
-				flags = append(flags, rest[k])
+				*dst = append(*dst, rest[k])
 			}
 			continue
 		}
 		pos = append(pos, a)
 	}
-	out := append([]string{}, args[:i+1]...)
+	out := append([]string{}, args[:i]...)
+	out = append(out, global...)
+	out = append(out, args[i])
 	out = append(out, flags...)
 	return append(out, pos...)
 }
 
+func flagName(arg string) string {
+	name, _, _ := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+	return name
+}
+
+func hasFlag(flags []cli.Flag, arg string) bool {
+	name := flagName(arg)
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func isBoolFlag(flags []cli.Flag, arg string) bool {
-	name := strings.TrimLeft(arg, "-")
+	name := flagName(arg)
 	if name == "h" || name == "help" {
 		return true
 	}
