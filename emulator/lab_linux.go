@@ -163,8 +163,7 @@ func (l *Lab) build(ctx context.Context) error {
 			if first != nil {
 				continue
 			}
-			claimed := func() error { return l.jr.add(jNetns, h.node.Namespace) }
-			if err := pn.pin(h.fd, h.path, claimed); err != nil {
+			if err := pn.pin(h.fd, h.path, l.jr.add); err != nil {
 				if errors.Is(err, os.ErrExist) {
 					err = fmt.Errorf("a namespace named %q already exists (not ours: nslab leaves it alone)", h.node.Namespace)
 				}
@@ -304,6 +303,11 @@ func (l *Lab) build(ctx context.Context) error {
 			}
 			if err := h.rt.waitOperUp(ifc.Index, deadline); err != nil {
 				return fmt.Errorf("wait for interface %q of node %q: %w", ifc.Name, h.node.Name, err)
+			}
+		}
+		if h.node.IPv6 {
+			if err := h.rt.waitIPv6Ready(h.node, deadline); err != nil {
+				return fmt.Errorf("node %q: %w", h.node.Name, err)
 			}
 		}
 		return nil
@@ -574,9 +578,29 @@ func removeLab(o Options, lab string, plan *Plan) error {
 	}
 	var paths, switches []string
 	inodes := map[uint64]bool{}
+	pinfiles, claimed := map[string]bool{}, map[string]bool{}
 	for _, e := range ents {
-		if e.kind != jNetns || strings.Contains(e.arg, "/") || e.arg == ".." || e.arg == "." {
+		switch e.kind {
+		case jPinFile:
+			pinfiles[e.arg] = true
+		case jNetns:
+			claimed[e.arg] = true
+		}
+	}
+	for _, e := range ents {
+		if strings.Contains(e.arg, "/") || e.arg == ".." || e.arg == "." {
 			continue // never follow a journal line outside NetnsDir
+		}
+		if e.kind == jTry && !claimed[e.arg] {
+			// Killed between linking the name and recording it: remove the
+			// name only if it is a link to our own file.
+			if p := filepath.Join(netnsDir, e.arg); ourPinFile(p, pinfiles) {
+				os.Remove(p)
+			}
+			continue
+		}
+		if e.kind != jNetns {
+			continue
 		}
 		p := filepath.Join(netnsDir, e.arg)
 		paths = append(paths, p)

@@ -130,7 +130,7 @@ func propName(p uintptr) string {
 // mountedOnItself reports whether dir is a mount point of its own (and so
 // setting its propagation did not change its parent's).
 func mountedOnItself(dir string) bool {
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	data, err := os.ReadFile("/proc/thread-self/mountinfo")
 	if err != nil {
 		return false
 	}
@@ -152,7 +152,9 @@ func unescapeMount(s string) string {
 // exclusively, so that an existing name is never taken over):
 // the `mount --bind /proc/self/ns/net /run/netns/NAME` of `ip netns add`.
 func pinNamespace(fd int, path string) error {
-	return (&pinner{}).pin(fd, path, nil)
+	p := &pinner{}
+	defer p.close()
+	return p.pin(fd, path, nil)
 }
 
 // pinner makes the empty files that namespaces are mounted on. Creating an
@@ -161,32 +163,63 @@ func pinNamespace(fd int, path string) error {
 // directory (O_TMPFILE) and gives it a new name per namespace (linkat):
 // each pin is then one directory entry. Where that is not possible it
 // creates files one by one.
+//
+// The journal hook records, before each step, what the step may leave
+// behind if the process is killed right after it: the inode of the
+// unnamed file ("pinfile DEV:INO"), the name about to be linked ("try
+// NAME"), and the name once it is ours ("netns NAME"). Clean removes a
+// "try" name only if it is a link to a recorded pinfile inode, so a name
+// that was someone else's is never touched.
 type pinner struct {
-	tmp map[string]int // directory -> O_TMPFILE descriptor
+	tmp     map[string]int // directory -> O_TMPFILE descriptor
+	journal func(kind, arg string) error
 }
 
 func (p *pinner) close() {
 	for _, fd := range p.tmp {
-		unix.Close(fd)
+		if fd >= 0 {
+			unix.Close(fd)
+		}
 	}
 	p.tmp = nil
 }
 
-func (p *pinner) mountPoint(path string) error {
-	dir := filepath.Dir(path)
+func (p *pinner) note(kind, arg string) error {
+	if p.journal == nil {
+		return nil
+	}
+	return p.journal(kind, arg)
+}
+
+func (p *pinner) tmpFile(dir string) int {
 	if p.tmp == nil {
 		p.tmp = map[string]int{}
 	}
 	fd, ok := p.tmp[dir]
-	if !ok {
-		var err error
-		fd, err = unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o444)
-		if err != nil {
-			fd = -1
-		}
-		p.tmp[dir] = fd
+	if ok {
+		return fd
 	}
-	if fd >= 0 {
+	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o444)
+	if err == nil {
+		var st unix.Stat_t
+		if err = unix.Fstat(fd, &st); err == nil {
+			err = p.note(jPinFile, fileID(st))
+		}
+		if err != nil {
+			unix.Close(fd)
+		}
+	}
+	if err != nil {
+		fd = -1
+	}
+	p.tmp[dir] = fd
+	return fd
+}
+
+func fileID(st unix.Stat_t) string { return fmt.Sprintf("%d:%d", st.Dev, st.Ino) }
+
+func (p *pinner) mountPoint(path string) error {
+	if fd := p.tmpFile(filepath.Dir(path)); fd >= 0 {
 		err := unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", fd), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
 		if err == nil {
 			return nil
@@ -195,7 +228,7 @@ func (p *pinner) mountPoint(path string) error {
 			return os.ErrExist
 		}
 		unix.Close(fd)
-		p.tmp[dir] = -1
+		p.tmp[filepath.Dir(path)] = -1
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
 	if err != nil {
@@ -205,18 +238,19 @@ func (p *pinner) mountPoint(path string) error {
 }
 
 // pin makes the mount point (failing with os.ErrExist when the name is
-// taken), calls claimed, and mounts the namespace. claimed is where the
-// caller records the name as its own: only once the name is known to be
-// free, and before anything is mounted on it.
-func (p *pinner) pin(fd int, path string, claimed func() error) error {
+// taken), records it as ours, and mounts the namespace on it.
+func (p *pinner) pin(fd int, path string, journal func(kind, arg string) error) error {
+	p.journal = journal
+	name := filepath.Base(path)
+	if err := p.note(jTry, name); err != nil {
+		return err
+	}
 	if err := p.mountPoint(path); err != nil {
 		return err
 	}
-	if claimed != nil {
-		if err := claimed(); err != nil {
-			os.Remove(path)
-			return err
-		}
+	if err := p.note(jNetns, name); err != nil {
+		os.Remove(path)
+		return err
 	}
 	src := fmt.Sprintf("/proc/self/fd/%d", fd)
 	if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
@@ -224,6 +258,16 @@ func (p *pinner) pin(fd int, path string, claimed func() error) error {
 		return fmt.Errorf("bind-mount namespace: %w", err)
 	}
 	return nil
+}
+
+// ourPinFile reports whether path is a plain file that is a link to one of
+// the recorded pinfile inodes.
+func ourPinFile(path string, pinfiles map[string]bool) bool {
+	var st unix.Stat_t
+	if unix.Lstat(path, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return false
+	}
+	return pinfiles[fileID(st)]
 }
 
 // unpinNamespace undoes pinNamespace; a missing path is not an error.

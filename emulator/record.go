@@ -40,6 +40,8 @@ const (
 // journal entry kinds.
 const (
 	jNetns    = "netns"    // a network namespace pinned at NetnsDir/NAME
+	jTry      = "try"      // about to claim NetnsDir/NAME (may not be ours)
+	jPinFile  = "pinfile"  // DEV:INO of the file namespaces are mounted on
 	jMountNS  = "mntns"    // the lab's mount namespace pinned at PATH
 	jHostLink = "hostlink" // the host's end of the host attachment
 	jProc     = "proc"     // a started process

@@ -314,3 +314,75 @@ func (c *rtConn) groupDel(group uint32) error {
 	req.AddData(nl.NewRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(group)))
 	return c.do(req)
 }
+
+// ipv6Groups lists the IPv6 multicast groups each interface has joined
+// (`ip -6 maddr`).
+func (c *rtConn) ipv6Groups() (map[int]map[netip.Addr]bool, error) {
+	req := nl.NewNetlinkRequest(unix.RTM_GETMULTICAST, unix.NLM_F_DUMP)
+	req.AddData(nl.NewIfAddrmsg(unix.AF_INET6))
+	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: &c.sh}
+	msgs, err := req.Execute(unix.NETLINK_ROUTE, 0) // replies are typed RTM_GETMULTICAST or RTM_NEWMULTICAST, by kernel
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		return nil, err
+	}
+	out := map[int]map[netip.Addr]bool{}
+	for _, m := range msgs {
+		if len(m) < unix.SizeofIfAddrmsg {
+			continue
+		}
+		msg := nl.DeserializeIfAddrmsg(m)
+		attrs, err := nl.ParseRouteAttr(m[unix.SizeofIfAddrmsg:])
+		if err != nil {
+			continue
+		}
+		for _, a := range attrs {
+			if a.Attr.Type != unix.IFA_MULTICAST {
+				continue
+			}
+			if addr, ok := netip.AddrFromSlice(a.Value); ok {
+				if out[int(msg.Index)] == nil {
+					out[int(msg.Index)] = map[netip.Addr]bool{}
+				}
+				out[int(msg.Index)][addr] = true
+			}
+		}
+	}
+	return out, nil
+}
+
+// solicitedNode is the multicast group neighbour discovery asks for a:
+// ff02::1:ffXX:XXXX.
+func solicitedNode(a netip.Addr) netip.Addr {
+	b := a.As16()
+	g := [16]byte{0xff, 0x02, 10: 0, 11: 1, 12: 0xff, 13: b[13], 14: b[14], 15: b[15]}
+	return netip.AddrFrom16(g)
+}
+
+// waitIPv6Ready waits until every IPv6 address of the node can be found by
+// neighbour discovery: the kernel joins an address's solicited-node group
+// from a work queue after the address is added, and until then neighbour
+// solicitations for it are dropped (the first ping then waits a second
+// for the retransmission).
+func (c *rtConn) waitIPv6Ready(n *Node, deadline time.Time) error {
+	for delay := 100 * time.Microsecond; ; delay = min(delay*2, 20*time.Millisecond) {
+		groups, err := c.ipv6Groups()
+		if err != nil {
+			return err
+		}
+		var missing []string
+		for _, i := range n.Ifaces {
+			for _, a := range i.Addrs {
+				if a.Addr().Is6() && !groups[i.Index][solicitedNode(a.Addr())] {
+					missing = append(missing, a.Addr().String())
+				}
+			}
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("IPv6 addresses %s are not ready for neighbour discovery", strings.Join(missing, ", "))
+		}
+		time.Sleep(delay)
+	}
+}

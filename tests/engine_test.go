@@ -194,9 +194,9 @@ func TestSysctlsAndStartCommands(t *testing.T) {
 
 	var pids []int
 	require.Eventually(t, func() bool { pids = processesWith(marker); return len(pids) == 1 }, 2*time.Second, 5*time.Millisecond, "the service runs")
-	netns, _ := os.Readlink("/proc/" + strconv.Itoa(pids[0]) + "/ns/net")
-	self, _ := os.Readlink("/proc/self/ns/net")
-	require.NotEqual(t, self, netns, "the service runs inside the node")
+	netns, err := os.Readlink("/proc/" + strconv.Itoa(pids[0]) + "/ns/net")
+	require.NoError(t, err)
+	require.NotEqual(t, startNetns, netns, "the service runs inside the node, not where the tests run")
 
 	require.NoError(t, lab.Down())
 	require.Empty(t, processesWith(marker), "teardown stops the service")

@@ -37,7 +37,13 @@ func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
 }
 
+// startNetns is the network namespace the tests run in, read before any
+// lab exists (later, /proc/self/ns/net is the main thread's, which the Go
+// runtime may have retired inside a node after a namespace switch).
+var startNetns string
+
 func runMain(m *testing.M) int {
+	startNetns, _ = os.Readlink("/proc/thread-self/ns/net")
 	if os.Geteuid() != 0 {
 		// Not a skip: the integration tests are the point of this package.
 		fmt.Fprintln(os.Stderr, "tests: the integration tests build real labs and must run as root (sudo make test)")

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 
 	"github.com/nslab/nslab/emulator"
 )
@@ -22,6 +23,12 @@ const (
 type checkFailed struct{ msg string }
 
 func (e *checkFailed) Error() string { return e.msg }
+
+// The main goroutine keeps the main thread to itself, so that no
+// goroutine that switches namespaces ever runs there: a thread left in a
+// node's namespace is retired by the runtime, but the main thread cannot
+// be, and /proc/self/... reads would then describe the node.
+func init() { runtime.LockOSThread() }
 
 func main() {
 	os.Exit(run(os.Args, os.Stdout, os.Stderr))
