@@ -261,7 +261,7 @@ func (l *Lab) build(ctx context.Context) error {
 	if err := parallel(ctx, len(handles), o.Workers, func(i int) error {
 		h := handles[i]
 		if h.node.Kind == KindSwitch {
-			return l.configureSwitch(h)
+			return nil // its ports were created up, in the bridge
 		}
 		err := l.configureNode(h)
 		pr.step()
@@ -467,10 +467,6 @@ func (l *Lab) configureHost() error {
 		}
 	}
 	return nil
-}
-
-func (l *Lab) configureSwitch(h *nodeHandle) error {
-	return nil // ports were created up and joined to the bridge
 }
 
 func (l *Lab) configureNode(h *nodeHandle) error {

@@ -282,3 +282,27 @@ func TestCLIProgressOnTerminal(t *testing.T) {
 	require.NoError(t, err, string(out2))
 	require.NotContains(t, string(out2), "building lab")
 }
+
+// SIGTERM (or Ctrl-C) during a build rolls everything back, with no
+// clean needed.
+func TestCLISigtermRollsBack(t *testing.T) {
+	t.Parallel()
+	name := uniqueName("term")
+	cmd := exec.Command(nslabBin, "up", "--name", name, "--topo", "single,400")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	require.Eventually(t, func() bool {
+		ents, _ := filepath.Glob("/run/netns/" + name + "-h*")
+		return len(ents) > 20
+	}, 20*time.Second, time.Millisecond)
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee, "an interrupted build is a failure")
+	require.Contains(t, stderr.String(), "interrupted: lab "+`"`+name+`"`+" rolled back")
+	left, _ := filepath.Glob("/run/netns/" + name + "-*")
+	require.Empty(t, left)
+	_, err = os.Stat("/run/nslab/" + name)
+	require.True(t, os.IsNotExist(err))
+}
