@@ -107,12 +107,18 @@ func mapSource(file string, data []byte) (*sourceMap, error) {
 		case unstable.Table, unstable.ArrayTable:
 			key, kpos := keyOf(&p, e.Key())
 			if e.Kind == unstable.ArrayTable {
-				n := counts[key]
-				counts[key] = n + 1
-				key = fmt.Sprintf("%s[%d]", key, n)
+				counts[key]++
 			}
-			prefix = key
-			s.pos[key] = kpos
+			// [links.a] after the second [[links]] is links[1].a.
+			var path, plain string
+			for _, part := range strings.Split(key, ".") {
+				path, plain = join(path, part), join(plain, part)
+				if n := counts[plain]; n > 0 {
+					path = fmt.Sprintf("%s[%d]", path, n-1)
+				}
+			}
+			prefix = path
+			s.pos[path] = kpos
 		case unstable.KeyValue:
 			key, kpos := keyOf(&p, e.Key())
 			path := join(prefix, key)

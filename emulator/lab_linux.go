@@ -147,6 +147,7 @@ func (l *Lab) build(ctx context.Context) error {
 		}
 	}
 	pr := &progress{fn: o.Progress, total: len(p.Nodes)*2 + len(p.Links) + nonSwitch}
+	forwarding := forwardingOn()
 	start := time.Now()
 
 	// 1. Namespaces, each created, configured by sysctl and given a netlink
@@ -187,7 +188,7 @@ func (l *Lab) build(ctx context.Context) error {
 	}
 	mk := func(i int) (*nodeHandle, error) {
 		n := p.Nodes[i]
-		fd, sock, err := newNetns(nodeSysctls(n))
+		fd, sock, err := newNetns(nodeSysctls(n, forwarding))
 		if err != nil {
 			return nil, fmt.Errorf("create namespace for node %q: %w", n.Name, err)
 		}
@@ -346,7 +347,7 @@ func (l *Lab) build(ctx context.Context) error {
 // nodeSysctls are the settings written in a node's namespace at creation,
 // before any interface exists, so that they are the defaults of its
 // interfaces.
-func nodeSysctls(n *Node) []Sysctl {
+func nodeSysctls(n *Node, inherited []string) []Sysctl {
 	var s []Sysctl
 	switch {
 	case n.Kind == KindSwitch:
@@ -360,8 +361,28 @@ func nodeSysctls(n *Node) []Sysctl {
 	// kernel's sysctl lookups grow with the number of namespaces).
 	if n.Kind == KindRouter {
 		s = append(s, Sysctl{"net.ipv4.ip_forward", "1"}, Sysctl{"net.ipv6.conf.all.forwarding", "1"})
+	} else if n.Kind == KindHost {
+		// A new namespace copies its IPv4 settings (and, on some machines,
+		// its IPv6 ones) from the machine's: where the machine forwards, a
+		// host would too. Only then is it worth a write.
+		for _, f := range inherited {
+			s = append(s, Sysctl{f, "0"})
+		}
 	}
 	return append(s, n.Sysctls...)
+}
+
+// forwardingOn lists the forwarding settings that are on in the namespace
+// nslab runs in, and that new namespaces may therefore inherit.
+func forwardingOn() []string {
+	var on []string
+	for _, k := range []string{"net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"} {
+		data, err := os.ReadFile("/proc/sys/" + strings.ReplaceAll(k, ".", "/"))
+		if err == nil && strings.TrimSpace(string(data)) != "0" {
+			on = append(on, k)
+		}
+	}
+	return on
 }
 
 func (l *Lab) handle(name string) *nodeHandle {

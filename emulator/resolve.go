@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"net/netip"
@@ -217,6 +218,9 @@ func (r *resolver) run() {
 	case !labNameRE.MatchString(t.Name):
 		c.add("name", fmt.Sprintf("lab %q", t.Name), "name may only have lowercase letters, digits and '-', and must start with a letter or digit")
 	}
+	if len(t.Nodes) == 0 {
+		c.add("", fmt.Sprintf("lab %q", t.Name), "the lab has no nodes (add [[nodes]] tables)")
+	}
 	switch t.Routing {
 	case "", "static", "auto":
 	default:
@@ -271,6 +275,12 @@ func (r *resolver) run() {
 		for _, k := range keys {
 			if !sysctlRE.MatchString(k) || strings.Contains(k, "..") {
 				c.add(path+".sysctls."+k, obj, "sysctl %q is not a sysctl name like \"net.ipv4.ip_forward\"", k)
+				continue
+			}
+			if !strings.HasPrefix(k, "net.") && !strings.HasPrefix(k, "net/") {
+				// Only net.* settings belong to a network namespace; any
+				// other would change the whole machine.
+				c.add(path+".sysctls."+k, obj, "sysctl %q is not per network namespace: a node can only set net.* sysctls", k)
 				continue
 			}
 			n.Sysctls = append(n.Sysctls, Sysctl{k, ns.Sysctls[k]})
@@ -381,6 +391,8 @@ func (r *resolver) endpoint(path, side string, idx int, obj string, e EndpointSp
 			c.add(epath+".mac", obj, "mac %q is not an Ethernet address like 02:00:00:00:00:01", e.MAC)
 		case mac[0]&1 == 1:
 			c.add(epath+".mac", obj, "mac %q is a multicast address", e.MAC)
+		case bytes.Equal(mac, make(net.HardwareAddr, 6)):
+			c.add(epath+".mac", obj, "mac %q is all zeros", e.MAC)
 		default:
 			i.MAC = mac
 		}
@@ -407,6 +419,10 @@ func (r *resolver) prefixes(path, obj string, in []string) []netip.Prefix {
 		}
 		if pfx.Addr() == pfx.Masked().Addr() && pfx.Bits() < pfx.Addr().BitLen()-1 {
 			r.c.add(fmt.Sprintf("%s[%d]", path, j), obj, "address %s is the subnet's network address; give a host address", s)
+			continue
+		}
+		if pfx.Addr().Is4() && pfx.Bits() < 31 && pfx.Addr() == lastAddr(pfx) {
+			r.c.add(fmt.Sprintf("%s[%d]", path, j), obj, "address %s is the subnet's broadcast address; give a host address", s)
 			continue
 		}
 		out = append(out, pfx)
@@ -794,10 +810,20 @@ func (r *resolver) staticRoutes() {
 			}
 		}
 		for j, rs := range ns.Routes {
-			rt, ok := r.route(fmt.Sprintf("%s.routes[%d]", path, j), obj, n.Ifaces, rs, false)
-			if ok {
-				n.Routes = append(n.Routes, rt)
+			rpath := fmt.Sprintf("%s.routes[%d]", path, j)
+			rt, ok := r.route(rpath, obj, n.Ifaces, rs, false)
+			if !ok {
+				continue
 			}
+			if hasRoute(n.Routes, rt.Dst) {
+				what := rt.Dst.String()
+				if rt.Dst.Bits() == 0 {
+					what = "default (also given by gateway or another route)"
+				}
+				r.c.add(rpath, obj, "a second route to %s", what)
+				continue
+			}
+			n.Routes = append(n.Routes, rt)
 		}
 	}
 	if h := r.plan.Host; h != nil {
@@ -824,6 +850,10 @@ func (r *resolver) route(path, obj string, ifs []*Iface, rs RouteSpec, want6 boo
 			c.add(path, obj, "gateway6 %s is not an IPv6 address", via)
 			return rt, false
 		}
+		if strings.HasSuffix(path, ".gateway") && !via.Is4() {
+			c.add(path, obj, "gateway %s is not an IPv4 address (use gateway6 for IPv6)", via)
+			return rt, false
+		}
 	}
 	switch {
 	case rs.To == "default" || rs.To == "":
@@ -838,7 +868,11 @@ func (r *resolver) route(path, obj string, ifs []*Iface, rs RouteSpec, want6 boo
 			c.add(path, obj, "route destination %q is not a prefix like 10.1.0.0/16 or \"default\"", rs.To)
 			return rt, false
 		}
-		rt.Dst = p.Masked()
+		if p != p.Masked() {
+			c.add(path, obj, "route destination %s has host bits set (did you mean %s?)", p, p.Masked())
+			return rt, false
+		}
+		rt.Dst = p
 	}
 	if via.IsValid() {
 		if via.Is4() != rt.Dst.Addr().Is4() {
@@ -848,6 +882,18 @@ func (r *resolver) route(path, obj string, ifs []*Iface, rs RouteSpec, want6 boo
 		on := onLink(ifs, via)
 		if on == nil {
 			c.add(path, obj, "next hop %s is not on-link: no interface of the node has an address in its subnet", via)
+			return rt, false
+		}
+		for _, i := range ifs {
+			for _, a := range i.Addrs {
+				if a.Addr() == via {
+					c.add(path, obj, "next hop %s is the node's own address on %s", via, i.Name)
+					return rt, false
+				}
+			}
+		}
+		if rs.Dev != "" && rs.Dev != on.Name {
+			c.add(path, obj, "next hop %s is on %s, not on dev %s", via, on.Name, rs.Dev)
 			return rt, false
 		}
 		rt.Via = via

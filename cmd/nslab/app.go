@@ -49,11 +49,11 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	}
 	topoFlags := []cli.Flag{
 		&cli.StringFlag{Name: "topo", Usage: "use a built-in topology instead of a file: `SPEC` is single,N | linear,N | tree,DEPTH,FANOUT"},
-		&cli.StringFlag{Name: "name", Usage: "lab `NAME` for a --topo lab (default: the spec, e.g. single-4)"},
+		&cli.StringFlag{Name: "name", Usage: "lab `NAME`: renames a file's lab, or names a --topo lab (default: the spec, e.g. single-4)"},
 	}
 	app := &cli.App{
 		Name:            "nslab",
-		Usage:           "network labs out of Linux namespaces, veth pairs, bridges and nftables",
+		Usage:           "network labs out of Linux namespaces, veth pairs and bridges",
 		Description:     tour,
 		Writer:          stdout,
 		ErrWriter:       stderr,

@@ -1,6 +1,6 @@
-// Command nslab builds network labs out of Linux namespaces, veth pairs,
-// bridges and nftables, from a TOML file or a built-in generator, and runs
-// commands and probes inside them. Run `nslab --help` for the tour.
+// Command nslab builds network labs out of Linux namespaces, veth pairs
+// and bridges, from a TOML file or a built-in generator, and runs commands
+// and probes inside them. Run `nslab --help` for the tour.
 package main
 
 import (
