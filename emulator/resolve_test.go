@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nslab/nslab/emulator"
 )
@@ -480,4 +481,293 @@ func TestKnownKinds(t *testing.T) {
 	if got := fmt.Sprint(emulator.KnownKinds()); got != "[host router switch]" {
 		t.Errorf("KnownKinds = %s", got)
 	}
+}
+
+// resolveGenerated generates and resolves a built-in topology.
+func resolveGenerated(t *testing.T, spec string) *emulator.Plan {
+	t.Helper()
+	tp, err := emulator.Generate(spec, "")
+	if err != nil {
+		t.Fatalf("Generate(%q): %v", spec, err)
+	}
+	p, err := emulator.Resolve(tp)
+	if err != nil {
+		t.Fatalf("Resolve(Generate(%q)):\n%v", spec, err)
+	}
+	checkPlan(t, p)
+	return p
+}
+
+func linkNames(p *emulator.Plan) string {
+	s := make([]string, len(p.Links))
+	for k, l := range p.Links {
+		s[k] = l.A.Node + "-" + l.B.Node
+	}
+	return strings.Join(s, " ")
+}
+
+func TestGenerate(t *testing.T) {
+	for _, c := range []struct {
+		spec, lab, nodes, links string
+		subnet                  string
+	}{
+		{"single,3", "single-3", "s1 h1 h2 h3", "h1-s1 h2-s1 h3-s1", "10.0.0.0/24"},
+		{"linear,3", "linear-3", "s1 s2 s3 h1 h2 h3", "h1-s1 h2-s2 h3-s3 s1-s2 s2-s3", "10.0.0.0/24"},
+		{"tree,2,2", "tree-2-2", "s1 s2 s3 h1 h2 h3 h4", "s1-s2 s1-s3 h1-s2 h2-s2 h3-s3 h4-s3", "10.0.0.0/24"},
+		{" single , 1 ", "single-1", "s1 h1", "h1-s1", "10.0.0.0/24"},
+		{"linear,1", "linear-1", "s1 h1", "h1-s1", "10.0.0.0/24"},
+		{"tree,1,3", "tree-1-3", "s1 h1 h2 h3", "h1-s1 h2-s1 h3-s1", "10.0.0.0/24"},
+	} {
+		t.Run(c.spec, func(t *testing.T) {
+			p := resolveGenerated(t, c.spec)
+			if p.Lab != c.lab {
+				t.Errorf("Lab = %q, want %q", p.Lab, c.lab)
+			}
+			if got := strings.Join(p.NodeNames(), " "); got != c.nodes {
+				t.Errorf("nodes = %s, want %s", got, c.nodes)
+			}
+			if got := linkNames(p); got != c.links {
+				t.Errorf("links = %s, want %s", got, c.links)
+			}
+			// One L2 segment, hosts numbered in order.
+			if len(p.Segments) != 1 || fmt.Sprint(p.Segments[0].Subnets) != "["+c.subnet+"]" {
+				t.Fatalf("segments: %d, first %+v", len(p.Segments), p.Segments[0])
+			}
+			k := 0
+			for _, n := range p.Nodes {
+				if n.Kind == emulator.KindSwitch {
+					continue
+				}
+				k++
+				if n.Kind != emulator.KindHost || n.Name != fmt.Sprintf("h%d", k) {
+					t.Errorf("node %s is a %s", n.Name, n.Kind)
+				}
+				wantAddrs(t, p, n.Name, "eth0", fmt.Sprintf("10.0.0.%d/24", k))
+			}
+		})
+	}
+	tp, err := emulator.Generate("single,2", "mylab")
+	if err != nil || tp.Name != "mylab" {
+		t.Errorf("Generate with a name: %v, name %q", err, tp.Name)
+	}
+}
+
+func TestGenerateBad(t *testing.T) {
+	for _, spec := range []string{
+		"", "single", "single,", "single,0", "single,-1", "single,x", "single,2,3",
+		"ring,3", "Single,3", "linear", "linear,0", "tree,2", "tree,0,2", "tree,2,0", "tree,2,2,2",
+		"single,4001", "linear,2001", "tree,12,2", "tree,2,64",
+	} {
+		tp, err := emulator.Generate(spec, "")
+		if err == nil {
+			t.Errorf("Generate(%q) = %d nodes, want an error", spec, len(tp.Nodes))
+			continue
+		}
+		if !emulator.IsBadInput(err) {
+			t.Errorf("Generate(%q): IsBadInput(%v) = false", spec, err)
+		}
+		if tp != nil {
+			t.Errorf("Generate(%q): topology with the error", spec)
+		}
+	}
+}
+
+func TestGenerateSingle1000(t *testing.T) {
+	p := resolveGenerated(t, "single,1000")
+	if len(p.Nodes) != 1001 || len(p.Links) != 1000 {
+		t.Fatalf("%d nodes, %d links", len(p.Nodes), len(p.Links))
+	}
+	// 1000 hosts do not fit a /24: the subnet grows to a /22.
+	if got := fmt.Sprint(p.Segments[0].Subnets); got != "[10.0.0.0/22]" {
+		t.Errorf("subnets = %s, want [10.0.0.0/22]", got)
+	}
+	seen := map[netip.Addr]string{}
+	for _, n := range p.Nodes {
+		if n.Kind == emulator.KindSwitch {
+			continue
+		}
+		a, ok := n.FirstAddr(4)
+		if !ok {
+			t.Fatalf("%s has no address", n.Name)
+		}
+		if o, dup := seen[a]; dup {
+			t.Fatalf("%s and %s both have %s", n.Name, o, a)
+		}
+		seen[a] = n.Name
+	}
+	if len(seen) != 1000 {
+		t.Errorf("%d distinct addresses, want 1000", len(seen))
+	}
+	if a, _ := node(t, p, "h1000").FirstAddr(4); a.String() != "10.0.3.232" {
+		t.Errorf("h1000 has %s, want 10.0.3.232", a)
+	}
+}
+
+// TestGenerateRoundTrip: a generated topology written as TOML and read
+// back resolves to the same plan.
+func TestGenerateRoundTrip(t *testing.T) {
+	for _, spec := range []string{"single,3", "linear,4", "tree,2,3"} {
+		t.Run(spec, func(t *testing.T) {
+			tp, err := emulator.Generate(spec, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := emulator.Resolve(tp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			text, err := tp.TOML()
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := emulator.Decode(spec+".toml", text)
+			if err != nil {
+				t.Fatalf("Decode of TOML():\n%v\n%s", err, text)
+			}
+			got, err := emulator.Resolve(back)
+			if err != nil {
+				t.Fatalf("Resolve of TOML():\n%v\n%s", err, text)
+			}
+			if g, w := summary(got), summary(want); g != w {
+				t.Errorf("plans differ\nfrom TOML:\n%s\ngenerated:\n%s", g, w)
+			}
+		})
+	}
+}
+
+// summary prints a plan's nodes, interfaces, addresses and routes.
+func summary(p *emulator.Plan) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "lab %s routing %s\n", p.Lab, p.Routing)
+	for _, n := range p.Nodes {
+		fmt.Fprintf(&b, "%s %s %s bridge=%q\n", n.Name, n.Kind, n.Namespace, n.Bridge)
+		for _, i := range n.Ifaces {
+			fmt.Fprintf(&b, "  %s #%d -> %s:%s seg %d mtu %d [%s]\n", i.Name, i.Index, i.Peer.Node, i.Peer.Name, i.Segment, i.MTU, addrs(i))
+		}
+		for _, r := range n.Routes {
+			fmt.Fprintf(&b, "  route %s\n", r)
+		}
+	}
+	if h := p.Host; h != nil {
+		fmt.Fprintf(&b, "host %s -> %s:%s mtu %d [%s] routes %s\n", h.Host.Name, h.Lab.Node, h.Lab.Name, h.Host.MTU, addrs(h.Host), routes(h.Routes))
+	}
+	return b.String()
+}
+
+// TestTOMLRoundTrip: every good topology written back with TOML() reads
+// back to the same plan.
+func TestTOMLRoundTrip(t *testing.T) {
+	for _, file := range goodFiles(t) {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			want := load(t, file)
+			text, err := want.Topology.TOML()
+			if err != nil {
+				t.Fatal(err)
+			}
+			back, err := emulator.Decode("back.toml", text)
+			if err != nil {
+				t.Fatalf("Decode of TOML():\n%v\n%s", err, text)
+			}
+			got, err := emulator.Resolve(back)
+			if err != nil {
+				t.Fatalf("Resolve of TOML():\n%v\n%s", err, text)
+			}
+			if g, w := summary(got), summary(want); g != w {
+				t.Errorf("plans differ\nfrom TOML:\n%s\nfrom %s:\n%s", g, file, w)
+			}
+		})
+	}
+}
+
+// resolveString decodes and resolves a topology given as text, with a
+// time limit: a resolver that loops fails the test instead of hanging it.
+func resolveString(t *testing.T, text string) (*emulator.Plan, error) {
+	t.Helper()
+	tp, err := emulator.Decode("t.toml", []byte(text))
+	if err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	type result struct {
+		p   *emulator.Plan
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		p, err := emulator.Resolve(tp)
+		done <- result{p, err}
+	}()
+	select {
+	case r := <-done:
+		return r.p, r.err
+	case <-time.After(3 * time.Second):
+		t.Fatal("Resolve did not return within 3s")
+		return nil, nil
+	}
+}
+
+// A pool whose subnets are all inside a written subnet is exhausted.
+func TestPoolTakenByWrittenSubnet(t *testing.T) {
+	_, err := resolveString(t, poolTaken(64))
+	want := "t.toml:3:2: addressing: the pool fd00::/48 has no free /64 subnet left for segment 2"
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
+}
+
+func poolTaken(bits int) string {
+	return fmt.Sprintf(`name = "pool"
+
+[addressing]
+ipv6 = "fd00::/48"
+ipv6_subnet = %d
+
+[[nodes]]
+name = "h1"
+
+[[nodes]]
+name = "h2"
+
+[[links]]
+a = { node = "h1", addresses = ["10.0.0.1/24", "fd00::1/48"] }
+b = { node = "h2" }
+
+[[links]]
+endpoints = ["h1", "h2"]
+`, bits)
+}
+
+// Known bug (resolve.go, subnetAlloc.next): the allocator walks the pool
+// one subnet at a time, also across a written subnet that covers millions
+// of them, so Resolve hangs on this small file (2^48 steps for a /96 in a
+// /48 taken by fd00::1/48). It should jump past a taken prefix.
+func TestPoolTakenByWrittenSubnetIsFast(t *testing.T) {
+	t.Skip("known bug: subnetAlloc.next steps through a taken prefix one subnet at a time and hangs")
+	_, err := resolveString(t, poolTaken(96))
+	want := "t.toml:3:2: addressing: the pool fd00::/48 has no free /96 subnet left for segment 2"
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
+}
+
+// Known bug (resolve.go, fill): a /31 (RFC 3021 point-to-point, accepted
+// by the network-address check) keeps its "broadcast" free, so the peer of
+// a written 10.0.0.0/31 gets "no free address left" instead of 10.0.0.1.
+func TestFill31(t *testing.T) {
+	t.Skip("known bug: fill reserves a broadcast address in a /31")
+	p, err := resolveString(t, `name = "p2p"
+
+[[nodes]]
+name = "h1"
+
+[[nodes]]
+name = "h2"
+
+[[links]]
+a = { node = "h1", addresses = ["10.0.0.0/31"] }
+b = { node = "h2" }
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantAddrs(t, p, "h2", "eth0", "10.0.0.1/31")
 }

@@ -803,7 +803,11 @@ func (g *globals) cmdValidate(c *cli.Context) error {
 
 func printPlan(w io.Writer, p *emulator.Plan) {
 	for _, n := range p.Nodes {
-		fmt.Fprintf(w, "  %s (%s, netns %s)\n", n.Name, n.Kind, n.Namespace)
+		if n.Bridge != "" {
+			fmt.Fprintf(w, "  %s (%s, netns %s, bridge %s)\n", n.Name, n.Kind, n.Namespace, n.Bridge)
+		} else {
+			fmt.Fprintf(w, "  %s (%s, netns %s)\n", n.Name, n.Kind, n.Namespace)
+		}
 		for _, i := range n.Ifaces {
 			var as []string
 			for _, a := range i.Addrs {
@@ -816,6 +820,16 @@ func printPlan(w io.Writer, p *emulator.Plan) {
 			fmt.Fprintf(w, "    %s%s %s\n", i.Name, peer, strings.Join(as, " "))
 		}
 		for _, r := range n.Routes {
+			fmt.Fprintf(w, "    route %s\n", r)
+		}
+	}
+	if h := p.Host; h != nil {
+		var as []string
+		for _, a := range h.Host.Addrs {
+			as = append(as, a.String())
+		}
+		fmt.Fprintf(w, "  host attachment (in the namespace nslab runs in)\n    %s -> %s:%s %s\n", h.Host.Name, h.Lab.Node, h.Lab.Name, strings.Join(as, " "))
+		for _, r := range h.Routes {
 			fmt.Fprintf(w, "    route %s\n", r)
 		}
 	}
