@@ -137,11 +137,13 @@ func Generate(spec, name string) (*Topology, error) {
 		}
 	case "tree":
 		depth, fan := nums[0], nums[1]
-		hosts := 1
+		hosts, switches, width := 1, 0, 1
 		for i := 0; i < depth; i++ {
+			switches += width
+			width *= fan
 			hosts *= fan
-			if hosts > 4000 {
-				return nil, BadInput(fmt.Errorf("tree,%d,%d: more than 4000 hosts", depth, fan))
+			if hosts > 4000 || switches > 4000 {
+				return nil, BadInput(fmt.Errorf("tree,%d,%d: more than 4000 hosts or switches", depth, fan))
 			}
 		}
 		// Switches level by level, breadth first: s1 is the root.

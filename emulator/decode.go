@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -59,7 +60,8 @@ func Decode(file string, data []byte) (*Topology, error) {
 	var t Topology
 	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
 	if err := dec.Decode(&t); err != nil {
-		return nil, decodeProblems(file, err)
+		src, _ := mapSource(file, data)
+		return nil, decodeProblems(file, err, src)
 	}
 	src, err := mapSource(file, data)
 	if err != nil {
@@ -69,7 +71,41 @@ func Decode(file string, data []byte) (*Topology, error) {
 	return &t, nil
 }
 
-func decodeProblems(file string, err error) error {
+// keyAt names the key written at pos, as a dotted path without element
+// indexes ("links.a.iface"); go-toml leaves out the keys of inline tables.
+func keyAt(src *sourceMap, pos Pos, fallback []string) string {
+	// The key written last before pos on its line: an error is placed on
+	// a key or on its value.
+	best, bestCol := "", 0
+	if src != nil {
+		for path, p := range src.pos {
+			if p.Line != pos.Line || p.Col > pos.Col {
+				continue
+			}
+			if p.Col > bestCol || (p.Col == bestCol && len(path) > len(best)) {
+				best, bestCol = path, p.Col
+			}
+		}
+	}
+	if best == "" {
+		return strings.Join(fallback, ".")
+	}
+	var b strings.Builder
+	depth := 0
+	for _, r := range best {
+		switch {
+		case r == '[':
+			depth++
+		case r == ']':
+			depth--
+		case depth == 0:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func decodeProblems(file string, err error, src *sourceMap) error {
 	var ps Problems
 	var strict *toml.StrictMissingError
 	var derr *toml.DecodeError
@@ -78,16 +114,16 @@ func decodeProblems(file string, err error) error {
 		for _, e := range strict.Errors {
 			line, col := e.Position()
 			ps = append(ps, Problem{File: file, Pos: Pos{line, col},
-				Object: "key " + strconv.Quote(strings.Join(e.Key(), ".")),
+				Object: "key " + strconv.Quote(keyAt(src, Pos{line, col}, e.Key())),
 				Msg:    "unknown key (see docs/topology.md for the fields)"})
 		}
 	case errors.As(err, &derr):
 		line, col := derr.Position()
 		obj := ""
 		if k := derr.Key(); len(k) > 0 {
-			obj = "key " + strconv.Quote(strings.Join(k, "."))
+			obj = "key " + strconv.Quote(keyAt(src, Pos{line, col}, k))
 		}
-		ps = append(ps, Problem{File: file, Pos: Pos{line, col}, Object: obj, Msg: derr.Error()})
+		ps = append(ps, Problem{File: file, Pos: Pos{line, col}, Object: obj, Msg: typeMessage(derr.Error())})
 	default:
 		ps = append(ps, Problem{File: file, Msg: err.Error()})
 	}
@@ -106,14 +142,17 @@ func mapSource(file string, data []byte) (*sourceMap, error) {
 		switch e.Kind {
 		case unstable.Table, unstable.ArrayTable:
 			key, kpos := keyOf(&p, e.Key())
-			if e.Kind == unstable.ArrayTable {
-				counts[key]++
-			}
-			// [links.a] after the second [[links]] is links[1].a.
-			var path, plain string
-			for _, part := range strings.Split(key, ".") {
-				path, plain = join(path, part), join(plain, part)
-				if n := counts[plain]; n > 0 {
+			// [links.a] after the second [[links]] is links[1].a, and the
+			// second [[nodes.routes]] of nodes[1] is nodes[1].routes[1]:
+			// arrays of tables are counted per parent element.
+			parts := strings.Split(key, ".")
+			var path string
+			for i, part := range parts {
+				path = join(path, part)
+				if e.Kind == unstable.ArrayTable && i == len(parts)-1 {
+					counts[path]++
+				}
+				if n := counts[path]; n > 0 {
 					path = fmt.Sprintf("%s[%d]", path, n-1)
 				}
 			}
@@ -196,4 +235,26 @@ func nodePos(p *unstable.Parser, n *unstable.Node) (pos Pos, ok bool) {
 	}
 	sh := p.Shape(r)
 	return Pos{sh.Start.Line, sh.Start.Column}, true
+}
+
+var typeErrRE = regexp.MustCompile(`cannot decode TOML (\w+) into (?:struct field \S+ of type |a Go value of type )(\S+)`)
+
+// typeMessage says in TOML terms what go-toml says in Go terms.
+func typeMessage(msg string) string {
+	m := typeErrRE.FindStringSubmatch(msg)
+	if m == nil {
+		return strings.TrimPrefix(msg, "toml: ")
+	}
+	want := map[string]string{
+		"string": "a string", "int": "an integer", "bool": "true or false",
+		"[]string": "a list of strings", "map[string]string": "a table of strings",
+	}[m[2]]
+	switch {
+	case want != "":
+	case strings.HasPrefix(m[2], "[]"):
+		want = "an array of tables"
+	default:
+		want = "a table"
+	}
+	return fmt.Sprintf("wrong type: a TOML %s is written where %s is expected", strings.ToLower(m[1]), want)
 }

@@ -23,24 +23,7 @@ var update = flag.Bool("update", false, "rewrite testdata/bad/*.golden from the 
 // the package. Their golden file holds the output the code should give;
 // the case is skipped (and -update leaves the golden alone) until the bug
 // is fixed. Remove the entry with the fix.
-var knownBugs = map[string]string{
-	// decode.go, decodeProblems: the key of a StrictMissingError from
-	// go-toml leaves out the inline table's own key, so the message names
-	// "links.iface" for an unknown iface in links.a and "nodes.metric" for
-	// one in nodes.routes. The position is right.
-	"unknown_key_inline": "unknown keys in inline tables are named without the inline table's key",
-	// resolve.go, endpoint and assignNames: a name refused as taken ("lo",
-	// or the switch's bridge name) is reported a second time as "used
-	// twice", though the node uses it once.
-	"ifname_taken": `a taken interface name is also reported as "used twice"`,
-	// decode.go, mapSource: a table header under an array of tables
-	// ([links.a], [[nodes.routes]], [nodes.sysctls]) is recorded under
-	// "links.a", not "links[1].a", so problems inside it point at the
-	// enclosing [[links]] or [[nodes]] header instead of the value.
-	"link_subtable_form": "positions inside [links.a] sub-tables are lost",
-	"route_table_form":   "positions inside [[nodes.routes]] are lost",
-	"sysctl_table_form":  "positions inside [nodes.sysctls] are lost",
-}
+var knownBugs = map[string]string{}
 
 // decodeResolve decodes and resolves a file the way `nslab validate` does,
 // returning the error of whichever step failed.

@@ -438,8 +438,8 @@ func (r *resolver) assignNames() {
 			used[n.Bridge] = true
 		}
 		for _, i := range n.Ifaces {
-			if i.Name == "" {
-				continue
+			if i.Name == "" || i.Name == "lo" || i.Name == n.Bridge {
+				continue // empty, or refused as taken already
 			}
 			if used[i.Name] {
 				r.c.add(r.path[i], fmt.Sprintf("node %q", n.Name), "interface name %q is used twice", i.Name)
@@ -647,7 +647,8 @@ func (r *resolver) fill(s *Segment, sub netip.Prefix, v4 bool) {
 		for used[addr] && sub.Contains(addr) {
 			addr = addr.Next()
 		}
-		last := !sub.Contains(addr) || (v4 && !sub.Contains(addr.Next())) // keep broadcast free
+		// Keep the broadcast address free, except in a /31 (RFC 3021).
+		last := !sub.Contains(addr) || (v4 && sub.Bits() < 31 && !sub.Contains(addr.Next()))
 		if last {
 			r.c.add(r.path[m], fmt.Sprintf("segment %s", sub), "subnet %s has no free address left for %s", sub, ifaceName(m))
 			return
@@ -680,16 +681,19 @@ func (a *subnetAlloc) next() (netip.Prefix, bool) {
 	if !a.cur.IsValid() {
 		a.cur = a.pool.Masked().Addr()
 	}
-	for a.pool.Contains(a.cur) {
-		p := netip.PrefixFrom(a.cur, a.bits)
-		a.cur = addToAddr(lastAddr(p), 1)
+	for a.cur.IsValid() && a.pool.Contains(a.cur) {
+		p := netip.PrefixFrom(a.cur, a.bits).Masked()
+		end := lastAddr(p)
 		overlap := false
 		for _, t := range a.taken {
 			if t.Overlaps(p) {
 				overlap = true
-				break
+				if l := lastAddr(t); l.Compare(end) > 0 {
+					end = l // jump past a bigger taken prefix at once
+				}
 			}
 		}
+		a.cur = end.Next()
 		if overlap {
 			continue
 		}
@@ -828,10 +832,16 @@ func (r *resolver) staticRoutes() {
 	}
 	if h := r.plan.Host; h != nil {
 		for j, rs := range r.t.Host.Routes {
-			rt, ok := r.route(fmt.Sprintf("host.routes[%d]", j), "host attachment", []*Iface{h.Host}, rs, false)
-			if ok {
-				h.Routes = append(h.Routes, rt)
+			rpath := fmt.Sprintf("host.routes[%d]", j)
+			rt, ok := r.route(rpath, "host attachment", []*Iface{h.Host}, rs, false)
+			if !ok {
+				continue
 			}
+			if hasRoute(h.Routes, rt.Dst) {
+				r.c.add(rpath, "host attachment", "a second route to %s", rt.Dst)
+				continue
+			}
+			h.Routes = append(h.Routes, rt)
 		}
 	}
 }
@@ -856,7 +866,10 @@ func (r *resolver) route(path, obj string, ifs []*Iface, rs RouteSpec, want6 boo
 		}
 	}
 	switch {
-	case rs.To == "default" || rs.To == "":
+	case rs.To == "":
+		c.add(path, obj, "route has no destination: write to = \"10.1.0.0/16\" or to = \"default\"")
+		return rt, false
+	case rs.To == "default":
 		if via.IsValid() && via.Is6() {
 			rt.Dst = netip.MustParsePrefix("::/0")
 		} else {
@@ -907,7 +920,11 @@ func (r *resolver) route(path, obj string, ifs []*Iface, rs RouteSpec, want6 boo
 			}
 		}
 		if !found {
-			c.add(path, obj, "route device %q is not an interface of the node", rs.Dev)
+			what := "the node"
+			if obj == "host attachment" {
+				what = "the host attachment"
+			}
+			c.add(path, obj, "route device %q is not an interface of %s", rs.Dev, what)
 			return rt, false
 		}
 		rt.Dev = rs.Dev
