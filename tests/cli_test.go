@@ -306,3 +306,21 @@ func TestCLISigtermRollsBack(t *testing.T) {
 	_, err = os.Stat("/run/nslab/" + name)
 	require.True(t, os.IsNotExist(err))
 }
+
+// nslab shell gives an interactive shell on a terminal, inside the node.
+func TestCLIShell(t *testing.T) {
+	t.Parallel()
+	name := uniqueName("sh")
+	_, errs, code := cli(t, "", "up", "--name", name, "--topo", "single,2")
+	require.Equal(t, 0, code, errs)
+	defer cli(t, "", "down", name)
+	cmd := exec.Command("script", "-qec", nslabBin+" shell "+name+" h2", "/dev/null")
+	cmd.Env = append(os.Environ(), "SHELL=/bin/sh")
+	cmd.Stdin = strings.NewReader("echo in-$(hostname)-$NSLAB_NODE; ip -o -4 addr show dev eth0; exit 5\n")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee, string(out))
+	require.Equal(t, 5, ee.ExitCode(), "the shell's exit code comes back")
+	require.Contains(t, string(out), "in-h2-h2")
+	require.Contains(t, string(out), "10.0.0.2/24")
+}

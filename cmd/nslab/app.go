@@ -477,6 +477,7 @@ func (g *globals) cmdRun(c *cli.Context) error {
 	t0 := time.Now()
 	downErr := lab.Down()
 	sum.DownMS = ms(time.Since(t0))
+	logMemory(g.opts.Logger)
 	if c.Bool("json") {
 		out := map[string]any{"summary": sum, "test": test}
 		if m != nil {
@@ -525,6 +526,7 @@ func (g *globals) cmdUp(c *cli.Context) error {
 		return err
 	}
 	sum := summarize(plan, up)
+	logMemory(g.opts.Logger)
 	if c.Bool("json") {
 		writeJSON(g.stdout, sum)
 		return nil
@@ -886,6 +888,19 @@ func (g *globals) cmdGenerate(c *cli.Context) error {
 	}
 	_, err = g.stdout.Write(data)
 	return err
+}
+
+// logMemory logs the process's peak resident memory (with -v): nslab
+// keeps no process per node, so this is all the memory a lab costs in user
+// space.
+func logMemory(l *slog.Logger) {
+	if l == nil {
+		return
+	}
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_SELF, &ru) == nil {
+		l.Debug("memory", "max_rss_kib", ru.Maxrss)
+	}
 }
 
 func writeJSON(w io.Writer, v any) {
