@@ -237,7 +237,7 @@ func nodePos(p *unstable.Parser, n *unstable.Node) (pos Pos, ok bool) {
 	return Pos{sh.Start.Line, sh.Start.Column}, true
 }
 
-var typeErrRE = regexp.MustCompile(`cannot decode TOML (\w+) into (?:struct field \S+ of type |a Go value of type )(\S+)`)
+var typeErrRE = regexp.MustCompile(`cannot decode TOML ([\w ]+?) into (?:struct field \S+ of type |a Go value of type )?(\S+)$`)
 
 // typeMessage says in TOML terms what go-toml says in Go terms.
 func typeMessage(msg string) string {

@@ -643,6 +643,9 @@ func (r *resolver) fill(s *Segment, sub netip.Prefix, v4 bool) {
 		return r.isRouter(need[i]) && !r.isRouter(need[j])
 	})
 	addr := sub.Addr().Next()
+	if sub.Bits() >= sub.Addr().BitLen()-1 {
+		addr = sub.Addr() // a /31 or /127 uses both of its addresses (RFC 3021, 6164)
+	}
 	for _, m := range need {
 		for used[addr] && sub.Contains(addr) {
 			addr = addr.Next()

@@ -748,11 +748,15 @@ func TestPoolTakenByWrittenSubnetIsFast(t *testing.T) {
 	}
 }
 
-// Known bug (resolve.go, fill): a /31 (RFC 3021 point-to-point, accepted
-// by the network-address check) keeps its "broadcast" free, so the peer of
-// a written 10.0.0.0/31 gets "no free address left" instead of 10.0.0.1.
+// A /31 (RFC 3021) or /127 uses both of its addresses: whichever end is
+// written, the other end gets the other address.
 func TestFill31(t *testing.T) {
-	p, err := resolveString(t, `name = "p2p"
+	for _, tc := range []struct{ written, want string }{
+		{"10.0.0.0/31", "10.0.0.1/31"},
+		{"10.0.0.1/31", "10.0.0.0/31"},
+		{"fd00::1/127", "10.0.0.2/24 fd00::/127"}, // IPv4 comes from the pool
+	} {
+		p, err := resolveString(t, `name = "p2p"
 
 [[nodes]]
 name = "h1"
@@ -761,11 +765,12 @@ name = "h1"
 name = "h2"
 
 [[links]]
-a = { node = "h1", addresses = ["10.0.0.0/31"] }
+a = { node = "h1", addresses = ["`+tc.written+`"] }
 b = { node = "h2" }
 `)
-	if err != nil {
-		t.Fatal(err)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantAddrs(t, p, "h2", "eth0", tc.want)
 	}
-	wantAddrs(t, p, "h2", "eth0", "10.0.0.1/31")
 }
