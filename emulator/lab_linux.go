@@ -353,7 +353,9 @@ func nodeSysctls(n *Node, inherited []string) []Sysctl {
 	case n.Kind == KindSwitch:
 		// Bridge ports need no IPv6: without it no duplicate-address
 		// detection or router solicitation is flooded to every port.
-		s = append(s, Sysctl{"net.ipv6.conf.all.disable_ipv6", "1"}, Sysctl{"net.ipv6.conf.default.disable_ipv6", "1"})
+		// Only "default" is needed: every interface of the switch but lo
+		// is created after this write.
+		s = append(s, Sysctl{"net.ipv6.conf.default.disable_ipv6", "1"})
 	}
 	// Hosts and routers need no setting here: interfaces without IPv6
 	// addresses get IPv6 address generation turned off as they come up
@@ -632,6 +634,7 @@ func removeLab(o Options, lab string, plan *Plan) error {
 		}
 	}
 	var errs []error
+	t0 := time.Now()
 	killInNamespaces(inodes)
 	if err := unpinNamespace(filepath.Join(dir, "mnt")); err != nil {
 		errs = append(errs, err)
@@ -642,11 +645,13 @@ func removeLab(o Options, lab string, plan *Plan) error {
 		}
 		return nil
 	})
+	t1 := time.Now()
 	for _, p := range paths {
 		if err := unpinNamespace(p); err != nil {
 			errs = append(errs, fmt.Errorf("remove namespace %s: %w", filepath.Base(p), err))
 		}
 	}
+	o.Logger.Debug("teardown", "lab", lab, "ports", t1.Sub(t0), "namespaces", time.Since(t1))
 	if err := os.RemoveAll(dir); err != nil {
 		errs = append(errs, err)
 	}
