@@ -265,6 +265,11 @@ func (l *Lab) build(ctx context.Context) error {
 			return nil // its ports were created up, in the bridge
 		}
 		err := l.configureNode(h)
+		if err == nil && (h.node.NAT != nil || h.node.Firewall != nil) {
+			if err = l.jr.add(jNft, h.node.Name+" "+nftTable(p.Lab)); err == nil {
+				err = l.applyNftables(h)
+			}
+		}
 		pr.step()
 		return err
 	}); err != nil {

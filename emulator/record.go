@@ -45,6 +45,7 @@ const (
 	jMountNS  = "mntns"    // the lab's mount namespace pinned at PATH
 	jHostLink = "hostlink" // the host's end of the host attachment
 	jProc     = "proc"     // a started process
+	jNft      = "nft"      // NODE TABLE: an nftables table (goes with the node's namespace)
 )
 
 type journalEntry struct{ kind, arg string }

@@ -41,6 +41,9 @@ type Node struct {
 	Routes  []Route
 	Sysctls []Sysctl
 	Start   []string
+	// NAT and Firewall are the node's nftables rules, nil when none.
+	NAT      *NAT
+	Firewall *Firewall
 	// IPv6 is true when any of its interfaces has an IPv6 address.
 	IPv6 bool
 }
@@ -346,6 +349,7 @@ func (r *resolver) run() {
 	r.addresses()
 	r.checkSegments()
 	r.staticRoutes()
+	r.natAndFirewall()
 	if p.Routing == "auto" {
 		r.autoRoutes()
 	}

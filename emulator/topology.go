@@ -67,6 +67,11 @@ type NodeSpec struct {
 	// Start lists commands started in the background (through /bin/sh -c)
 	// once the lab is up; they are stopped at teardown.
 	Start []string `toml:"start,omitempty"`
+	// NAT makes a router a gateway: masquerade or source NAT out of its
+	// outside interface, and port forwards in (see docs/nat.md).
+	NAT *NATSpec `toml:"nat,omitempty"`
+	// Firewall filters what the node receives, forwards and sends.
+	Firewall *FirewallSpec `toml:"firewall,omitempty"`
 }
 
 // RouteSpec is a static route.

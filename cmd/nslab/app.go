@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
@@ -186,6 +187,43 @@ Mininet does. Exit 0 when every pair answered, 1 otherwise.
 				},
 				OnUsageError: usageErr,
 				Action:       g.cmdPingall,
+			},
+			{
+				Name:      "serve",
+				Usage:     "run nslab's echo service in a node: it answers each probe with the source it saw",
+				ArgsUsage: "LAB NODE (--udp PORT | --tcp PORT)",
+				Description: `Listens on every address of NODE and answers each probe (a UDP datagram or a
+TCP connection from nslab probe) with the source address and port it saw,
+which behind a NAT is the mapped address. Prints each source; runs until
+Ctrl-C. Nothing needs to be installed in the lab.
+
+   nslab serve nat server --udp 9000`,
+				Flags: []cli.Flag{
+					&cli.IntFlag{Name: "udp", Usage: "serve UDP on `PORT`"},
+					&cli.IntFlag{Name: "tcp", Usage: "serve TCP on `PORT`"},
+				},
+				OnUsageError: usageErr,
+				Action:       g.cmdServe,
+			},
+			{
+				Name:      "probe",
+				Usage:     "probe an echo service and print the source address the far side saw",
+				ArgsUsage: "LAB FROM TO (--udp PORT | --tcp PORT)",
+				Description: `Sends one probe from FROM to TO (a node, aimed at its first IPv4 address, or
+an address) where nslab serve runs, and prints the source address and port
+the service saw: behind a NAT, the mapping. Exit 0 on an answer, 1 without.
+
+   nslab probe nat client1 server --udp 9000 --from-port 40000
+   nslab probe nat server 203.0.113.1 --tcp 8080 --json`,
+				Flags: []cli.Flag{
+					&cli.IntFlag{Name: "udp", Usage: "probe UDP `PORT`"},
+					&cli.IntFlag{Name: "tcp", Usage: "probe TCP `PORT`"},
+					&cli.IntFlag{Name: "from-port", Usage: "local `PORT` to probe from (default: any)"},
+					&cli.DurationFlag{Name: "timeout", Value: time.Second, Usage: "how long to wait for the answer"},
+					&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
+				},
+				OnUsageError: usageErr,
+				Action:       g.cmdProbe,
 			},
 			{
 				Name:      "validate",
@@ -901,6 +939,89 @@ func logMemory(l *slog.Logger) {
 	if unix.Getrusage(unix.RUSAGE_SELF, &ru) == nil {
 		l.Debug("memory", "max_rss_kib", ru.Maxrss)
 	}
+}
+
+// protoPort reads exactly one of --udp and --tcp.
+func protoPort(c *cli.Context) (string, int, error) {
+	u, t := c.Int("udp"), c.Int("tcp")
+	switch {
+	case u != 0 && t == 0:
+		return "udp", u, nil
+	case t != 0 && u == 0:
+		return "tcp", t, nil
+	}
+	return "", 0, emulator.BadInput(errors.New("give one of --udp PORT or --tcp PORT"))
+}
+
+func (g *globals) cmdServe(c *cli.Context) error {
+	if c.NArg() != 2 {
+		return emulator.BadInput(errors.New("usage: nslab serve LAB NODE (--udp PORT | --tcp PORT)"))
+	}
+	proto, port, err := protoPort(c)
+	if err != nil {
+		return err
+	}
+	if err := needCaps(false); err != nil {
+		return err
+	}
+	lab, err := g.openLab(c, c.Args().First())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	svc, err := lab.Serve(c.Args().Get(1), proto, port)
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	svc.Seen = func(from netip.AddrPort) {
+		mu.Lock()
+		fmt.Fprintf(g.stdout, "probe from %s\n", from)
+		mu.Unlock()
+	}
+	fmt.Fprintf(g.stdout, "echo service on %s %s port %d of node %s; Ctrl-C stops it\n", lab.Name(), proto, port, svc.Node)
+	<-ctx.Done()
+	return svc.Close()
+}
+
+func (g *globals) cmdProbe(c *cli.Context) error {
+	if c.NArg() != 3 {
+		return emulator.BadInput(errors.New("usage: nslab probe LAB FROM TO (--udp PORT | --tcp PORT)"))
+	}
+	proto, port, err := protoPort(c)
+	if err != nil {
+		return err
+	}
+	if err := needCaps(false); err != nil {
+		return err
+	}
+	lab, err := g.openLab(c, c.Args().First())
+	if err != nil {
+		return err
+	}
+	to := c.Args().Get(2)
+	var target netip.AddrPort
+	if a, err := netip.ParseAddr(to); err == nil {
+		target = netip.AddrPortFrom(a, uint16(port))
+	} else if target, err = lab.AddrOf(to, 4, port); err != nil {
+		return err
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	res, err := lab.Probe(ctx, c.Args().Get(1), target, proto, emulator.ProbeOptions{FromPort: c.Int("from-port"), Timeout: c.Duration("timeout")})
+	if err != nil {
+		if emulator.IsBadInput(err) {
+			return err
+		}
+		return &checkFailed{err.Error()}
+	}
+	if c.Bool("json") {
+		writeJSON(g.stdout, res)
+	} else {
+		fmt.Fprintln(g.stdout, res)
+	}
+	return nil
 }
 
 func writeJSON(w io.Writer, v any) {

@@ -1,0 +1,435 @@
+package emulator
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// NATSpec is the NAT of a gateway (a router), as written in a topology:
+// the equivalent of `nft add rule inet T postrouting oifname OUT masquerade`
+// and `... prerouting iifname OUT tcp dport P dnat ip to A:P`.
+type NATSpec struct {
+	// Outside is the gateway's interface toward the outside (required).
+	Outside string `toml:"outside"`
+	// Masquerade translates inside sources to the outside interface's
+	// address.
+	Masquerade bool `toml:"masquerade,omitempty"`
+	// SNAT translates inside sources to a fixed address, or a range
+	// "203.0.113.5-203.0.113.9" (instead of Masquerade).
+	SNAT string `toml:"snat,omitempty"`
+	// Ports limits the translated source ports: "1024-65535".
+	Ports string `toml:"ports,omitempty"`
+	// Flags change the choice of source port: "persistent", "random",
+	// "fully-random".
+	Flags []string `toml:"flags,omitempty"`
+	// Sources limits translation to these inside prefixes (default: every
+	// source not on the outside segment).
+	Sources []string `toml:"sources,omitempty"`
+	// Inbound is what happens to new connections from the outside to the
+	// inside that no forward asked for: "drop" (the default, what a home
+	// gateway does) or "accept".
+	Inbound string `toml:"inbound,omitempty"`
+	// Forwards are port forwards (destination NAT) from the outside in.
+	Forwards []ForwardSpec `toml:"forwards,omitempty"`
+}
+
+// ForwardSpec is one port forward: traffic to Address:Port on the
+// outside goes to To.
+type ForwardSpec struct {
+	// Proto is "tcp" or "udp".
+	Proto string `toml:"proto"`
+	// Port is the outside port.
+	Port int `toml:"port"`
+	// Address is the outside address to match (default: the first
+	// address of the outside interface).
+	Address string `toml:"address,omitempty"`
+	// To is "node:port" (the node's first IPv4 address) or "addr:port".
+	To string `toml:"to"`
+}
+
+// FirewallSpec is a node's packet filter: a default policy per hook and
+// rules tried in order before it. Replies to allowed traffic are always
+// accepted (`ct state established,related accept`).
+type FirewallSpec struct {
+	// Input, Forward and Output are the default policies: "accept" (the
+	// default) or "drop".
+	Input   string         `toml:"input,omitempty"`
+	Forward string         `toml:"forward,omitempty"`
+	Output  string         `toml:"output,omitempty"`
+	Rules   []FirewallRule `toml:"rules,omitempty"`
+}
+
+// FirewallRule matches packets and accepts, drops or rejects them.
+type FirewallRule struct {
+	// Chain is "input", "forward" or "output".
+	Chain string `toml:"chain"`
+	// Action is "accept", "drop" or "reject".
+	Action string `toml:"action"`
+	// Proto is "tcp", "udp" or "icmp" (any when empty).
+	Proto string `toml:"proto,omitempty"`
+	// Src and Dst are addresses or prefixes.
+	Src string `toml:"src,omitempty"`
+	Dst string `toml:"dst,omitempty"`
+	// SPort and DPort are ports (tcp or udp only).
+	SPort int `toml:"sport,omitempty"`
+	DPort int `toml:"dport,omitempty"`
+	// IIF and OIF are interface names.
+	IIF string `toml:"iif,omitempty"`
+	OIF string `toml:"oif,omitempty"`
+}
+
+// NAT is a resolved gateway NAT.
+type NAT struct {
+	Outside    string
+	Masquerade bool
+	// SNATMin and SNATMax are the source NAT range (equal for one address).
+	SNATMin, SNATMax netip.Addr
+	PortMin, PortMax uint16
+	Persistent       bool
+	Random           bool
+	FullyRandom      bool
+	Sources          []netip.Prefix
+	DropInbound      bool
+	Forwards         []Forward
+	OutsideAddr      netip.Addr // first IPv4 address of the outside interface
+	OutsideSubnets   []netip.Prefix
+	InsideInterfaces []string
+}
+
+// Forward is a resolved port forward.
+type Forward struct {
+	Proto  string // "tcp" or "udp"
+	Addr   netip.Addr
+	Port   uint16
+	ToAddr netip.Addr
+	ToPort uint16
+	ToNode string // "" when written as an address
+}
+
+// Firewall is a resolved packet filter.
+type Firewall struct {
+	Input, Forward, Output string // "accept" or "drop"
+	Rules                  []Rule
+}
+
+// Rule is a resolved firewall rule.
+type Rule struct {
+	Chain, Action, Proto string
+	Src, Dst             netip.Prefix
+	SPort, DPort         uint16
+	IIF, OIF             string
+}
+
+var natFlags = []string{"persistent", "random", "fully-random"}
+
+func (r *resolver) natAndFirewall() {
+	for si := range r.t.Nodes {
+		ns := &r.t.Nodes[si]
+		n := r.plan.byName[ns.Name]
+		if n == nil || r.specIdx[ns.Name] != si {
+			continue
+		}
+		path := fmt.Sprintf("nodes[%d]", si)
+		obj := fmt.Sprintf("node %q", n.Name)
+		if ns.NAT != nil {
+			n.NAT = r.resolveNAT(path+".nat", obj, n, ns.NAT)
+		}
+		if ns.Firewall != nil {
+			n.Firewall = r.resolveFirewall(path+".firewall", obj, n, ns.Firewall)
+		}
+	}
+}
+
+func (r *resolver) resolveNAT(path, obj string, n *Node, s *NATSpec) *NAT {
+	c := r.c
+	switch n.Kind {
+	case KindRouter:
+	case KindSwitch:
+		c.add(path, obj, "a switch cannot do NAT: make a router the gateway")
+		return nil
+	default:
+		c.add(path, obj, "NAT needs a gateway that forwards: set kind = \"router\" on node %q", n.Name)
+		return nil
+	}
+	out := &NAT{Outside: s.Outside, Masquerade: s.Masquerade, DropInbound: true}
+	if s.Outside == "" {
+		c.add(path, obj, "nat needs outside = \"IFACE\", the interface toward the outside")
+		return nil
+	}
+	oi := n.Iface(s.Outside)
+	if oi == nil {
+		var names []string
+		for _, i := range n.Ifaces {
+			names = append(names, i.Name)
+		}
+		c.add(path+".outside", obj, "nat outside %q is not an interface of the node (it has: %s)", s.Outside, strings.Join(names, ", "))
+		return nil
+	}
+	for _, a := range oi.Addrs {
+		if a.Addr().Is4() {
+			if !out.OutsideAddr.IsValid() {
+				out.OutsideAddr = a.Addr()
+			}
+			out.OutsideSubnets = append(out.OutsideSubnets, a.Masked())
+		}
+	}
+	if len(n.Ifaces) < 2 {
+		c.add(path, obj, "a gateway needs an inside interface besides %q", s.Outside)
+	}
+	for _, i := range n.Ifaces {
+		if i.Name != s.Outside {
+			out.InsideInterfaces = append(out.InsideInterfaces, i.Name)
+		}
+	}
+	if s.Masquerade && s.SNAT != "" {
+		c.add(path, obj, "write masquerade = true or snat = \"ADDR\", not both")
+	}
+	if !out.OutsideAddr.IsValid() && (s.Masquerade || len(s.Forwards) > 0) {
+		c.add(path+".outside", obj, "outside interface %q has no IPv4 address to translate to", s.Outside)
+	}
+	if s.SNAT != "" {
+		lo, hi, ok := parseAddrRange(s.SNAT)
+		if !ok {
+			c.add(path+".snat", obj, "snat %q is not an IPv4 address or a range like 203.0.113.5-203.0.113.9", s.SNAT)
+		} else {
+			out.SNATMin, out.SNATMax = lo, hi
+		}
+	}
+	if s.Ports != "" {
+		lo, hi, ok := parsePortRange(s.Ports)
+		if !ok {
+			c.add(path+".ports", obj, "ports %q is not a port range like 1024-65535 (ports are 1-65535)", s.Ports)
+		} else if !s.Masquerade && s.SNAT == "" {
+			c.add(path+".ports", obj, "ports only applies with masquerade or snat")
+		} else {
+			out.PortMin, out.PortMax = lo, hi
+		}
+	}
+	for j, f := range s.Flags {
+		switch f {
+		case "persistent":
+			out.Persistent = true
+		case "random":
+			out.Random = true
+		case "fully-random":
+			out.FullyRandom = true
+		default:
+			c.add(fmt.Sprintf("%s.flags[%d]", path, j), obj, "unknown nat flag %q (known: %s)", f, strings.Join(natFlags, ", "))
+		}
+	}
+	if s.Masquerade && s.Ports != "" && len(s.Flags) > 0 {
+		c.add(path+".flags", obj, "masquerade takes ports or flags, not both (use snat for both)")
+	}
+	if len(s.Flags) > 0 && !s.Masquerade && s.SNAT == "" {
+		c.add(path+".flags", obj, "nat flags only apply with masquerade or snat")
+	}
+	for j, src := range s.Sources {
+		p, err := netip.ParsePrefix(src)
+		if err != nil || !p.Addr().Is4() {
+			c.add(fmt.Sprintf("%s.sources[%d]", path, j), obj, "source %q is not an IPv4 prefix like 192.168.1.0/24", src)
+			continue
+		}
+		out.Sources = append(out.Sources, p.Masked())
+	}
+	switch s.Inbound {
+	case "", "drop":
+	case "accept":
+		out.DropInbound = false
+	default:
+		c.add(path+".inbound", obj, "inbound %q is not \"drop\" or \"accept\"", s.Inbound)
+	}
+	seen := map[string]int{}
+	for j, f := range s.Forwards {
+		fpath := fmt.Sprintf("%s.forwards[%d]", path, j)
+		fw, ok := r.resolveForward(fpath, obj, n, out, f)
+		if !ok {
+			continue
+		}
+		key := fmt.Sprintf("%s %s:%d", fw.Proto, fw.Addr, fw.Port)
+		if k, dup := seen[key]; dup {
+			c.add(fpath, obj, "port forward %s conflicts with forward %d, which takes the same address and port", key, k+1)
+			continue
+		}
+		seen[key] = j
+		out.Forwards = append(out.Forwards, fw)
+	}
+	return out
+}
+
+func (r *resolver) resolveForward(path, obj string, n *Node, nat *NAT, f ForwardSpec) (Forward, bool) {
+	c := r.c
+	fw := Forward{Proto: f.Proto}
+	ok := true
+	if f.Proto != "tcp" && f.Proto != "udp" {
+		c.add(path+".proto", obj, "port forward proto %q is not \"tcp\" or \"udp\"", f.Proto)
+		ok = false
+	}
+	if f.Port < 1 || f.Port > 65535 {
+		c.add(path+".port", obj, "port forward port %d is outside 1-65535", f.Port)
+		ok = false
+	}
+	fw.Port = uint16(f.Port)
+	fw.Addr = nat.OutsideAddr
+	if f.Address != "" {
+		a, err := netip.ParseAddr(f.Address)
+		if err != nil || !a.Is4() {
+			c.add(path+".address", obj, "port forward address %q is not an IPv4 address", f.Address)
+			ok = false
+		} else {
+			fw.Addr = a
+		}
+	}
+	host, port, found := strings.Cut(f.To, ":")
+	pn, err := strconv.Atoi(port)
+	if !found || err != nil || pn < 1 || pn > 65535 {
+		c.add(path+".to", obj, "port forward to %q is not NODE:PORT or ADDRESS:PORT with a port in 1-65535", f.To)
+		return fw, false
+	}
+	fw.ToPort = uint16(pn)
+	if a, err := netip.ParseAddr(host); err == nil {
+		fw.ToAddr = a
+	} else {
+		t := r.plan.byName[host]
+		if t == nil {
+			c.add(path+".to", obj, "port forward to unknown node %q%s", host, suggest(host, r.plan.NodeNames()))
+			return fw, false
+		}
+		a, has := t.FirstAddr(4)
+		if !has {
+			c.add(path+".to", obj, "port forward target %q has no IPv4 address", host)
+			return fw, false
+		}
+		fw.ToAddr, fw.ToNode = a, host
+	}
+	for _, s := range nat.OutsideSubnets {
+		if s.Contains(fw.ToAddr) {
+			c.add(path+".to", obj, "port forward target %s is on the outside (%s), not on the inside of %q", f.To, s, n.Name)
+			return fw, false
+		}
+	}
+	return fw, ok
+}
+
+func (r *resolver) resolveFirewall(path, obj string, n *Node, s *FirewallSpec) *Firewall {
+	c := r.c
+	fw := &Firewall{Input: "accept", Forward: "accept", Output: "accept"}
+	for _, p := range []struct {
+		key string
+		val string
+		dst *string
+	}{{"input", s.Input, &fw.Input}, {"forward", s.Forward, &fw.Forward}, {"output", s.Output, &fw.Output}} {
+		switch p.val {
+		case "":
+		case "accept", "drop":
+			*p.dst = p.val
+		default:
+			c.add(path+"."+p.key, obj, "firewall %s policy %q is not \"accept\" or \"drop\"", p.key, p.val)
+		}
+	}
+	if n.Kind == KindSwitch {
+		c.add(path, obj, "a switch has no firewall: put the rules on a host or router")
+		return nil
+	}
+	for j, rs := range s.Rules {
+		rpath := fmt.Sprintf("%s.rules[%d]", path, j)
+		ru := Rule{Chain: rs.Chain, Action: rs.Action, Proto: rs.Proto, IIF: rs.IIF, OIF: rs.OIF}
+		ok := true
+		bad := func(key, format string, args ...any) {
+			c.add(rpath+"."+key, obj, format, args...)
+			ok = false
+		}
+		switch rs.Chain {
+		case "input", "forward", "output":
+		default:
+			bad("chain", "firewall rule chain %q is not input, forward or output", rs.Chain)
+		}
+		switch rs.Action {
+		case "accept", "drop", "reject":
+		default:
+			bad("action", "firewall rule action %q is not accept, drop or reject", rs.Action)
+		}
+		switch rs.Proto {
+		case "", "tcp", "udp", "icmp":
+		default:
+			bad("proto", "firewall rule proto %q is not tcp, udp or icmp", rs.Proto)
+		}
+		if (rs.SPort != 0 || rs.DPort != 0) && rs.Proto != "tcp" && rs.Proto != "udp" {
+			bad("proto", "a firewall rule with a port needs proto = \"tcp\" or \"udp\"")
+		}
+		for _, p := range []struct {
+			key string
+			v   int
+			dst *uint16
+		}{{"sport", rs.SPort, &ru.SPort}, {"dport", rs.DPort, &ru.DPort}} {
+			if p.v < 0 || p.v > 65535 {
+				bad(p.key, "firewall rule %s %d is outside 1-65535", p.key, p.v)
+			}
+			*p.dst = uint16(p.v)
+		}
+		for _, p := range []struct {
+			key, v string
+			dst    *netip.Prefix
+		}{{"src", rs.Src, &ru.Src}, {"dst", rs.Dst, &ru.Dst}} {
+			if p.v == "" {
+				continue
+			}
+			pf, err := netip.ParsePrefix(p.v)
+			if err != nil {
+				a, aerr := netip.ParseAddr(p.v)
+				if aerr != nil {
+					bad(p.key, "firewall rule %s %q is not an address or prefix", p.key, p.v)
+					continue
+				}
+				pf = netip.PrefixFrom(a, a.BitLen())
+			}
+			*p.dst = pf.Masked()
+		}
+		for _, p := range []struct{ key, v string }{{"iif", rs.IIF}, {"oif", rs.OIF}} {
+			if p.v != "" && n.Iface(p.v) == nil {
+				bad(p.key, "firewall rule %s %q is not an interface of the node", p.key, p.v)
+			}
+		}
+		if rs.IIF != "" && rs.Chain == "output" {
+			bad("iif", "an output rule has no input interface")
+		}
+		if rs.OIF != "" && rs.Chain == "input" {
+			bad("oif", "an input rule has no output interface")
+		}
+		if ok {
+			fw.Rules = append(fw.Rules, ru)
+		}
+	}
+	return fw
+}
+
+func parseAddrRange(s string) (lo, hi netip.Addr, ok bool) {
+	a, b, isRange := strings.Cut(s, "-")
+	lo, err := netip.ParseAddr(strings.TrimSpace(a))
+	if err != nil || !lo.Is4() {
+		return lo, hi, false
+	}
+	hi = lo
+	if isRange {
+		if hi, err = netip.ParseAddr(strings.TrimSpace(b)); err != nil || !hi.Is4() || hi.Less(lo) {
+			return lo, hi, false
+		}
+	}
+	return lo, hi, true
+}
+
+func parsePortRange(s string) (lo, hi uint16, ok bool) {
+	a, b, isRange := strings.Cut(s, "-")
+	x, err := strconv.Atoi(strings.TrimSpace(a))
+	if err != nil || x < 1 || x > 65535 {
+		return 0, 0, false
+	}
+	y := x
+	if isRange {
+		if y, err = strconv.Atoi(strings.TrimSpace(b)); err != nil || y < x || y > 65535 {
+			return 0, 0, false
+		}
+	}
+	return uint16(x), uint16(y), true
+}

@@ -1,0 +1,301 @@
+package emulator
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// nftTable is the name of the one nftables table nslab makes in a node:
+// named after the lab, so that two labs never share a table.
+func nftTable(lab string) string { return "nslab-" + lab }
+
+// applyNftables writes the node's NAT and firewall as one inet table in
+// the node's own namespace, in one transaction (google/nftables, no nft
+// binary). It is the equivalent of `nft -f` with:
+//
+//	table inet nslab-LAB {
+//	  chain prerouting  { type nat hook prerouting priority dstnat; ... dnat ip to A:P }
+//	  chain postrouting { type nat hook postrouting priority srcnat; oifname OUT masquerade }
+//	  chain input/forward/output { type filter hook ... policy ...; ct state established,related accept; ... }
+//	}
+func (l *Lab) applyNftables(h *nodeHandle) error {
+	n := h.node
+	if n.NAT == nil && n.Firewall == nil {
+		return nil
+	}
+	c, err := nftables.New(nftables.WithNetNSFd(h.fd))
+	if err != nil {
+		return fmt.Errorf("nftables in node %q: %w", n.Name, err)
+	}
+	defer c.CloseLasting()
+	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: nftTable(l.Plan.Lab)})
+	fw := n.Firewall
+	if fw == nil {
+		fw = &Firewall{Input: "accept", Forward: "accept", Output: "accept"}
+	}
+	chains := map[string]*nftables.Chain{}
+	for _, ch := range []struct {
+		name   string
+		hook   *nftables.ChainHook
+		policy string
+	}{{"input", nftables.ChainHookInput, fw.Input}, {"forward", nftables.ChainHookForward, fw.Forward}, {"output", nftables.ChainHookOutput, fw.Output}} {
+		pol := nftables.ChainPolicyAccept
+		if ch.policy == "drop" {
+			pol = nftables.ChainPolicyDrop
+		}
+		chains[ch.name] = c.AddChain(&nftables.Chain{Name: ch.name, Table: t, Type: nftables.ChainTypeFilter,
+			Hooknum: ch.hook, Priority: nftables.ChainPriorityFilter, Policy: &pol})
+		// Replies to what was allowed are allowed, and the node talks to
+		// itself; then the user's rules, in order.
+		c.AddRule(&nftables.Rule{Table: t, Chain: chains[ch.name], Exprs: ctStateAccept()})
+		if ch.name == "input" || ch.name == "output" {
+			key := expr.MetaKeyIIFNAME
+			if ch.name == "output" {
+				key = expr.MetaKeyOIFNAME
+			}
+			c.AddRule(&nftables.Rule{Table: t, Chain: chains[ch.name], Exprs: append(ifname(key, "lo"), accept())})
+		}
+	}
+	for _, r := range fw.Rules {
+		c.AddRule(&nftables.Rule{Table: t, Chain: chains[r.Chain], Exprs: ruleExprs(r)})
+	}
+	if nat := n.NAT; nat != nil {
+		l.natRules(c, t, chains["forward"], nat)
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("add nftables table %q to node %q: %w", nftTable(l.Plan.Lab), n.Name, explainNft(err))
+	}
+	return nil
+}
+
+// explainNft names the kernel feature behind the errors nftables gives
+// when one is missing.
+func explainNft(err error) error {
+	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EAFNOSUPPORT) || errors.Is(err, unix.EPROTONOSUPPORT) {
+		return fmt.Errorf("%w (this kernel seems to lack an nftables feature nslab uses here: nf_tables with inet NAT, masquerade and conntrack; check CONFIG_NF_TABLES_INET, CONFIG_NFT_NAT, CONFIG_NFT_MASQ, CONFIG_NFT_CT)", err)
+	}
+	return err
+}
+
+func (l *Lab) natRules(c *nftables.Conn, t *nftables.Table, forward *nftables.Chain, nat *NAT) {
+	pre := c.AddChain(&nftables.Chain{Name: "prerouting", Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest})
+	post := c.AddChain(&nftables.Chain{Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource})
+
+	// Port forwards: iifname OUT ip daddr A tcp dport P dnat ip to B:Q
+	for _, f := range nat.Forwards {
+		ex := ifname(expr.MetaKeyIIFNAME, nat.Outside)
+		ex = append(ex, ipv4Only()...)
+		ex = append(ex, matchAddr(16, netip.PrefixFrom(f.Addr, 32))...)
+		ex = append(ex, matchL4(f.Proto)...)
+		ex = append(ex, matchPort(2, f.Port)...)
+		ex = append(ex,
+			&expr.Immediate{Register: 1, Data: f.ToAddr.AsSlice()},
+			&expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(f.ToPort)},
+			&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
+		)
+		c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: ex})
+	}
+
+	// Source translation out of the outside interface.
+	if nat.Masquerade || nat.SNATMin.IsValid() {
+		sources := nat.Sources
+		if len(sources) == 0 {
+			sources = []netip.Prefix{{}} // any source not from the outside
+		}
+		for _, src := range sources {
+			ex := ifname(expr.MetaKeyOIFNAME, nat.Outside)
+			ex = append(ex, ipv4Only()...)
+			if src.IsValid() {
+				ex = append(ex, matchAddr(12, src)...)
+			} else {
+				// Not traffic that came in from the outside (forwarded replies
+				// keep their translation through conntrack anyway).
+				ex = append(ex, ifnameNot(expr.MetaKeyIIFNAME, nat.Outside)...)
+			}
+			ex = append(ex, l.sourceNAT(nat)...)
+			c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: ex})
+		}
+	}
+
+	// What a home gateway does: nothing new comes in from the outside
+	// unless a forward asked for it.
+	if nat.DropInbound {
+		c.AddRule(&nftables.Rule{Table: t, Chain: forward, Exprs: append(append(ifname(expr.MetaKeyIIFNAME, nat.Outside), ctStatusDNAT()...), accept())})
+		c.AddRule(&nftables.Rule{Table: t, Chain: forward, Exprs: append(ifname(expr.MetaKeyIIFNAME, nat.Outside), &expr.Verdict{Kind: expr.VerdictDrop})})
+	}
+}
+
+func (l *Lab) sourceNAT(nat *NAT) []expr.Any {
+	if nat.Masquerade {
+		if nat.PortMin != 0 {
+			return []expr.Any{
+				&expr.Immediate{Register: 1, Data: binaryutil.BigEndian.PutUint16(nat.PortMin)},
+				&expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(nat.PortMax)},
+				&expr.Masq{ToPorts: true, RegProtoMin: 1, RegProtoMax: 2},
+			}
+		}
+		return []expr.Any{&expr.Masq{Random: nat.Random, FullyRandom: nat.FullyRandom, Persistent: nat.Persistent}}
+	}
+	ex := []expr.Any{&expr.Immediate{Register: 1, Data: nat.SNATMin.AsSlice()}}
+	n := &expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1,
+		Random: nat.Random, FullyRandom: nat.FullyRandom, Persistent: nat.Persistent}
+	if nat.SNATMax != nat.SNATMin {
+		ex = append(ex, &expr.Immediate{Register: 2, Data: nat.SNATMax.AsSlice()})
+		n.RegAddrMax = 2
+	}
+	if nat.PortMin != 0 {
+		ex = append(ex,
+			&expr.Immediate{Register: 3, Data: binaryutil.BigEndian.PutUint16(nat.PortMin)},
+			&expr.Immediate{Register: 4, Data: binaryutil.BigEndian.PutUint16(nat.PortMax)})
+		n.RegProtoMin, n.RegProtoMax, n.Specified = 3, 4, true
+	}
+	return append(ex, n)
+}
+
+func ruleExprs(r Rule) []expr.Any {
+	var ex []expr.Any
+	if r.IIF != "" {
+		ex = append(ex, ifname(expr.MetaKeyIIFNAME, r.IIF)...)
+	}
+	if r.OIF != "" {
+		ex = append(ex, ifname(expr.MetaKeyOIFNAME, r.OIF)...)
+	}
+	if r.Src.IsValid() || r.Dst.IsValid() {
+		v4 := (r.Src.IsValid() && r.Src.Addr().Is4()) || (r.Dst.IsValid() && r.Dst.Addr().Is4())
+		if v4 {
+			ex = append(ex, ipv4Only()...)
+		} else {
+			ex = append(ex, ipv6Only()...)
+		}
+		if r.Src.IsValid() {
+			off := uint32(12)
+			if !v4 {
+				off = 8
+			}
+			ex = append(ex, matchAddr(off, r.Src)...)
+		}
+		if r.Dst.IsValid() {
+			off := uint32(16)
+			if !v4 {
+				off = 24
+			}
+			ex = append(ex, matchAddr(off, r.Dst)...)
+		}
+	}
+	if r.Proto != "" {
+		ex = append(ex, matchL4(r.Proto)...)
+	}
+	if r.SPort != 0 {
+		ex = append(ex, matchPort(0, r.SPort)...)
+	}
+	if r.DPort != 0 {
+		ex = append(ex, matchPort(2, r.DPort)...)
+	}
+	switch r.Action {
+	case "accept":
+		ex = append(ex, accept())
+	case "drop":
+		ex = append(ex, &expr.Verdict{Kind: expr.VerdictDrop})
+	case "reject":
+		ex = append(ex, &expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_PORT_UNREACH})
+	}
+	return ex
+}
+
+func accept() expr.Any { return &expr.Verdict{Kind: expr.VerdictAccept} }
+
+func ifnameBytes(name string) []byte {
+	b := make([]byte, 16)
+	copy(b, name)
+	return b
+}
+
+// ifname matches `iifname NAME` or `oifname NAME`.
+func ifname(key expr.MetaKey, name string) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: key, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifnameBytes(name)},
+	}
+}
+
+func ifnameNot(key expr.MetaKey, name string) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: key, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifnameBytes(name)},
+	}
+}
+
+func ipv4Only() []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
+	}
+}
+
+func ipv6Only() []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV6}},
+	}
+}
+
+// matchAddr matches the address at offset of the network header against
+// a prefix: `ip saddr P` (offset 12) or `ip daddr P` (16).
+func matchAddr(offset uint32, p netip.Prefix) []expr.Any {
+	size := uint32(p.Addr().BitLen() / 8)
+	ex := []expr.Any{&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: size}}
+	if p.Bits() < p.Addr().BitLen() {
+		mask := make([]byte, size)
+		for i := 0; i < p.Bits(); i++ {
+			mask[i/8] |= 1 << (7 - i%8)
+		}
+		ex = append(ex, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: size, Mask: mask, Xor: make([]byte, size)})
+	}
+	return append(ex, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: p.Masked().Addr().AsSlice()})
+}
+
+func matchL4(proto string) []expr.Any {
+	num := map[string]byte{"tcp": unix.IPPROTO_TCP, "udp": unix.IPPROTO_UDP, "icmp": unix.IPPROTO_ICMP}[proto]
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{num}},
+	}
+}
+
+// matchPort matches `th sport P` (offset 0) or `th dport P` (offset 2).
+func matchPort(offset uint32, port uint16) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: offset, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(port)},
+	}
+}
+
+// ctStateAccept is `ct state established,related accept`.
+func ctStateAccept() []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+		accept(),
+	}
+}
+
+// ctStatusDNAT matches `ct status dnat`: a connection a port forward made.
+func ctStatusDNAT() []expr.Any {
+	const ipsDstNAT = 1 << 5
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(ipsDstNAT), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+	}
+}

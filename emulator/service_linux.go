@@ -1,0 +1,302 @@
+package emulator
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netns"
+)
+
+// inNode runs fn on a locked thread inside the node's network namespace
+// and switches back; sockets fn opens stay in the node's namespace and
+// can be used from any goroutine afterwards.
+func (l *Lab) inNode(node string, fn func() error) error {
+	e, err := l.envOf(node)
+	if err != nil {
+		return err
+	}
+	return onThread(func() (bool, error) {
+		orig, err := netns.Get()
+		if err != nil {
+			return true, err
+		}
+		defer orig.Close()
+		target, err := netns.GetFromPath(e.netns)
+		if err != nil {
+			return true, fmt.Errorf("open namespace of node %q: %w", node, err)
+		}
+		defer target.Close()
+		if err := netns.Set(target); err != nil {
+			return true, fmt.Errorf("enter node %q: %w", node, err)
+		}
+		ferr := fn()
+		if err := netns.Set(orig); err != nil {
+			return false, fmt.Errorf("switch back from node %q: %w", node, err)
+		}
+		return true, ferr
+	})
+}
+
+const (
+	probeHello = "nslab-probe\n"
+	echoPrefix = "nslab-echo "
+)
+
+// Service is nslab's built-in echo service running in a node: to every
+// probe (UDP datagram or TCP connection) it answers with the source
+// address and port it saw, so a prober learns its mapped address behind
+// NATs. It runs in this process; Close stops it.
+type Service struct {
+	Node  string
+	Proto string
+	Port  int
+	// Seen, if set before traffic arrives, is called with every source.
+	Seen func(netip.AddrPort)
+
+	mu     sync.Mutex
+	closer func() error
+	wg     sync.WaitGroup
+}
+
+// Serve starts the echo service in node, on all of its addresses:
+// proto "udp" or "tcp", port 1-65535.
+func (l *Lab) Serve(node, proto string, port int) (*Service, error) {
+	if port < 1 || port > 65535 {
+		return nil, BadInput(fmt.Errorf("serve: port %d is outside 1-65535", port))
+	}
+	if n := l.Plan.Node(node); n != nil && n.Kind == KindSwitch {
+		return nil, BadInput(fmt.Errorf("node %q is a switch: it has no address to serve on", node))
+	}
+	s := &Service{Node: node, Proto: proto, Port: port}
+	switch proto {
+	case "udp":
+		var pc *net.UDPConn
+		err := l.inNode(node, func() (err error) {
+			pc, err = net.ListenUDP("udp", &net.UDPAddr{Port: port})
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("serve udp %d in node %q: %w", port, node, err)
+		}
+		s.closer = pc.Close
+		s.wg.Add(1)
+		go s.udpLoop(pc)
+	case "tcp":
+		var ln *net.TCPListener
+		err := l.inNode(node, func() (err error) {
+			ln, err = net.ListenTCP("tcp", &net.TCPAddr{Port: port})
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("serve tcp %d in node %q: %w", port, node, err)
+		}
+		s.closer = ln.Close
+		s.wg.Add(1)
+		go s.tcpLoop(ln)
+	default:
+		return nil, BadInput(fmt.Errorf("serve: protocol %q is not udp or tcp", proto))
+	}
+	return s, nil
+}
+
+// Close stops the service and waits for it.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	c := s.closer
+	s.closer = nil
+	s.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	err := c()
+	s.wg.Wait()
+	return err
+}
+
+func (s *Service) udpLoop(pc *net.UDPConn) {
+	defer s.wg.Done()
+	buf := make([]byte, 512)
+	for {
+		n, from, err := pc.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return
+		}
+		if string(buf[:n]) != probeHello {
+			continue
+		}
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		if s.Seen != nil {
+			s.Seen(from)
+		}
+		pc.WriteToUDPAddrPort([]byte(echoPrefix+from.String()+"\n"), from)
+	}
+}
+
+func (s *Service) tcpLoop(ln *net.TCPListener) {
+	defer s.wg.Done()
+	for {
+		c, err := ln.AcceptTCP()
+		if err != nil {
+			return
+		}
+		from := c.RemoteAddr().(*net.TCPAddr).AddrPort()
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		if s.Seen != nil {
+			s.Seen(from)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.Write([]byte(echoPrefix + from.String() + "\n"))
+		c.Close()
+	}
+}
+
+// ProbeOptions tune a probe. The zero value probes from a port the kernel
+// chooses and waits one second.
+type ProbeOptions struct {
+	// FromPort is the local port to probe from (0: any).
+	FromPort int
+	// Timeout bounds the wait for the answer (default 1s).
+	Timeout time.Duration
+}
+
+// ProbeResult is what a probe saw.
+type ProbeResult struct {
+	From  string         `json:"from"`
+	Proto string         `json:"proto"`
+	Local netip.AddrPort `json:"local"`  // the probing socket's own address
+	To    netip.AddrPort `json:"to"`     // where the probe went
+	// Observed is the source address and port the echo service saw: the
+	// prober's mapped address when a NAT is on the way.
+	Observed netip.AddrPort `json:"observed"`
+	RTT      time.Duration  `json:"rtt_ns"`
+}
+
+// Translated reports whether a NAT changed the source on the way.
+func (r ProbeResult) Translated() bool { return r.Observed != r.Local }
+
+func (r ProbeResult) String() string {
+	return fmt.Sprintf("%s -> %s (%s): the far side saw %s (local %s, rtt %s)", r.From, r.To, r.Proto, r.Observed, r.Local, fmtDur(r.RTT))
+}
+
+// Probe sends one probe from node to an echo service at to (see Serve)
+// and returns the source the service observed.
+func (l *Lab) Probe(ctx context.Context, from string, to netip.AddrPort, proto string, o ProbeOptions) (ProbeResult, error) {
+	if o.Timeout <= 0 {
+		o.Timeout = time.Second
+	}
+	if n := l.Plan.Node(from); n != nil && n.Kind == KindSwitch {
+		return ProbeResult{}, BadInput(fmt.Errorf("node %q is a switch: it has no address to probe from", from))
+	}
+	res := ProbeResult{From: from, Proto: proto, To: to}
+	deadline := time.Now().Add(o.Timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	switch proto {
+	case "udp":
+		var pc *net.UDPConn
+		err := l.inNode(from, func() (err error) {
+			pc, err = net.ListenUDP("udp", &net.UDPAddr{Port: o.FromPort})
+			return err
+		})
+		if err != nil {
+			return res, fmt.Errorf("probe from node %q: %w", from, err)
+		}
+		defer pc.Close()
+		t0 := time.Now()
+		if _, err := pc.WriteToUDPAddrPort([]byte(probeHello), to); err != nil {
+			return res, fmt.Errorf("probe from node %q to %s: %w", from, to, err)
+		}
+		res.Local = localOf(pc.LocalAddr(), from, l, to)
+		pc.SetReadDeadline(deadline)
+		buf := make([]byte, 512)
+		for {
+			n, src, err := pc.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return res, fmt.Errorf("probe from node %q to %s (udp): no answer: %w", from, to, err)
+			}
+			if netip.AddrPortFrom(src.Addr().Unmap(), src.Port()) != to {
+				continue
+			}
+			res.RTT = time.Since(t0)
+			return res, parseEcho(&res, string(buf[:n]))
+		}
+	case "tcp":
+		var c net.Conn
+		t0 := time.Now()
+		err := l.inNode(from, func() (err error) {
+			d := net.Dialer{Deadline: deadline, LocalAddr: &net.TCPAddr{Port: o.FromPort}}
+			c, err = d.DialContext(ctx, "tcp", to.String())
+			return err
+		})
+		if err != nil {
+			return res, fmt.Errorf("probe from node %q to %s (tcp): %w", from, to, err)
+		}
+		defer c.Close()
+		res.Local = c.LocalAddr().(*net.TCPAddr).AddrPort()
+		c.SetDeadline(deadline)
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			return res, fmt.Errorf("probe from node %q to %s (tcp): no answer: %w", from, to, err)
+		}
+		res.RTT = time.Since(t0)
+		return res, parseEcho(&res, line)
+	}
+	return res, BadInput(fmt.Errorf("probe: protocol %q is not udp or tcp", proto))
+}
+
+// localOf gives the probing socket's address; for an unbound UDP socket
+// the kernel picks the source address per destination, so it is the
+// source address of the route to the target.
+func localOf(a net.Addr, from string, l *Lab, to netip.AddrPort) netip.AddrPort {
+	ap := a.(*net.UDPAddr).AddrPort()
+	if ap.Addr().IsUnspecified() {
+		var src netip.Addr
+		l.inNode(from, func() error {
+			c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(to))
+			if err == nil {
+				src = c.LocalAddr().(*net.UDPAddr).AddrPort().Addr()
+				c.Close()
+			}
+			return nil
+		})
+		if src.IsValid() {
+			return netip.AddrPortFrom(src.Unmap(), ap.Port())
+		}
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+func parseEcho(r *ProbeResult, line string) error {
+	s, ok := strings.CutPrefix(strings.TrimSpace(line), strings.TrimSpace(echoPrefix))
+	if !ok {
+		return errors.New("the far side is not nslab's echo service")
+	}
+	ap, err := netip.ParseAddrPort(strings.TrimSpace(s))
+	if err != nil {
+		return fmt.Errorf("bad echo answer %q", line)
+	}
+	r.Observed = ap
+	return nil
+}
+
+// AddrOf returns node's first address of the family (4 or 6) with port,
+// to aim a probe at.
+func (l *Lab) AddrOf(node string, family, port int) (netip.AddrPort, error) {
+	n := l.Plan.Node(node)
+	if n == nil {
+		return netip.AddrPort{}, BadInput(fmt.Errorf("lab %q has no node %q%s", l.Plan.Lab, node, suggest(node, l.Plan.NodeNames())))
+	}
+	a, ok := n.FirstAddr(family)
+	if !ok {
+		return netip.AddrPort{}, BadInput(fmt.Errorf("node %q has no IPv%d address", node, family))
+	}
+	return netip.AddrPortFrom(a, uint16(port)), nil
+}
