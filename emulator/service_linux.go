@@ -170,8 +170,8 @@ type ProbeOptions struct {
 type ProbeResult struct {
 	From  string         `json:"from"`
 	Proto string         `json:"proto"`
-	Local netip.AddrPort `json:"local"`  // the probing socket's own address
-	To    netip.AddrPort `json:"to"`     // where the probe went
+	Local netip.AddrPort `json:"local"` // the probing socket's own address
+	To    netip.AddrPort `json:"to"`    // where the probe went
 	// Observed is the source address and port the echo service saw: the
 	// prober's mapped address when a NAT is on the way.
 	Observed netip.AddrPort `json:"observed"`
