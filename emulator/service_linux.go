@@ -10,8 +10,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // inNode runs fn on a locked thread inside the node's network namespace
@@ -77,17 +79,40 @@ func (l *Lab) Serve(node, proto string, port int) (*Service, error) {
 	s := &Service{Node: node, Proto: proto, Port: port}
 	switch proto {
 	case "udp":
-		var pc *net.UDPConn
-		err := l.inNode(node, func() (err error) {
-			pc, err = net.ListenUDP("udp", &net.UDPAddr{Port: port})
-			return err
+		// One socket per family, each answering from the address the probe
+		// was sent to (IP_PKTINFO): a node with several addresses must not
+		// answer from another one.
+		var conns []*net.UDPConn
+		err := l.inNode(node, func() error {
+			for _, nw := range []string{"udp4", "udp6"} {
+				pc, err := net.ListenUDP(nw, &net.UDPAddr{Port: port})
+				if err != nil {
+					if nw == "udp6" && errors.Is(err, unix.EAFNOSUPPORT) {
+						continue
+					}
+					return err
+				}
+				conns = append(conns, pc)
+			}
+			return nil
 		})
 		if err != nil {
+			for _, pc := range conns {
+				pc.Close()
+			}
 			return nil, fmt.Errorf("serve udp %d in node %q: %w", port, node, err)
 		}
-		s.closer = pc.Close
-		s.wg.Add(1)
-		go s.udpLoop(pc)
+		s.closer = func() error {
+			var errs []error
+			for _, pc := range conns {
+				errs = append(errs, pc.Close())
+			}
+			return errors.Join(errs...)
+		}
+		for _, pc := range conns {
+			s.wg.Add(1)
+			go s.udpLoop(pc)
+		}
 	case "tcp":
 		var ln *net.TCPListener
 		err := l.inNode(node, func() (err error) {
@@ -122,9 +147,20 @@ func (s *Service) Close() error {
 
 func (s *Service) udpLoop(pc *net.UDPConn) {
 	defer s.wg.Done()
+	v6 := pc.LocalAddr().(*net.UDPAddr).IP.To4() == nil
+	if rc, err := pc.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) {
+			if v6 {
+				unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1)
+			} else {
+				unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1)
+			}
+		})
+	}
 	buf := make([]byte, 512)
+	oob := make([]byte, 256)
 	for {
-		n, from, err := pc.ReadFromUDPAddrPort(buf)
+		n, oobn, _, from, err := pc.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
 			return
 		}
@@ -135,8 +171,32 @@ func (s *Service) udpLoop(pc *net.UDPConn) {
 		if s.Seen != nil {
 			s.Seen(from)
 		}
-		pc.WriteToUDPAddrPort([]byte(echoPrefix+from.String()+"\n"), from)
+		pc.WriteMsgUDPAddrPort([]byte(echoPrefix+from.String()+"\n"), replyFrom(oob[:oobn]), from)
 	}
+}
+
+// replyFrom turns the destination address of a received datagram into the
+// control message that sends the answer from that same address.
+func replyFrom(oob []byte) []byte {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil
+	}
+	for _, m := range msgs {
+		switch {
+		case m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_PKTINFO && len(m.Data) >= unix.SizeofInet4Pktinfo:
+			var in unix.Inet4Pktinfo
+			copy((*[unix.SizeofInet4Pktinfo]byte)(unsafe.Pointer(&in))[:], m.Data)
+			out := unix.Inet4Pktinfo{Spec_dst: in.Addr}
+			return unix.PktInfo4(&out)
+		case m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_PKTINFO && len(m.Data) >= unix.SizeofInet6Pktinfo:
+			var in unix.Inet6Pktinfo
+			copy((*[unix.SizeofInet6Pktinfo]byte)(unsafe.Pointer(&in))[:], m.Data)
+			out := unix.Inet6Pktinfo{Addr: in.Addr}
+			return unix.PktInfo6(&out)
+		}
+	}
+	return nil
 }
 
 func (s *Service) tcpLoop(ln *net.TCPListener) {
