@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // NATSpec is the NAT of a gateway (a router), as written in a topology:
@@ -33,6 +34,42 @@ type NATSpec struct {
 	Inbound string `toml:"inbound,omitempty"`
 	// Forwards are port forwards (destination NAT) from the outside in.
 	Forwards []ForwardSpec `toml:"forwards,omitempty"`
+
+	// Profile names a NAT behaviour in RFC 4787 terms: "full-cone",
+	// "restricted-cone", "port-restricted" or "symmetric". It sets Mapping
+	// and Filtering; it needs masquerade (or snat to one address).
+	Profile string `toml:"profile,omitempty"`
+	// Mapping is "endpoint-independent" or "address-and-port-dependent".
+	Mapping string `toml:"mapping,omitempty"`
+	// Filtering is "endpoint-independent", "address-dependent" or
+	// "address-and-port-dependent".
+	Filtering string `toml:"filtering,omitempty"`
+	// Hairpinning lets inside hosts reach each other through the
+	// gateway's outside address and mapped ports (needs
+	// endpoint-independent mapping).
+	Hairpinning bool `toml:"hairpinning,omitempty"`
+	// MappingTimeout is how long an idle UDP mapping lives ("30s").
+	MappingTimeout string `toml:"mapping_timeout,omitempty"`
+}
+
+// RFC 4787 behaviours.
+const (
+	EndpointIndependent     = "endpoint-independent"
+	AddressDependent        = "address-dependent"
+	AddressAndPortDependent = "address-and-port-dependent"
+)
+
+// natProfiles are the presets: mapping and filtering.
+var natProfiles = map[string][2]string{
+	"full-cone":       {EndpointIndependent, EndpointIndependent},
+	"restricted-cone": {EndpointIndependent, AddressDependent},
+	"port-restricted": {EndpointIndependent, AddressAndPortDependent},
+	"symmetric":       {AddressAndPortDependent, AddressAndPortDependent},
+}
+
+// NATProfiles lists the preset names.
+func NATProfiles() []string {
+	return []string{"full-cone", "restricted-cone", "port-restricted", "symmetric"}
 }
 
 // ForwardSpec is one port forward: traffic to Address:Port on the
@@ -93,9 +130,16 @@ type NAT struct {
 	Sources          []netip.Prefix
 	DropInbound      bool
 	Forwards         []Forward
-	OutsideAddr      netip.Addr // first IPv4 address of the outside interface
-	OutsideSubnets   []netip.Prefix
-	InsideInterfaces []string
+	// Profile is the preset's name, or "" when none was given.
+	Profile string
+	// Mapping and Filtering are the RFC 4787 behaviours promised for UDP
+	// ("" when none was asked for: plain Linux NAT).
+	Mapping, Filtering string
+	Hairpinning        bool
+	MappingTimeout     time.Duration
+	OutsideAddr        netip.Addr // first IPv4 address of the outside interface
+	OutsideSubnets     []netip.Prefix
+	InsideInterfaces   []string
 }
 
 // Forward is a resolved port forward.
@@ -240,6 +284,7 @@ func (r *resolver) resolveNAT(path, obj string, n *Node, s *NATSpec) *NAT {
 	default:
 		c.add(path+".inbound", obj, "inbound %q is not \"drop\" or \"accept\"", s.Inbound)
 	}
+	r.natBehaviour(path, obj, n, s, out)
 	seen := map[string]int{}
 	for j, f := range s.Forwards {
 		fpath := fmt.Sprintf("%s.forwards[%d]", path, j)
@@ -256,6 +301,81 @@ func (r *resolver) resolveNAT(path, obj string, n *Node, s *NATSpec) *NAT {
 		out.Forwards = append(out.Forwards, fw)
 	}
 	return out
+}
+
+// natBehaviour resolves the profile, mapping, filtering, hairpinning and
+// timeout, refusing what nftables cannot express, with the reason.
+func (r *resolver) natBehaviour(path, obj string, n *Node, s *NATSpec, out *NAT) {
+	c := r.c
+	if s.Profile == "" && s.Mapping == "" && s.Filtering == "" && !s.Hairpinning && s.MappingTimeout == "" {
+		return
+	}
+	mapping, filtering := s.Mapping, s.Filtering
+	if s.Profile != "" {
+		pr, ok := natProfiles[s.Profile]
+		if !ok {
+			c.add(path+".profile", obj, "unknown NAT profile %q (known: %s)%s", s.Profile, strings.Join(NATProfiles(), ", "), suggest(s.Profile, NATProfiles()))
+			return
+		}
+		for _, x := range []struct{ key, given, preset string }{{"mapping", mapping, pr[0]}, {"filtering", filtering, pr[1]}} {
+			if x.given != "" && x.given != x.preset {
+				c.add(path+"."+x.key, obj, "profile %q has %s %s; drop %s or the profile", s.Profile, x.key, x.preset, x.key)
+			}
+		}
+		mapping, filtering = pr[0], pr[1]
+		out.Profile = s.Profile
+	}
+	if mapping == "" {
+		mapping = EndpointIndependent
+	}
+	if filtering == "" {
+		filtering = AddressAndPortDependent
+	}
+	known := []string{EndpointIndependent, AddressDependent, AddressAndPortDependent}
+	for _, x := range []struct{ key, v string }{{"mapping", mapping}, {"filtering", filtering}} {
+		if !containsStr(known, x.v) {
+			c.add(path+"."+x.key, obj, "unknown %s %q (known: %s)", x.key, x.v, strings.Join(known, ", "))
+			return
+		}
+	}
+	switch {
+	case !s.Masquerade && (s.SNAT == "" || out.SNATMin != out.SNATMax):
+		c.add(path, obj, "a NAT behaviour needs masquerade = true or snat to one address")
+	case len(s.Flags) > 0 || s.Ports != "":
+		c.add(path+".flags", obj, "a NAT behaviour chooses the ports itself: remove flags and ports")
+	case mapping == AddressDependent:
+		c.add(path+".mapping", obj, "address-dependent mapping is not offered yet: it needs the mapped port chosen by a hash of the inside address and port and the remote address, which nslab does not build yet")
+	case mapping == AddressAndPortDependent && filtering != AddressAndPortDependent:
+		c.add(path+".filtering", obj, "%s filtering needs endpoint-independent mapping: inbound packets are matched by their mapped port, and an address-and-port-dependent mapping has one per destination", filtering)
+	case mapping == AddressAndPortDependent && s.Hairpinning:
+		c.add(path+".hairpinning", obj, "hairpinning needs endpoint-independent mapping: with a mapping per destination there is no one mapped address to hairpin to")
+	}
+	out.Mapping, out.Filtering, out.Hairpinning = mapping, filtering, s.Hairpinning
+	if out.Hairpinning && !out.OutsideAddr.IsValid() {
+		c.add(path+".hairpinning", obj, "hairpinning needs an IPv4 address on the outside interface")
+	}
+	out.MappingTimeout = 120 * time.Second
+	if s.MappingTimeout != "" {
+		d, err := time.ParseDuration(s.MappingTimeout)
+		if err != nil || d < time.Second || d > 24*time.Hour {
+			c.add(path+".mapping_timeout", obj, "mapping_timeout %q is not a duration from 1s to 24h like \"30s\"", s.MappingTimeout)
+		} else {
+			out.MappingTimeout = d
+		}
+		secs := strconv.Itoa(int(out.MappingTimeout / time.Second))
+		// Conntrack's UDP timeouts are the mappings' life for what no map
+		// holds; they are per network namespace.
+		n.Sysctls = append(n.Sysctls, Sysctl{"net.netfilter.nf_conntrack_udp_timeout", secs}, Sysctl{"net.netfilter.nf_conntrack_udp_timeout_stream", secs})
+	}
+}
+
+func containsStr(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *resolver) resolveForward(path, obj string, n *Node, nat *NAT, f ForwardSpec) (Forward, bool) {

@@ -66,7 +66,12 @@ func (l *Lab) applyNftables(h *nodeHandle) error {
 		c.AddRule(&nftables.Rule{Table: t, Chain: chains[r.Chain], Exprs: ruleExprs(r)})
 	}
 	if nat := n.NAT; nat != nil {
-		l.natRules(c, t, chains["forward"], nat)
+		// NAT is IPv4: its chains go in an ip table of the same name,
+		// where conntrack addresses are 4 bytes (maps need that).
+		ipt := c.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: nftTable(l.Plan.Lab)})
+		if err := l.natRules(c, ipt, chains, nat); err != nil {
+			return fmt.Errorf("NAT of node %q: %w", n.Name, err)
+		}
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("add nftables table %q to node %q: %w", nftTable(l.Plan.Lab), n.Name, explainNft(err))
@@ -83,7 +88,8 @@ func explainNft(err error) error {
 	return err
 }
 
-func (l *Lab) natRules(c *nftables.Conn, t *nftables.Table, forward *nftables.Chain, nat *NAT) {
+func (l *Lab) natRules(c *nftables.Conn, t *nftables.Table, filter map[string]*nftables.Chain, nat *NAT) error {
+	forward := filter["forward"]
 	pre := c.AddChain(&nftables.Chain{Name: "prerouting", Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest})
 	post := c.AddChain(&nftables.Chain{Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT,
@@ -102,6 +108,16 @@ func (l *Lab) natRules(c *nftables.Conn, t *nftables.Table, forward *nftables.Ch
 			&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
 		)
 		c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: ex})
+	}
+
+	// The mapping map: mapped UDP port -> inside address . port, filled
+	// from each packet that leaves (after translation) and used to let
+	// inbound packets in (endpoint-independent or address-dependent
+	// filtering) and to hairpin.
+	if nat.Filtering == EndpointIndependent || nat.Filtering == AddressDependent || nat.Hairpinning {
+		if err := l.mappingMap(c, t, pre, post, nat); err != nil {
+			return err
+		}
 	}
 
 	// Source translation out of the outside interface.
@@ -126,14 +142,109 @@ func (l *Lab) natRules(c *nftables.Conn, t *nftables.Table, forward *nftables.Ch
 	}
 
 	// What a home gateway does: nothing new comes in from the outside
-	// unless a forward asked for it.
+	// unless a forward (or the mapping map) let it in.
+	ft := forward.Table
 	if nat.DropInbound {
-		c.AddRule(&nftables.Rule{Table: t, Chain: forward, Exprs: append(append(ifname(expr.MetaKeyIIFNAME, nat.Outside), ctStatusDNAT()...), accept())})
-		c.AddRule(&nftables.Rule{Table: t, Chain: forward, Exprs: append(ifname(expr.MetaKeyIIFNAME, nat.Outside), &expr.Verdict{Kind: expr.VerdictDrop})})
+		c.AddRule(&nftables.Rule{Table: ft, Chain: forward, Exprs: append(append(ifname(expr.MetaKeyIIFNAME, nat.Outside), ctStatusDNAT()...), accept())})
+		c.AddRule(&nftables.Rule{Table: ft, Chain: forward, Exprs: append(ifname(expr.MetaKeyIIFNAME, nat.Outside), &expr.Verdict{Kind: expr.VerdictDrop})})
 	}
+	// A gateway with a NAT behaviour drops new traffic to itself from the
+	// outside before conntrack confirms it: otherwise a peer's early
+	// hole-punching packet would take the tuple an inside host's mapping
+	// needs, and masquerade would move that host to another port.
+	if nat.Mapping != "" {
+		c.AddRule(&nftables.Rule{Table: ft, Chain: filter["input"], Exprs: append(append(ifname(expr.MetaKeyIIFNAME, nat.Outside), ctStateNew()...), &expr.Verdict{Kind: expr.VerdictDrop})})
+	}
+	return nil
+}
+
+// mappingMap builds the dynamic map of UDP mappings and the rules around
+// it, as
+//
+//	map m { type inet_service : ipv4_addr . inet_service; flags dynamic,timeout; timeout T }
+//	chain postnat { type filter hook postrouting priority srcnat + 10;
+//	  oifname OUT udp update @m { udp sport : ct original ip saddr . ct original proto-src } }
+//	chain prerouting { ... iifname OUT [ip saddr . udp dport @peers] dnat ip to udp dport map @m }
+func (l *Lab) mappingMap(c *nftables.Conn, t *nftables.Table, pre, post *nftables.Chain, nat *NAT) error {
+	data, err := nftables.ConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService)
+	if err != nil {
+		return err
+	}
+	m := &nftables.Set{Table: t, Name: "mappings", IsMap: true, Dynamic: true, HasTimeout: true,
+		Timeout: nat.MappingTimeout, KeyType: nftables.TypeInetService, DataType: data}
+	if err := c.AddSet(m, nil); err != nil {
+		return fmt.Errorf("add map: %w", err)
+	}
+	var peers *nftables.Set
+	if nat.Filtering == AddressDependent {
+		key, err := nftables.ConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService)
+		if err != nil {
+			return err
+		}
+		peers = &nftables.Set{Table: t, Name: "peers", Dynamic: true, HasTimeout: true, Concatenation: true,
+			Timeout: nat.MappingTimeout, KeyType: key}
+		if err := c.AddSet(peers, nil); err != nil {
+			return fmt.Errorf("add set: %w", err)
+		}
+	}
+	postnat := c.AddChain(&nftables.Chain{Name: "postnat", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityRef(110)})
+	out := append(ifname(expr.MetaKeyOIFNAME, nat.Outside), matchL4("udp")...)
+	c.AddRule(&nftables.Rule{Table: t, Chain: postnat, Exprs: append(append([]expr.Any{}, out...),
+		// The key in register 2 (reg32 04-07): register 1 overlaps the
+		// 32-bit registers 8 and 9 that hold the concatenated data.
+		&expr.Payload{DestRegister: 2, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
+		&expr.Ct{Register: 8, Key: expr.CtKeySRC, Direction: 0},
+		&expr.Ct{Register: 9, Key: expr.CtKeyPROTOSRC, Direction: 0},
+		&expr.Dynset{SrcRegKey: 2, SrcRegData: 8, SetName: m.Name, SetID: m.ID, Operation: unix.NFT_DYNSET_OP_UPDATE, Timeout: nat.MappingTimeout},
+	)})
+	if peers != nil {
+		c.AddRule(&nftables.Rule{Table: t, Chain: postnat, Exprs: append(append([]expr.Any{}, out...),
+			&expr.Payload{DestRegister: 8, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+			&expr.Payload{DestRegister: 9, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
+			&expr.Dynset{SrcRegKey: 8, SetName: peers.Name, SetID: peers.ID, Operation: unix.NFT_DYNSET_OP_UPDATE, Timeout: nat.MappingTimeout},
+		)})
+	}
+	viaMap := []expr.Any{
+		&expr.Payload{DestRegister: 2, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Lookup{SourceRegister: 2, DestRegister: 8, IsDestRegSet: true, SetName: m.Name, SetID: m.ID},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 8, RegProtoMin: 9, Specified: true},
+	}
+	if nat.Filtering == EndpointIndependent || nat.Filtering == AddressDependent {
+		in := append(ifname(expr.MetaKeyIIFNAME, nat.Outside), matchL4("udp")...)
+		if peers != nil {
+			in = append(in,
+				&expr.Payload{DestRegister: 8, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+				&expr.Payload{DestRegister: 9, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+				&expr.Lookup{SourceRegister: 8, SetName: peers.Name, SetID: peers.ID})
+		}
+		c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: append(in, viaMap...)})
+	}
+	if nat.Hairpinning {
+		// Inside to the gateway's outside address and a mapped port: to the
+		// inside host behind it, seen as coming from the outside address.
+		in := append(ifnameNot(expr.MetaKeyIIFNAME, nat.Outside), matchAddr(16, netip.PrefixFrom(nat.OutsideAddr, 32))...)
+		in = append(in, matchL4("udp")...)
+		c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: append(in, viaMap...)})
+		c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: append(ifnameNot(expr.MetaKeyOIFNAME, nat.Outside),
+			&expr.Ct{Register: 1, Key: expr.CtKeyDST, Direction: 0},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: nat.OutsideAddr.AsSlice()},
+			&expr.Immediate{Register: 1, Data: nat.OutsideAddr.AsSlice()},
+			&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1},
+		)})
+	}
+	return nil
 }
 
 func (l *Lab) sourceNAT(nat *NAT) []expr.Any {
+	if nat.Mapping == AddressAndPortDependent {
+		// A mapping per destination: a random port for every new flow.
+		if nat.Masquerade {
+			return []expr.Any{&expr.Masq{FullyRandom: true}}
+		}
+		return []expr.Any{&expr.Immediate{Register: 1, Data: nat.SNATMin.AsSlice()},
+			&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, FullyRandom: true}}
+	}
 	if nat.Masquerade {
 		if nat.PortMin != 0 {
 			return []expr.Any{
@@ -286,6 +397,16 @@ func ctStateAccept() []expr.Any {
 			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED), Xor: make([]byte, 4)},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
 		accept(),
+	}
+}
+
+// ctStateNew matches `ct state new`.
+func ctStateNew() []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitNEW), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
 	}
 }
 

@@ -360,3 +360,26 @@ func (l *Lab) AddrOf(node string, family, port int) (netip.AddrPort, error) {
 	}
 	return netip.AddrPortFrom(a, uint16(port)), nil
 }
+
+// ListenUDP opens a UDP socket inside node, bound to addr (an invalid or
+// zero address means any; port 0 means any port). The socket belongs to
+// the node's namespace and can be used from any goroutine; close it when
+// done. It is the building block for probes of one's own.
+func (l *Lab) ListenUDP(node string, addr netip.AddrPort) (*net.UDPConn, error) {
+	if n := l.Plan.Node(node); n != nil && n.Kind == KindSwitch {
+		return nil, BadInput(fmt.Errorf("node %q is a switch: it has no address", node))
+	}
+	var pc *net.UDPConn
+	err := l.inNode(node, func() (err error) {
+		ua := &net.UDPAddr{Port: int(addr.Port())}
+		if addr.Addr().IsValid() {
+			ua.IP = addr.Addr().AsSlice()
+		}
+		pc, err = net.ListenUDP("udp4", ua)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("udp socket in node %q: %w", node, err)
+	}
+	return pc, nil
+}
