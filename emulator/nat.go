@@ -228,7 +228,7 @@ func (r *resolver) resolveNAT(path, obj string, n *Node, s *NATSpec) *NAT {
 		}
 	}
 	if s.Masquerade && s.SNAT != "" {
-		c.add(path, obj, "write masquerade = true or snat = \"ADDR\", not both")
+		c.add(path+".snat", obj, "write masquerade = true or snat = \"ADDR\", not both")
 	}
 	if !out.OutsideAddr.IsValid() && (s.Masquerade || len(s.Forwards) > 0) {
 		c.add(path+".outside", obj, "outside interface %q has no IPv4 address to translate to", s.Outside)

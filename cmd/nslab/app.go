@@ -941,16 +941,28 @@ func logMemory(l *slog.Logger) {
 	}
 }
 
-// protoPort reads exactly one of --udp and --tcp.
+// protoPort reads exactly one of --udp and --tcp, and checks --from-port.
 func protoPort(c *cli.Context) (string, int, error) {
-	u, t := c.Int("udp"), c.Int("tcp")
+	set := func(name string) bool { return c.IsSet(name) }
+	var proto string
+	var port int
 	switch {
-	case u != 0 && t == 0:
-		return "udp", u, nil
-	case t != 0 && u == 0:
-		return "tcp", t, nil
+	case set("udp") && !set("tcp"):
+		proto, port = "udp", c.Int("udp")
+	case set("tcp") && !set("udp"):
+		proto, port = "tcp", c.Int("tcp")
+	default:
+		return "", 0, emulator.BadInput(errors.New("give one of --udp PORT or --tcp PORT"))
 	}
-	return "", 0, emulator.BadInput(errors.New("give one of --udp PORT or --tcp PORT"))
+	if port < 1 || port > 65535 {
+		return "", 0, emulator.BadInput(fmt.Errorf("--%s %d: a port is 1-65535", proto, port))
+	}
+	if c.Command.Name == "probe" {
+		if fp := c.Int("from-port"); fp < 0 || fp > 65535 {
+			return "", 0, emulator.BadInput(fmt.Errorf("--from-port %d: a port is 1-65535 (or 0 for any)", fp))
+		}
+	}
+	return proto, port, nil
 }
 
 func (g *globals) cmdServe(c *cli.Context) error {
