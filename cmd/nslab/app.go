@@ -591,6 +591,19 @@ func (g *globals) openLab(c *cli.Context, name string) (*emulator.Lab, error) {
 	return emulator.Open(name, g.opts)
 }
 
+// withLab checks the argument count, the capabilities and opens the lab
+// named by the first argument: the start of every command that works on a
+// running lab.
+func (g *globals) withLab(c *cli.Context, nargs int, usage string, raw bool) (*emulator.Lab, error) {
+	if c.NArg() != nargs {
+		return nil, emulator.BadInput(errors.New("usage: " + usage))
+	}
+	if err := needCaps(raw); err != nil {
+		return nil, err
+	}
+	return g.openLab(c, c.Args().First())
+}
+
 func (g *globals) cmdDown(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return emulator.BadInput(errors.New("give the name of one lab (nslab status lists them)"))
@@ -712,13 +725,7 @@ func (g *globals) cmdExec(c *cli.Context) error {
 }
 
 func (g *globals) cmdShell(c *cli.Context) error {
-	if c.NArg() != 2 {
-		return emulator.BadInput(errors.New("usage: nslab shell LAB NODE"))
-	}
-	if err := needCaps(false); err != nil {
-		return err
-	}
-	lab, err := g.openLab(c, c.Args().First())
+	lab, err := g.withLab(c, 2, "nslab shell LAB NODE", false)
 	if err != nil {
 		return err
 	}
@@ -732,13 +739,7 @@ func (g *globals) cmdShell(c *cli.Context) error {
 }
 
 func (g *globals) cmdPing(c *cli.Context) error {
-	if c.NArg() != 3 {
-		return emulator.BadInput(errors.New("usage: nslab ping LAB FROM TO"))
-	}
-	if err := needCaps(true); err != nil {
-		return err
-	}
-	lab, err := g.openLab(c, c.Args().First())
+	lab, err := g.withLab(c, 3, "nslab ping LAB FROM TO", true)
 	if err != nil {
 		return err
 	}
@@ -761,13 +762,7 @@ func (g *globals) cmdPing(c *cli.Context) error {
 }
 
 func (g *globals) cmdPingall(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return emulator.BadInput(errors.New("usage: nslab pingall LAB"))
-	}
-	if err := needCaps(true); err != nil {
-		return err
-	}
-	lab, err := g.openLab(c, c.Args().First())
+	lab, err := g.withLab(c, 1, "nslab pingall LAB", true)
 	if err != nil {
 		return err
 	}
@@ -966,17 +961,11 @@ func protoPort(c *cli.Context) (string, int, error) {
 }
 
 func (g *globals) cmdServe(c *cli.Context) error {
-	if c.NArg() != 2 {
-		return emulator.BadInput(errors.New("usage: nslab serve LAB NODE (--udp PORT | --tcp PORT)"))
-	}
-	proto, port, err := protoPort(c)
+	lab, err := g.withLab(c, 2, "nslab serve LAB NODE (--udp PORT | --tcp PORT)", false)
 	if err != nil {
 		return err
 	}
-	if err := needCaps(false); err != nil {
-		return err
-	}
-	lab, err := g.openLab(c, c.Args().First())
+	proto, port, err := protoPort(c)
 	if err != nil {
 		return err
 	}
@@ -998,17 +987,11 @@ func (g *globals) cmdServe(c *cli.Context) error {
 }
 
 func (g *globals) cmdProbe(c *cli.Context) error {
-	if c.NArg() != 3 {
-		return emulator.BadInput(errors.New("usage: nslab probe LAB FROM TO (--udp PORT | --tcp PORT)"))
-	}
-	proto, port, err := protoPort(c)
+	lab, err := g.withLab(c, 3, "nslab probe LAB FROM TO (--udp PORT | --tcp PORT)", false)
 	if err != nil {
 		return err
 	}
-	if err := needCaps(false); err != nil {
-		return err
-	}
-	lab, err := g.openLab(c, c.Args().First())
+	proto, port, err := protoPort(c)
 	if err != nil {
 		return err
 	}
