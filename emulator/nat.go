@@ -25,8 +25,9 @@ type NATSpec struct {
 	// Flags change the choice of source port: "persistent", "random",
 	// "fully-random".
 	Flags []string `toml:"flags,omitempty"`
-	// Sources limits translation to these inside prefixes (default: every
-	// source not on the outside segment).
+	// Sources limits translation to these prefixes (default: everything
+	// that did not come in on the outside interface, the gateway's own
+	// traffic included).
 	Sources []string `toml:"sources,omitempty"`
 	// Inbound is what happens to new connections from the outside to the
 	// inside that no forward asked for: "drop" (the default, what a home
@@ -484,7 +485,7 @@ func (r *resolver) resolveFirewall(path, obj string, n *Node, s *FirewallSpec) *
 			dst *uint16
 		}{{"sport", rs.SPort, &ru.SPort}, {"dport", rs.DPort, &ru.DPort}} {
 			if p.v < 0 || p.v > 65535 {
-				bad(p.key, "firewall rule %s %d is outside 1-65535", p.key, p.v)
+				bad(p.key, "firewall rule %s %d is outside 1-65535 (0 or none: any port)", p.key, p.v)
 			}
 			*p.dst = uint16(p.v)
 		}
@@ -510,6 +511,9 @@ func (r *resolver) resolveFirewall(path, obj string, n *Node, s *FirewallSpec) *
 			if p.v != "" && n.Iface(p.v) == nil {
 				bad(p.key, "firewall rule %s %q is not an interface of the node", p.key, p.v)
 			}
+		}
+		if ru.Src.IsValid() && ru.Dst.IsValid() && ru.Src.Addr().Is4() != ru.Dst.Addr().Is4() {
+			bad("dst", "firewall rule mixes IPv4 and IPv6 addresses (src %s, dst %s)", ru.Src, ru.Dst)
 		}
 		if rs.IIF != "" && rs.Chain == "output" {
 			bad("iif", "an output rule has no input interface")

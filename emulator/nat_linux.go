@@ -60,6 +60,13 @@ func (l *Lab) applyNftables(h *nodeHandle) error {
 				key = expr.MetaKeyOIFNAME
 			}
 			c.AddRule(&nftables.Rule{Table: t, Chain: chains[ch.name], Exprs: append(ifname(key, "lo"), accept())})
+			// IPv6 needs neighbour discovery (ICMPv6 types 133-137) whatever
+			// the policy, as IPv4 needs ARP, which nftables does not see.
+			c.AddRule(&nftables.Rule{Table: t, Chain: chains[ch.name], Exprs: append(matchL4("icmpv6"),
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+				&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: []byte{133}},
+				&expr.Cmp{Op: expr.CmpOpLte, Register: 1, Data: []byte{137}},
+				accept())})
 		}
 	}
 	for _, r := range fw.Rules {
@@ -83,7 +90,7 @@ func (l *Lab) applyNftables(h *nodeHandle) error {
 // when one is missing.
 func explainNft(err error) error {
 	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EAFNOSUPPORT) || errors.Is(err, unix.EPROTONOSUPPORT) {
-		return fmt.Errorf("%w (this kernel seems to lack an nftables feature nslab uses here: nf_tables with inet NAT, masquerade and conntrack; check CONFIG_NF_TABLES_INET, CONFIG_NFT_NAT, CONFIG_NFT_MASQ, CONFIG_NFT_CT)", err)
+		return fmt.Errorf("%w (this kernel seems to lack an nftables feature nslab uses here: nf_tables with inet NAT, masquerade and conntrack; check CONFIG_NF_TABLES_INET, CONFIG_NFT_NAT, CONFIG_NFT_MASQ, CONFIG_NFT_CT, and for reject rules CONFIG_NFT_REJECT_INET)", err)
 	}
 	return err
 }
@@ -374,7 +381,7 @@ func matchAddr(offset uint32, p netip.Prefix) []expr.Any {
 }
 
 func matchL4(proto string) []expr.Any {
-	num := map[string]byte{"tcp": unix.IPPROTO_TCP, "udp": unix.IPPROTO_UDP, "icmp": unix.IPPROTO_ICMP}[proto]
+	num := map[string]byte{"tcp": unix.IPPROTO_TCP, "udp": unix.IPPROTO_UDP, "icmp": unix.IPPROTO_ICMP, "icmpv6": unix.IPPROTO_ICMPV6}[proto]
 	return []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{num}},

@@ -269,3 +269,26 @@ func TestFirewall(t *testing.T) {
 	reach(t, lab, "a", "web", false) // no ICMP rule
 	reach(t, lab, "web", "a", true)  // replies to what web sends are accepted
 }
+
+// A drop policy on an IPv6 segment keeps neighbour discovery working.
+func TestFirewallIPv6NeighbourDiscovery(t *testing.T) {
+	t.Parallel()
+	top := &emulator.Topology{
+		Name:       uniqueName("fw6"),
+		Addressing: emulator.Addressing{IPv6: "fd00:6::/48"},
+		Nodes: []emulator.NodeSpec{
+			{Name: "a", Firewall: &emulator.FirewallSpec{Input: "drop", Output: "drop", Rules: []emulator.FirewallRule{
+				{Chain: "output", Action: "accept", Proto: "udp", DPort: 9000},
+			}}},
+			{Name: "b"},
+		},
+		Links: []emulator.LinkSpec{{Endpoints: []string{"a", "b"}}},
+	}
+	lab := startLab(t, top, emulator.Options{})
+	serve(t, lab, "b", "udp", 9000)
+	b6, err := lab.AddrOf("b", 6, 9000)
+	require.NoError(t, err)
+	r, err := lab.Probe(context.Background(), "a", b6, "udp", emulator.ProbeOptions{})
+	require.NoError(t, err, "a reaches b over IPv6 through its drop policies")
+	require.Equal(t, "fd00:6::1", r.Observed.Addr().String())
+}
