@@ -45,6 +45,10 @@ type NATSpec struct {
 	// Filtering is "endpoint-independent", "address-dependent" or
 	// "address-and-port-dependent".
 	Filtering string `toml:"filtering,omitempty"`
+	// PortPreservation keeps the inside source port as the mapped port
+	// when it is free (default: on for endpoint-independent mapping, off
+	// for address-and-port-dependent, which picks random ports).
+	PortPreservation *bool `toml:"port_preservation,omitempty"`
 	// Hairpinning lets inside hosts reach each other through the
 	// gateway's outside address and mapped ports (needs
 	// endpoint-independent mapping).
@@ -136,6 +140,7 @@ type NAT struct {
 	// Mapping and Filtering are the RFC 4787 behaviours promised for UDP
 	// ("" when none was asked for: plain Linux NAT).
 	Mapping, Filtering string
+	PortPreservation   bool
 	Hairpinning        bool
 	MappingTimeout     time.Duration
 	OutsideAddr        netip.Addr // first IPv4 address of the outside interface
@@ -308,7 +313,7 @@ func (r *resolver) resolveNAT(path, obj string, n *Node, s *NATSpec) *NAT {
 // timeout, refusing what nftables cannot express, with the reason.
 func (r *resolver) natBehaviour(path, obj string, n *Node, s *NATSpec, out *NAT) {
 	c := r.c
-	if s.Profile == "" && s.Mapping == "" && s.Filtering == "" && !s.Hairpinning && s.MappingTimeout == "" {
+	if s.Profile == "" && s.Mapping == "" && s.Filtering == "" && !s.Hairpinning && s.MappingTimeout == "" && s.PortPreservation == nil {
 		return
 	}
 	mapping, filtering := s.Mapping, s.Filtering
@@ -352,6 +357,13 @@ func (r *resolver) natBehaviour(path, obj string, n *Node, s *NATSpec, out *NAT)
 		c.add(path+".hairpinning", obj, "hairpinning needs endpoint-independent mapping: with a mapping per destination there is no one mapped address to hairpin to")
 	}
 	out.Mapping, out.Filtering, out.Hairpinning = mapping, filtering, s.Hairpinning
+	out.PortPreservation = mapping == EndpointIndependent
+	if s.PortPreservation != nil {
+		if *s.PortPreservation && mapping == AddressAndPortDependent {
+			c.add(path+".port_preservation", obj, "address-and-port-dependent mapping here picks a random port for every flow: it cannot preserve ports")
+		}
+		out.PortPreservation = *s.PortPreservation
+	}
 	if out.Hairpinning && !out.OutsideAddr.IsValid() {
 		c.add(path+".hairpinning", obj, "hairpinning needs an IPv4 address on the outside interface")
 	}

@@ -121,8 +121,21 @@ func (l *Lab) natRules(c *nftables.Conn, t *nftables.Table, filter map[string]*n
 	// from each packet that leaves (after translation) and used to let
 	// inbound packets in (endpoint-independent or address-dependent
 	// filtering) and to hairpin.
+	var postnat *nftables.Chain
+	postNAT := func() *nftables.Chain {
+		if postnat == nil {
+			postnat = c.AddChain(&nftables.Chain{Name: "postnat", Table: t, Type: nftables.ChainTypeFilter,
+				Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityRef(110)})
+		}
+		return postnat
+	}
 	if nat.Filtering == EndpointIndependent || nat.Filtering == AddressDependent || nat.Hairpinning {
-		if err := l.mappingMap(c, t, pre, post, nat); err != nil {
+		if err := l.mappingMap(c, t, pre, post, postNAT(), nat); err != nil {
+			return err
+		}
+	}
+	if nat.Mapping == EndpointIndependent && !nat.PortPreservation {
+		if err := l.keptMappings(c, t, post, postNAT(), nat); err != nil {
 			return err
 		}
 	}
@@ -165,6 +178,41 @@ func (l *Lab) natRules(c *nftables.Conn, t *nftables.Table, filter map[string]*n
 	return nil
 }
 
+// keptMappings gives endpoint-independent mapping without port
+// preservation: the first flow of an inside endpoint gets a random port,
+// recorded after translation, and every later flow of that endpoint is
+// translated to the same port:
+//
+//	map kept { type ipv4_addr . inet_service : inet_service; flags dynamic,timeout }
+//	chain postnat { oifname OUT udp update @kept { ct original ip saddr . ct original proto-src : udp sport } }
+//	chain postrouting { oifname OUT udp snat ip to OUTADDR : ip saddr . udp sport map @kept; ... masquerade fully-random }
+func (l *Lab) keptMappings(c *nftables.Conn, t *nftables.Table, post, postnat *nftables.Chain, nat *NAT) error {
+	key, err := nftables.ConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService)
+	if err != nil {
+		return err
+	}
+	kept := &nftables.Set{Table: t, Name: "kept", IsMap: true, Dynamic: true, HasTimeout: true, Concatenation: true,
+		Timeout: nat.MappingTimeout, KeyType: key, DataType: nftables.TypeInetService}
+	if err := c.AddSet(kept, nil); err != nil {
+		return fmt.Errorf("add map: %w", err)
+	}
+	out := append(ifname(expr.MetaKeyOIFNAME, nat.Outside), matchL4("udp")...)
+	c.AddRule(&nftables.Rule{Table: t, Chain: postnat, Exprs: append(append([]expr.Any{}, out...),
+		&expr.Ct{Register: 8, Key: expr.CtKeySRC, Direction: 0},
+		&expr.Ct{Register: 9, Key: expr.CtKeyPROTOSRC, Direction: 0},
+		&expr.Payload{DestRegister: 2, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
+		&expr.Dynset{SrcRegKey: 8, SrcRegData: 2, SetName: kept.Name, SetID: kept.ID, Operation: unix.NFT_DYNSET_OP_UPDATE, Timeout: nat.MappingTimeout},
+	)})
+	c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: append(append([]expr.Any{}, out...),
+		&expr.Payload{DestRegister: 8, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+		&expr.Payload{DestRegister: 9, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
+		&expr.Lookup{SourceRegister: 8, DestRegister: 2, IsDestRegSet: true, SetName: kept.Name, SetID: kept.ID},
+		&expr.Immediate{Register: 1, Data: nat.OutsideAddr.AsSlice()},
+		&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
+	)})
+	return nil
+}
+
 // mappingMap builds the dynamic map of UDP mappings and the rules around
 // it, as
 //
@@ -172,7 +220,7 @@ func (l *Lab) natRules(c *nftables.Conn, t *nftables.Table, filter map[string]*n
 //	chain postnat { type filter hook postrouting priority srcnat + 10;
 //	  oifname OUT udp update @m { udp sport : ct original ip saddr . ct original proto-src } }
 //	chain prerouting { ... iifname OUT [ip saddr . udp dport @peers] dnat ip to udp dport map @m }
-func (l *Lab) mappingMap(c *nftables.Conn, t *nftables.Table, pre, post *nftables.Chain, nat *NAT) error {
+func (l *Lab) mappingMap(c *nftables.Conn, t *nftables.Table, pre, post, postnat *nftables.Chain, nat *NAT) error {
 	data, err := nftables.ConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService)
 	if err != nil {
 		return err
@@ -194,8 +242,6 @@ func (l *Lab) mappingMap(c *nftables.Conn, t *nftables.Table, pre, post *nftable
 			return fmt.Errorf("add set: %w", err)
 		}
 	}
-	postnat := c.AddChain(&nftables.Chain{Name: "postnat", Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityRef(110)})
 	out := append(ifname(expr.MetaKeyOIFNAME, nat.Outside), matchL4("udp")...)
 	c.AddRule(&nftables.Rule{Table: t, Chain: postnat, Exprs: append(append([]expr.Any{}, out...),
 		// The key in register 2 (reg32 04-07): register 1 overlaps the
@@ -244,8 +290,9 @@ func (l *Lab) mappingMap(c *nftables.Conn, t *nftables.Table, pre, post *nftable
 }
 
 func (l *Lab) sourceNAT(nat *NAT) []expr.Any {
-	if nat.Mapping == AddressAndPortDependent {
-		// A mapping per destination: a random port for every new flow.
+	if nat.Mapping == AddressAndPortDependent || (nat.Mapping == EndpointIndependent && !nat.PortPreservation) {
+		// A random port for every new flow: a mapping per destination, or,
+		// with the kept map in front, the first mapping of an endpoint.
 		if nat.Masquerade {
 			return []expr.Any{&expr.Masq{FullyRandom: true}}
 		}

@@ -149,6 +149,8 @@ func TestNATProfiles(t *testing.T) {
 		{emulator.NATSpec{Profile: "full-cone", Hairpinning: true}, observed{emulator.EndpointIndependent, emulator.EndpointIndependent, true, true}},
 		{emulator.NATSpec{Profile: "port-restricted", Hairpinning: true}, observed{emulator.EndpointIndependent, emulator.AddressAndPortDependent, true, true}},
 		{emulator.NATSpec{}, observed{emulator.EndpointIndependent, emulator.AddressAndPortDependent, true, false}}, // plain masquerade
+		{emulator.NATSpec{Profile: "port-restricted", PortPreservation: new(false)}, observed{emulator.EndpointIndependent, emulator.AddressAndPortDependent, false, false}},
+		{emulator.NATSpec{Profile: "full-cone", PortPreservation: new(false), Hairpinning: true}, observed{emulator.EndpointIndependent, emulator.EndpointIndependent, false, true}},
 	} {
 		name := tc.spec.Profile
 		if name == "" {
@@ -156,6 +158,9 @@ func TestNATProfiles(t *testing.T) {
 		}
 		if tc.spec.Hairpinning {
 			name += "+hairpin"
+		}
+		if tc.spec.PortPreservation != nil && !*tc.spec.PortPreservation {
+			name += "+random-ports"
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
