@@ -131,3 +131,58 @@ func retryDump[T any](f func() (T, error)) (T, error) {
 	}
 	return v, err
 }
+
+// Neighbours lists a node's neighbour entries as `ip neigh` shows them:
+// "10.0.0.2 dev eth0 lladdr 02:.. REACHABLE".
+func (l *Lab) Neighbours(node string) ([]string, error) {
+	e, err := l.envOf(node)
+	if err != nil {
+		return nil, err
+	}
+	h, err := netns.GetFromPath(e.netns)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	nh, err := netlink.NewHandleAt(h, unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, err
+	}
+	defer nh.Close()
+	list, err := retryDump(func() ([]netlink.Neigh, error) { return nh.NeighList(0, netlink.FAMILY_ALL) })
+	if err != nil {
+		return nil, err
+	}
+	names := map[int]string{}
+	if links, err := retryDump(func() ([]netlink.Link, error) { return nh.LinkList() }); err == nil {
+		for _, k := range links {
+			names[k.Attrs().Index] = k.Attrs().Name
+		}
+	}
+	var out []string
+	for _, n := range list {
+		if n.IP == nil || n.IP.IsMulticast() {
+			continue
+		}
+		s := fmt.Sprintf("%s dev %s", n.IP, names[n.LinkIndex])
+		if len(n.HardwareAddr) > 0 {
+			s += " lladdr " + n.HardwareAddr.String()
+		}
+		out = append(out, s+" "+neighState(n.State))
+	}
+	return out, nil
+}
+
+func neighState(s int) string {
+	for _, x := range []struct {
+		bit  int
+		name string
+	}{{netlink.NUD_INCOMPLETE, "INCOMPLETE"}, {netlink.NUD_REACHABLE, "REACHABLE"}, {netlink.NUD_STALE, "STALE"},
+		{netlink.NUD_DELAY, "DELAY"}, {netlink.NUD_PROBE, "PROBE"}, {netlink.NUD_FAILED, "FAILED"},
+		{netlink.NUD_NOARP, "NOARP"}, {netlink.NUD_PERMANENT, "PERMANENT"}} {
+		if s&x.bit != 0 {
+			return x.name
+		}
+	}
+	return "NONE"
+}

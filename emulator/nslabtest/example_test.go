@@ -1,0 +1,36 @@
+package nslabtest_test
+
+import (
+	"testing"
+
+	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/emulator/nslabtest"
+)
+
+// A test builds a lab from Go code, asserts on it, and leaves nothing
+// behind: the lab is torn down in t.Cleanup.
+func ExampleStart() {
+	t := &testing.T{} // in a real test, the *testing.T of the test
+	_ = func(t *testing.T) {
+		b := emulator.NewBuilder("web").Switch("s1").Host("client").Host("server").
+			Link("client", "s1").Link("server", "s1")
+		lab := nslabtest.Start(t, b.Topology())
+		lab.RequireReachable("client", "server")
+		lab.RequireTCP("client", "server", 80) // a built-in echo service answers on server:80
+		res := lab.Exec("client", "getent", "hosts", "server")
+		if res.ExitCode != 0 {
+			t.Fatal("server does not resolve")
+		}
+	}
+	_ = t
+}
+
+// A lab from a topology file, with NAT: the far side sees the gateway.
+func ExampleLab_ObservedSource() {
+	_ = func(t *testing.T) {
+		lab := nslabtest.StartFile(t, "topologies/nat.toml")
+		if got := lab.ObservedSource("client1", "server", 9000).Addr().String(); got != "203.0.113.1" {
+			t.Fatalf("server saw %s", got)
+		}
+	}
+}

@@ -1,0 +1,278 @@
+// Package nslabtest starts nslab labs inside Go tests and asserts on them,
+// in the spirit of net/http/httptest: Start builds a lab from a topology
+// (a file or an emulator.Builder), gives it a name no parallel test uses,
+// and tears it down in t.Cleanup; the Require methods probe in process
+// (ICMP, TCP, UDP: no external binaries) and fail the test with what was
+// sent, what came back, and the source node's routes and neighbours.
+//
+// Run tests with -nslab.keep to keep a failed test's lab up for a look:
+// the test log says how to enter it.
+package nslabtest
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nslab/nslab/emulator"
+)
+
+var keep = flag.Bool("nslab.keep", false, "keep the lab of a failed test up, and print how to enter it")
+
+var seq atomic.Int64
+
+// Lab is a running lab owned by a test.
+type Lab struct {
+	*emulator.Lab
+	t testing.TB
+}
+
+var unsafeName = regexp.MustCompile(`[^a-z0-9-]+`)
+
+// UniqueName turns base into a lab name no other running test uses:
+// lowercase, with this process's ID and a counter, at most 32 bytes.
+func UniqueName(base string) string {
+	suffix := fmt.Sprintf("-%d-%d", time.Now().UnixNano()%100000, seq.Add(1))
+	base = strings.Trim(unsafeName.ReplaceAllString(strings.ToLower(base), "-"), "-")
+	if base == "" {
+		base = "lab"
+	}
+	if max := 32 - len(suffix); len(base) > max {
+		base = strings.Trim(base[:max], "-")
+	}
+	return base + suffix
+}
+
+// Start builds top (renamed with UniqueName) and tears it down when the
+// test ends. Problems in top and build failures fail the test at once.
+func Start(t testing.TB, top *emulator.Topology) *Lab {
+	t.Helper()
+	cp := *top
+	cp.Name = UniqueName(top.Name)
+	plan, err := emulator.Resolve(&cp)
+	if err != nil {
+		t.Fatalf("nslabtest: topology %q: %v", top.Name, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	lab, err := emulator.Up(ctx, plan, emulator.Options{})
+	if err != nil {
+		t.Fatalf("nslabtest: build lab %q: %v", cp.Name, err)
+	}
+	l := &Lab{Lab: lab, t: t}
+	t.Cleanup(func() {
+		if *keep && t.Failed() {
+			node := ""
+			for _, n := range plan.Nodes {
+				if n.Kind != emulator.KindSwitch {
+					node = n.Name
+					break
+				}
+			}
+			t.Logf("nslabtest: lab %s kept up (-nslab.keep): enter it with `nslab shell %s %s`, remove it with `nslab down %s`", cp.Name, cp.Name, node, cp.Name)
+			return
+		}
+		if err := lab.Down(); err != nil {
+			t.Errorf("nslabtest: tear down lab %q: %v", cp.Name, err)
+		}
+	})
+	return l
+}
+
+// StartFile builds the topology in a TOML file (see docs/topology.md).
+func StartFile(t testing.TB, path string) *Lab {
+	t.Helper()
+	top, err := emulator.LoadFile(path)
+	if err != nil {
+		t.Fatalf("nslabtest: %v", err)
+	}
+	return Start(t, top)
+}
+
+// ExecTimeout bounds Exec (default 30s).
+var ExecTimeout = 30 * time.Second
+
+// Exec runs argv in node and returns its output and exit code; failing to
+// start it fails the test. A non-zero exit code does not.
+func (l *Lab) Exec(node string, argv ...string) emulator.ExecResult {
+	l.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), ExecTimeout)
+	defer cancel()
+	res, err := l.Lab.Exec(ctx, node, argv...)
+	if err != nil {
+		l.t.Fatalf("nslabtest: %v", err)
+	}
+	return res
+}
+
+// Ping probes from one node to another with ICMP echo (3 requests, 1s).
+func (l *Lab) Ping(from, to string) emulator.PingResult {
+	l.t.Helper()
+	r, err := l.Lab.Ping(context.Background(), from, to, emulator.PingOptions{Count: 3, Timeout: time.Second})
+	if err != nil {
+		l.t.Fatalf("nslabtest: ping %s -> %s: %v", from, to, err)
+	}
+	return r
+}
+
+// RequireReachable fails the test unless every echo request from from to
+// to is answered.
+func (l *Lab) RequireReachable(from, to string) emulator.PingResult {
+	l.t.Helper()
+	r := l.Ping(from, to)
+	if !r.OK() {
+		l.t.Fatalf("nslabtest: %s should reach %s, but: %s\n%s", from, to, r, l.Diagnose(from))
+	}
+	return r
+}
+
+// RequireUnreachable fails the test if any echo request is answered.
+func (l *Lab) RequireUnreachable(from, to string) emulator.PingResult {
+	l.t.Helper()
+	r, err := l.Lab.Ping(context.Background(), from, to, emulator.PingOptions{Count: 2, Timeout: 300 * time.Millisecond})
+	if err != nil {
+		l.t.Fatalf("nslabtest: ping %s -> %s: %v", from, to, err)
+	}
+	if r.Received > 0 {
+		l.t.Fatalf("nslabtest: %s should not reach %s, but: %s\n%s", from, to, r, l.Diagnose(from))
+	}
+	return r
+}
+
+// RequireMatrix fails the test unless every ordered pair of nodes (every
+// host and router when none are given) reaches the other.
+func (l *Lab) RequireMatrix(nodes ...string) *emulator.Matrix {
+	l.t.Helper()
+	m, err := l.PingAll(context.Background(), nodes, emulator.PingOptions{})
+	if err != nil {
+		l.t.Fatalf("nslabtest: pingall: %v", err)
+	}
+	var failed []string
+	for i := range m.Results {
+		for j, r := range m.Results[i] {
+			if i != j && r != nil && !r.OK() {
+				failed = append(failed, r.String())
+			}
+		}
+	}
+	if len(failed) > 0 {
+		l.t.Fatalf("nslabtest: %d pairs do not answer:\n  %s", len(failed), strings.Join(failed, "\n  "))
+	}
+	return m
+}
+
+// EventuallyReachable waits up to within for from to reach to (for tests
+// that change a lab while it runs) and fails the test if it never does.
+func (l *Lab) EventuallyReachable(from, to string, within time.Duration) emulator.PingResult {
+	l.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		r, err := l.Lab.Ping(context.Background(), from, to, emulator.PingOptions{Timeout: 100 * time.Millisecond})
+		if err != nil {
+			l.t.Fatalf("nslabtest: ping %s -> %s: %v", from, to, err)
+		}
+		if r.OK() {
+			return r
+		}
+		if time.Now().After(deadline) {
+			l.t.Fatalf("nslabtest: %s did not reach %s within %s: %s\n%s", from, to, within, r, l.Diagnose(from))
+		}
+	}
+}
+
+// Transport probes: a temporary echo service on the far node and one
+// probe from the near one.
+
+// RequireTCP fails the test unless a TCP connection from from reaches
+// port on to's first IPv4 address; it returns what the far side saw.
+func (l *Lab) RequireTCP(from, to string, port int) emulator.ProbeResult {
+	l.t.Helper()
+	return l.requireProbe("tcp", from, to, port, true)
+}
+
+// RequireUDP is RequireTCP for a UDP datagram and its answer.
+func (l *Lab) RequireUDP(from, to string, port int) emulator.ProbeResult {
+	l.t.Helper()
+	return l.requireProbe("udp", from, to, port, true)
+}
+
+// RequireNoTCP fails the test if a TCP connection gets through.
+func (l *Lab) RequireNoTCP(from, to string, port int) {
+	l.t.Helper()
+	l.requireProbe("tcp", from, to, port, false)
+}
+
+// RequireNoUDP fails the test if a UDP probe gets an answer.
+func (l *Lab) RequireNoUDP(from, to string, port int) {
+	l.t.Helper()
+	l.requireProbe("udp", from, to, port, false)
+}
+
+func (l *Lab) requireProbe(proto, from, to string, port int, want bool) emulator.ProbeResult {
+	l.t.Helper()
+	target, err := l.AddrOf(to, 4, port)
+	if err != nil {
+		l.t.Fatalf("nslabtest: %v", err)
+	}
+	svc, err := l.Serve(to, proto, port)
+	if err != nil {
+		l.t.Fatalf("nslabtest: %v", err)
+	}
+	defer svc.Close()
+	timeout := time.Second
+	if !want {
+		timeout = 300 * time.Millisecond
+	}
+	r, err := l.Probe(context.Background(), from, target, proto, emulator.ProbeOptions{Timeout: timeout})
+	switch {
+	case want && err != nil:
+		l.t.Fatalf("nslabtest: %s should reach %s (%s) over %s: %v\n%s", from, to, target, proto, err, l.Diagnose(from))
+	case !want && err == nil:
+		l.t.Fatalf("nslabtest: %s should not reach %s (%s) over %s, but: %s\n%s", from, to, target, proto, r, l.Diagnose(from))
+	}
+	return r
+}
+
+// ObservedSource probes from from to an echo service on to (UDP, port)
+// and returns the source address and port the far side saw: behind a
+// NAT, the mapping.
+func (l *Lab) ObservedSource(from, to string, port int) netip.AddrPort {
+	l.t.Helper()
+	return l.RequireUDP(from, to, port).Observed
+}
+
+// Diagnose describes a node for a failure message: its interfaces,
+// routes and neighbours as the kernel has them now.
+func (l *Lab) Diagnose(node string) string {
+	st, err := l.Status()
+	if err != nil {
+		return fmt.Sprintf("(no state of node %q: %v)", node, err)
+	}
+	var b strings.Builder
+	for _, n := range st.Nodes {
+		if n.Name != node {
+			continue
+		}
+		fmt.Fprintf(&b, "node %s (netns %s):\n", n.Name, n.Namespace)
+		for _, i := range n.Interfaces {
+			fmt.Fprintf(&b, "  %s %s %s\n", i.Name, i.State, strings.Join(i.Addrs, " "))
+		}
+		for _, r := range n.Routes {
+			fmt.Fprintf(&b, "  route %s\n", r)
+		}
+		neigh, err := l.Neighbours(node)
+		if err != nil {
+			fmt.Fprintf(&b, "  (neighbours: %v)\n", err)
+		}
+		for _, nb := range neigh {
+			fmt.Fprintf(&b, "  neighbour %s\n", nb)
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,112 @@
+package tests
+
+import (
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/emulator/nslabtest"
+	"github.com/stretchr/testify/require"
+)
+
+// The test helper package, used as a user would.
+
+func TestNslabtestExampleTopologies(t *testing.T) {
+	t.Parallel()
+	t.Run("lan", func(t *testing.T) {
+		t.Parallel()
+		lab := nslabtest.StartFile(t, "../topologies/lan.toml")
+		m := lab.RequireMatrix()
+		require.Len(t, m.Nodes, 3)
+		lab.RequireTCP("h1", "h3", 8080)
+		lab.RequireUDP("h2", "h1", 5353)
+	})
+	t.Run("routed", func(t *testing.T) {
+		t.Parallel()
+		lab := nslabtest.StartFile(t, "../topologies/routed.toml")
+		lab.RequireMatrix()
+		r := lab.RequireTCP("h1", "h4", 80)
+		require.Equal(t, "10.1.0.2", r.Observed.Addr().String(), "no NAT on the way")
+	})
+	t.Run("nat", func(t *testing.T) {
+		t.Parallel()
+		lab := nslabtest.StartFile(t, "../topologies/nat.toml")
+		require.Equal(t, "203.0.113.1", lab.ObservedSource("client1", "server", 9000).Addr().String())
+		lab.RequireUnreachable("server", "client1")
+		lab.RequireNoUDP("server", "client2", 9000)
+	})
+	t.Run("tutorial", func(t *testing.T) {
+		t.Parallel()
+		lab := nslabtest.StartFile(t, "../topologies/tutorial.toml")
+		lab.RequireReachable("red", "blue")
+		lab.RequireReachable("blue", "lan")
+		lab.RequireUnreachable("lan", "blue")
+		res := lab.Exec("blue", "ip", "route")
+		require.Contains(t, string(res.Stdout), "192.168.1.0/24 via 192.168.15.5")
+	})
+}
+
+func TestNslabtestGenerated50Hosts(t *testing.T) {
+	t.Parallel()
+	top, err := emulator.Generate("single,50", "gen50")
+	require.NoError(t, err)
+	lab := nslabtest.Start(t, top)
+	m := lab.RequireMatrix()
+	probes, ok := m.Counts()
+	require.Equal(t, 2450, probes)
+	require.Equal(t, probes, ok)
+}
+
+// Two tests with the same topology run side by side, and a lab is gone
+// once its test's cleanup has run.
+func TestNslabtestParallelAndGone(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var names []string
+	t.Run("group", func(t *testing.T) {
+		for i := 0; i < 3; i++ {
+			t.Run("lab", func(t *testing.T) {
+				t.Parallel()
+				b := emulator.NewBuilder("same").Switch("s1").Host("a").Host("b").Link("a", "s1").Link("b", "s1")
+				lab := nslabtest.Start(t, b.Topology())
+				mu.Lock()
+				names = append(names, lab.Name())
+				mu.Unlock()
+				lab.RequireReachable("a", "b")
+				res := lab.Exec("a", "hostname")
+				require.Equal(t, "a\n", string(res.Stdout))
+			})
+		}
+	})
+	require.Len(t, names, 3)
+	for _, n := range names {
+		for _, node := range []string{"s1", "a", "b"} {
+			_, err := os.Stat(filepath.Join("/run/netns", n+"-"+node))
+			require.True(t, os.IsNotExist(err), "%s-%s is gone", n, node)
+		}
+		_, err := os.Stat(filepath.Join("/run/nslab", n))
+		require.True(t, os.IsNotExist(err))
+	}
+}
+
+func TestNslabtestEventuallyAndFirewall(t *testing.T) {
+	t.Parallel()
+	top := &emulator.Topology{
+		Name: "fwx",
+		Nodes: []emulator.NodeSpec{
+			{Name: "web", Firewall: &emulator.FirewallSpec{Input: "drop", Rules: []emulator.FirewallRule{
+				{Chain: "input", Action: "accept", Proto: "tcp", DPort: 443},
+			}}},
+			{Name: "c"},
+		},
+		Links: []emulator.LinkSpec{{Endpoints: []string{"c", "web"}}},
+	}
+	lab := nslabtest.Start(t, top)
+	lab.RequireTCP("c", "web", 443)
+	lab.RequireNoTCP("c", "web", 22)
+	lab.RequireNoUDP("c", "web", 443)
+	lab.RequireUnreachable("c", "web")
+	lab.EventuallyReachable("web", "c", 0)
+}
