@@ -104,8 +104,9 @@ func (l *Lab) natRules(c *nftables.Conn, t *nftables.Table, filter map[string]*n
 
 	// Port forwards: iifname OUT ip daddr A tcp dport P dnat ip to B:Q
 	for _, f := range nat.Forwards {
+		// The NAT table is of family ip: no nfproto test is needed (and
+		// nft fails to print a payload match that follows one there).
 		ex := ifname(expr.MetaKeyIIFNAME, nat.Outside)
-		ex = append(ex, ipv4Only()...)
 		ex = append(ex, matchAddr(16, netip.PrefixFrom(f.Addr, 32))...)
 		ex = append(ex, matchL4(f.Proto)...)
 		ex = append(ex, matchPort(2, f.Port)...)
@@ -148,7 +149,6 @@ func (l *Lab) natRules(c *nftables.Conn, t *nftables.Table, filter map[string]*n
 		}
 		for _, src := range sources {
 			ex := ifname(expr.MetaKeyOIFNAME, nat.Outside)
-			ex = append(ex, ipv4Only()...)
 			if src.IsValid() {
 				ex = append(ex, matchAddr(12, src)...)
 			} else {
