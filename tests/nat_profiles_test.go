@@ -14,10 +14,16 @@ import (
 // and one "internet" node with three addresses, .10, .11 and .12.
 func profileLab(t *testing.T, nat emulator.NATSpec) *emulator.Lab {
 	t.Helper()
+	top := profileLabTopology(nat)
+	top.Name = uniqueName("prof")
+	return startLab(t, top, emulator.Options{})
+}
+
+func profileLabTopology(nat emulator.NATSpec) *emulator.Topology {
 	nat.Outside = "wan"
 	nat.Masquerade = true
-	top := &emulator.Topology{
-		Name: uniqueName("prof"),
+	return &emulator.Topology{
+		Name: "prof",
 		Nodes: []emulator.NodeSpec{
 			{Name: "lan", Kind: emulator.KindSwitch},
 			{Name: "client", Gateway: "192.168.1.1"},
@@ -33,7 +39,6 @@ func profileLab(t *testing.T, nat emulator.NATSpec) *emulator.Lab {
 				B: &emulator.EndpointSpec{Node: "net", Addresses: []string{"203.0.113.10/24", "203.0.113.11/24", "203.0.113.12/24"}}},
 		},
 	}
-	return startLab(t, top, emulator.Options{})
 }
 
 // observed is what one probe table found.

@@ -276,3 +276,30 @@ func (l *Lab) Diagnose(node string) string {
 	}
 	return b.String()
 }
+
+// ClassifyNAT runs RFC 4787's probe table from inside to outside and
+// returns the behaviour observed (see emulator.Lab.ClassifyNAT); a path
+// without NAT, or an outside node with fewer than three addresses, fails
+// the test.
+func (l *Lab) ClassifyNAT(inside, outside string) emulator.NATBehaviour {
+	l.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b, err := l.Lab.ClassifyNAT(ctx, inside, outside)
+	if err != nil {
+		l.t.Fatalf("nslabtest: %v", err)
+	}
+	return b
+}
+
+// RequireNAT fails the test unless the path from inside to outside shows
+// the given mapping and filtering behaviour (emulator.EndpointIndependent,
+// AddressDependent or AddressAndPortDependent).
+func (l *Lab) RequireNAT(inside, outside, mapping, filtering string) emulator.NATBehaviour {
+	l.t.Helper()
+	b := l.ClassifyNAT(inside, outside)
+	if b.Mapping != mapping || b.Filtering != filtering {
+		l.t.Fatalf("nslabtest: NAT from %s to %s: want mapping %s, filtering %s; observed %s\n%s", inside, outside, mapping, filtering, b, l.Diagnose(inside))
+	}
+	return b
+}

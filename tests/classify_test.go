@@ -1,0 +1,58 @@
+package tests
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/emulator/nslabtest"
+	"github.com/stretchr/testify/require"
+)
+
+// The classifier of the test API, over every preset: each is classified
+// as what it promises.
+func TestClassifyNATProfiles(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		profile            string
+		mapping, filtering string
+		preserved          bool
+	}{
+		{"full-cone", emulator.EndpointIndependent, emulator.EndpointIndependent, true},
+		{"restricted-cone", emulator.EndpointIndependent, emulator.AddressDependent, true},
+		{"port-restricted", emulator.EndpointIndependent, emulator.AddressAndPortDependent, true},
+		{"symmetric", emulator.AddressAndPortDependent, emulator.AddressAndPortDependent, false},
+	} {
+		t.Run(tc.profile, func(t *testing.T) {
+			t.Parallel()
+			top := profileLabTopology(emulator.NATSpec{Profile: tc.profile})
+			lab := nslabtest.Start(t, top)
+			b := lab.RequireNAT("client", "net", tc.mapping, tc.filtering)
+			require.Equal(t, tc.preserved, b.PortPreservation)
+			require.Equal(t, "203.0.113.1", b.Mapped.Addr().String())
+		})
+	}
+}
+
+func TestClassifyNATBadInput(t *testing.T) {
+	t.Parallel()
+	lab := nslabtest.StartFile(t, "../topologies/routed.toml")
+	_, err := lab.Lab.ClassifyNAT(context.Background(), "h1", "h3")
+	require.Error(t, err)
+	require.True(t, emulator.IsBadInput(err))
+	require.Contains(t, err.Error(), `outside node "h3" needs three IPv4 addresses`)
+
+	top := profileLabTopology(emulator.NATSpec{Profile: "full-cone"})
+	nat := nslabtest.Start(t, top)
+	_, err = nat.Lab.ClassifyNAT(context.Background(), "client", "client2")
+	require.Error(t, err)
+	_, err = nat.Lab.ClassifyNAT(context.Background(), "lan", "net")
+	require.ErrorContains(t, err, `node "lan" is a switch`)
+	_, err = nat.Lab.ClassifyNAT(context.Background(), "client", "nosuch")
+	require.ErrorContains(t, err, `no node "nosuch"`)
+
+	// A path with no NAT: gw's own traffic to net is not translated.
+	_, err = nat.Lab.ClassifyNAT(context.Background(), "gw", "net")
+	require.True(t, errors.Is(err, emulator.ErrNoNAT), "%v", err)
+}
