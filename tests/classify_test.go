@@ -56,3 +56,23 @@ func TestClassifyNATBadInput(t *testing.T) {
 	_, err = nat.Lab.ClassifyNAT(context.Background(), "gw", "net")
 	require.True(t, errors.Is(err, emulator.ErrNoNAT), "%v", err)
 }
+
+func TestNslabtestHairpinsAndTransportMatrix(t *testing.T) {
+	t.Parallel()
+	t.Run("hairpin", func(t *testing.T) {
+		t.Parallel()
+		lab := nslabtest.Start(t, profileLabTopology(emulator.NATSpec{Profile: "full-cone", Hairpinning: true}))
+		require.True(t, lab.Hairpins("client", "client2", "net"))
+	})
+	t.Run("no hairpin", func(t *testing.T) {
+		t.Parallel()
+		lab := nslabtest.Start(t, profileLabTopology(emulator.NATSpec{Profile: "full-cone"}))
+		require.False(t, lab.Hairpins("client", "client2", "net"))
+	})
+	t.Run("matrix", func(t *testing.T) {
+		t.Parallel()
+		lab := nslabtest.StartFile(t, "../topologies/lan.toml")
+		lab.RequireMatrixTCP(7001)
+		lab.RequireMatrixUDP(7002)
+	})
+}

@@ -14,7 +14,9 @@ import (
 	"flag"
 	"fmt"
 	"net/netip"
+	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -53,6 +55,9 @@ func UniqueName(base string) string {
 // test ends. Problems in top and build failures fail the test at once.
 func Start(t testing.TB, top *emulator.Topology) *Lab {
 	t.Helper()
+	if missing := missingCaps(); missing != "" {
+		t.Fatalf("nslabtest: building a lab needs %s: run the tests as root (sudo go test ...)", missing)
+	}
 	cp := *top
 	cp.Name = UniqueName(top.Name)
 	plan, err := emulator.Resolve(&cp)
@@ -83,6 +88,35 @@ func Start(t testing.TB, top *emulator.Topology) *Lab {
 		}
 	})
 	return l
+}
+
+// missingCaps names the capabilities the process lacks to build labs.
+func missingCaps() string {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		v, ok := strings.CutPrefix(line, "CapEff:")
+		if !ok {
+			continue
+		}
+		caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		if err != nil {
+			return ""
+		}
+		var missing []string
+		for _, c := range []struct {
+			bit  uint
+			name string
+		}{{12, "CAP_NET_ADMIN"}, {21, "CAP_SYS_ADMIN"}, {13, "CAP_NET_RAW"}} {
+			if caps&(1<<c.bit) == 0 {
+				missing = append(missing, c.name)
+			}
+		}
+		return strings.Join(missing, ", ")
+	}
+	return ""
 }
 
 // StartFile builds the topology in a TOML file (see docs/topology.md).
@@ -302,4 +336,102 @@ func (l *Lab) RequireNAT(inside, outside, mapping, filtering string) emulator.NA
 		l.t.Fatalf("nslabtest: NAT from %s to %s: want mapping %s, filtering %s; observed %s\n%s", inside, outside, mapping, filtering, b, l.Diagnose(inside))
 	}
 	return b
+}
+
+// RequireMatrixTCP fails the test unless every ordered pair of nodes
+// connects over TCP to port (an echo service runs on each node meanwhile).
+func (l *Lab) RequireMatrixTCP(port int, nodes ...string) {
+	l.t.Helper()
+	l.requireMatrixProto("tcp", port, nodes)
+}
+
+// RequireMatrixUDP is RequireMatrixTCP over UDP.
+func (l *Lab) RequireMatrixUDP(port int, nodes ...string) {
+	l.t.Helper()
+	l.requireMatrixProto("udp", port, nodes)
+}
+
+func (l *Lab) requireMatrixProto(proto string, port int, nodes []string) {
+	l.t.Helper()
+	if len(nodes) == 0 {
+		for _, n := range l.Plan.Nodes {
+			if n.Kind != emulator.KindSwitch {
+				nodes = append(nodes, n.Name)
+			}
+		}
+	}
+	for _, n := range nodes {
+		svc, err := l.Serve(n, proto, port)
+		if err != nil {
+			l.t.Fatalf("nslabtest: %v", err)
+		}
+		defer svc.Close()
+	}
+	type res struct {
+		from, to string
+		err      error
+	}
+	results := make(chan res)
+	count := 0
+	for _, a := range nodes {
+		for _, b := range nodes {
+			if a == b {
+				continue
+			}
+			count++
+			go func(a, b string) {
+				target, err := l.AddrOf(b, 4, port)
+				if err == nil {
+					_, err = l.Probe(context.Background(), a, target, proto, emulator.ProbeOptions{Timeout: time.Second})
+				}
+				results <- res{a, b, err}
+			}(a, b)
+		}
+	}
+	var failed []string
+	for i := 0; i < count; i++ {
+		r := <-results
+		if r.err != nil {
+			failed = append(failed, fmt.Sprintf("%s -> %s: %v", r.from, r.to, r.err))
+		}
+	}
+	if len(failed) > 0 {
+		l.t.Fatalf("nslabtest: %d of %d %s pairs do not connect:\n  %s", len(failed), count, proto, strings.Join(failed, "\n  "))
+	}
+}
+
+// Hairpins reports whether a UDP packet from node other to the mapping of
+// a socket in node inside (as seen from outside) comes back in through
+// the gateway: the gateway hairpins.
+func (l *Lab) Hairpins(inside, other, outside string) bool {
+	l.t.Helper()
+	b := l.ClassifyNAT(inside, outside)
+	sock, err := l.ListenUDP(inside, netip.AddrPortFrom(netip.Addr{}, b.Local.Port()))
+	if err != nil {
+		l.t.Fatalf("nslabtest: %v", err)
+	}
+	defer sock.Close()
+	// Renew the mapping from this socket, then send to it from other.
+	target, err := l.AddrOf(outside, 4, 34790)
+	if err != nil {
+		l.t.Fatalf("nslabtest: %v", err)
+	}
+	sock.WriteToUDPAddrPort([]byte("nslab-renew"), target)
+	peer, err := l.ListenUDP(other, netip.AddrPort{})
+	if err != nil {
+		l.t.Fatalf("nslabtest: %v", err)
+	}
+	defer peer.Close()
+	peer.WriteToUDPAddrPort([]byte("nslab-hairpin"), b.Mapped)
+	sock.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	buf := make([]byte, 64)
+	for {
+		n, _, err := sock.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return false
+		}
+		if string(buf[:n]) == "nslab-hairpin" {
+			return true
+		}
+	}
 }
