@@ -110,3 +110,16 @@ func TestNslabtestEventuallyAndFirewall(t *testing.T) {
 	lab.RequireUnreachable("c", "web")
 	lab.EventuallyReachable("web", "c", 0)
 }
+
+// A failure explains itself with the source node's state: interfaces,
+// routes and neighbour entries at that moment.
+func TestNslabtestDiagnose(t *testing.T) {
+	t.Parallel()
+	lab := nslabtest.StartFile(t, "../topologies/lan.toml")
+	lab.RequireReachable("h1", "h2")
+	d := lab.Diagnose("h1")
+	require.Contains(t, d, "node h1 (netns ")
+	require.Contains(t, d, "eth0 up 10.0.0.1/24")
+	require.Contains(t, d, "route 10.0.0.0/24 dev eth0")
+	require.Regexp(t, `neighbour 10\.0\.0\.2 dev eth0 lladdr [0-9a-f:]{17} (REACHABLE|STALE|DELAY|PROBE)`, d)
+}
