@@ -2,6 +2,7 @@ package tests
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -122,4 +123,29 @@ func TestNslabtestDiagnose(t *testing.T) {
 	require.Contains(t, d, "eth0 up 10.0.0.1/24")
 	require.Contains(t, d, "route 10.0.0.0/24 dev eth0")
 	require.Regexp(t, `neighbour 10\.0\.0\.2 dev eth0 lladdr [0-9a-f:]{17} (REACHABLE|STALE|DELAY|PROBE)`, d)
+}
+
+// A failing assertion says which probe failed, from where to where, what
+// came back, and the source node's state. The test runs itself again as a
+// child process in which the assertion fails, and reads the child's output.
+func TestNslabtestFailureExplains(t *testing.T) {
+	if os.Getenv("NSLAB_CHILD") == "failing-assertion" {
+		b := emulator.NewBuilder("fail").Host("red").Host("blue").Host("green")
+		b.Link("red", "blue").Link("blue", "green")
+		lab := nslabtest.Start(t, b.Topology())
+		lab.RequireReachable("red", "green") // blue does not forward: fails
+		return
+	}
+	t.Parallel()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestNslabtestFailureExplains$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), "NSLAB_CHILD=failing-assertion")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee, string(out))
+	require.Equal(t, 1, ee.ExitCode(), string(out))
+	s := string(out)
+	require.Regexp(t, `nslabtest: red should reach green, but: red -> green \(10\.0\.1\.2\): 3 sent, no reply`, s)
+	require.Contains(t, s, "node red (netns fail-")
+	require.Contains(t, s, "route 10.0.0.0/24 dev eth0")
+	require.Contains(t, s, "--- FAIL: TestNslabtestFailureExplains")
 }
