@@ -4,8 +4,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nslab/nslab/emulator"
 	"github.com/nslab/nslab/emulator/nslabtest"
@@ -23,6 +26,13 @@ func TestNslabtestExampleTopologies(t *testing.T) {
 		require.Len(t, m.Nodes, 3)
 		lab.RequireTCP("h1", "h3", 8080)
 		lab.RequireUDP("h2", "h1", 5353)
+	})
+	t.Run("direct", func(t *testing.T) {
+		t.Parallel()
+		lab := nslabtest.StartFile(t, "../topologies/direct.toml")
+		lab.RequireReachable("red", "blue")
+		r := lab.RequireUDP("blue", "red", 9999)
+		require.Equal(t, "192.168.15.2", r.Observed.Addr().String())
 	})
 	t.Run("routed", func(t *testing.T) {
 		t.Parallel()
@@ -129,8 +139,8 @@ func TestNslabtestDiagnose(t *testing.T) {
 // came back, and the source node's state. The test runs itself again as a
 // child process in which the assertion fails, and reads the child's output.
 func TestNslabtestFailureExplains(t *testing.T) {
-	if os.Getenv("NSLAB_CHILD") == "failing-assertion" {
-		b := emulator.NewBuilder("fail").Host("red").Host("blue").Host("green")
+	if child := os.Getenv("NSLAB_CHILD"); child == "failing-assertion" || child == "kept" {
+		b := emulator.NewBuilder(child).Host("red").Host("blue").Host("green")
 		b.Link("red", "blue").Link("blue", "green")
 		lab := nslabtest.Start(t, b.Topology())
 		lab.RequireReachable("red", "green") // blue does not forward: fails
@@ -145,7 +155,57 @@ func TestNslabtestFailureExplains(t *testing.T) {
 	require.Equal(t, 1, ee.ExitCode(), string(out))
 	s := string(out)
 	require.Regexp(t, `nslabtest: red should reach green, but: red -> green \(10\.0\.1\.2\): 3 sent, no reply`, s)
-	require.Contains(t, s, "node red (netns fail-")
+	require.Contains(t, s, "node red (netns failing-assertion-")
 	require.Contains(t, s, "route 10.0.0.0/24 dev eth0")
 	require.Contains(t, s, "--- FAIL: TestNslabtestFailureExplains")
+}
+
+// After a lab's test ends, nothing it used stays: no goroutine, no file
+// descriptor (sockets, namespace handles). Not parallel: the count is of
+// the whole process.
+func TestNslabtestLeavesNothingOpen(t *testing.T) {
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		require.NoError(t, err)
+		return len(ents)
+	}
+	runtime.GC()
+	g0, f0 := runtime.NumGoroutine(), fds()
+	t.Run("lab", func(t *testing.T) {
+		lab := nslabtest.Start(t, profileLabTopology(emulator.NATSpec{Profile: "full-cone", Hairpinning: true}))
+		lab.RequireReachable("client", "net")
+		lab.RequireTCP("client", "net", 8080)
+		lab.RequireUDP("client", "net", 8081)
+		lab.RequireMatrix("client", "client2", "gw")
+		lab.RequireNAT("client", "net", emulator.EndpointIndependent, emulator.EndpointIndependent)
+		require.True(t, lab.Hairpins("client", "client2", "net"))
+		lab.Exec("client", "true")
+	})
+	var g1, f1 int
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if g1, f1 = runtime.NumGoroutine(), fds(); g1 <= g0 && f1 <= f0 {
+			break
+		}
+	}
+	require.LessOrEqual(t, g1, g0, "goroutines left running")
+	require.LessOrEqual(t, f1, f0, "file descriptors left open")
+}
+
+// -nslab.keep keeps a failed test's lab up and says how to enter it.
+func TestNslabtestKeepFlag(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestNslabtestFailureExplains$", "-test.count=1", "-nslab.keep")
+	cmd.Env = append(os.Environ(), "NSLAB_CHILD=kept")
+	out, _ := cmd.CombinedOutput()
+	m := regexp.MustCompile("lab (kept-[0-9-]+) kept up \\(-nslab.keep\\): enter it with `nslab shell (kept-[0-9-]+) red`, remove it with `nslab down (kept-[0-9-]+)`").FindStringSubmatch(string(out))
+	require.NotNil(t, m, string(out))
+	name := m[1]
+	require.Equal(t, name, m[2])
+	t.Cleanup(func() { cli(t, "", "clean", name) })
+	require.True(t, namespaceExists(name+"-red"), "the lab is still up")
+	_, errs, code := cli(t, "", "exec", name, "red", "--", "hostname")
+	require.Equal(t, 0, code, errs)
+	_, errs, code = cli(t, "", "down", name)
+	require.Equal(t, 0, code, errs)
+	require.False(t, namespaceExists(name+"-red"))
 }
