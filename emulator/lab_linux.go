@@ -34,6 +34,10 @@ type Lab struct {
 	nodes map[string]*nodeHandle
 	procs []*exec.Cmd
 	done  bool
+	// icmp keeps ping sockets between pings, for labs this process built
+	// (and so will tear down, closing them); a lab from Open has none.
+	icmp  icmpPool
+	owned bool
 }
 
 // nodeHandle is the bundle of handles of one node: its namespace and a
@@ -50,7 +54,7 @@ type nodeHandle struct {
 // the error names the object that failed.
 func Up(ctx context.Context, plan *Plan, opts Options) (*Lab, error) {
 	opts = opts.withDefaults()
-	l := &Lab{Plan: plan, opts: opts, dir: labDir(opts.StateDir, plan.Lab), nodes: map[string]*nodeHandle{}}
+	l := &Lab{Plan: plan, opts: opts, dir: labDir(opts.StateDir, plan.Lab), nodes: map[string]*nodeHandle{}, owned: true}
 	if err := l.claim(); err != nil {
 		return nil, err
 	}
@@ -552,6 +556,7 @@ func (l *Lab) teardown() error {
 	l.nodes = map[string]*nodeHandle{}
 	procs := l.procs
 	l.mu.Unlock()
+	l.icmp.close()
 	l.jr.close()
 	// Our own sockets and descriptors keep namespaces alive: close them.
 	for _, h := range nodes {

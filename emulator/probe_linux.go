@@ -200,12 +200,79 @@ func (l *Lab) Ping(ctx context.Context, from, to string, o PingOptions) (PingRes
 	if err != nil {
 		return PingResult{}, err
 	}
-	c, err := openICMP(e.netns, target.Is6())
+	l.icmp.mu.Lock()
+	l.icmp.disabled = !l.owned
+	l.icmp.mu.Unlock()
+	c, err := l.icmp.get(from, e.netns, target.Is6())
 	if err != nil {
 		return PingResult{}, fmt.Errorf("ping from node %q: %w", from, err)
 	}
-	defer c.Close()
+	defer l.icmp.put(from, c)
 	return c.ping(ctx, from, to, target, o)
+}
+
+// icmpPool keeps the ICMP sockets of finished pings, per node and family,
+// so that the next ping from the node does not open one again (which
+// costs a namespace switch). A socket is used by one ping at a time; the
+// pool is emptied when the lab goes down.
+type icmpPool struct {
+	mu       sync.Mutex
+	idle     map[string][]*icmpConn
+	done     bool
+	disabled bool // no pooling: every ping opens and closes its socket
+}
+
+func poolKey(node string, v6 bool) string { return fmt.Sprintf("%s/%v", node, v6) }
+
+func (p *icmpPool) get(node, netnsPath string, v6 bool) (*icmpConn, error) {
+	p.mu.Lock()
+	k := poolKey(node, v6)
+	if n := len(p.idle[k]); n > 0 && !p.done {
+		c := p.idle[k][n-1]
+		p.idle[k] = p.idle[k][:n-1]
+		p.mu.Unlock()
+		c.drain()
+		return c, nil
+	}
+	p.mu.Unlock()
+	return openICMP(netnsPath, v6)
+}
+
+func (p *icmpPool) put(node string, c *icmpConn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.disabled || p.done || len(p.idle[poolKey(node, c.v6)]) >= 4 {
+		c.Close()
+		return
+	}
+	if p.idle == nil {
+		p.idle = map[string][]*icmpConn{}
+	}
+	c.id++ // a new identifier: late replies to the last ping are not taken for this one's
+	p.idle[poolKey(node, c.v6)] = append(p.idle[poolKey(node, c.v6)], c)
+}
+
+func (p *icmpPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done = true
+	for _, cs := range p.idle {
+		for _, c := range cs {
+			c.Close()
+		}
+	}
+	p.idle = nil
+}
+
+// drain drops whatever arrived on the socket while it was idle.
+func (c *icmpConn) drain() {
+	c.c.SetReadDeadline(time.Now())
+	buf := make([]byte, 1500)
+	for {
+		if _, _, err := c.c.ReadFromIP(buf); err != nil {
+			return
+		}
+	}
 }
 
 func (c *icmpConn) ping(ctx context.Context, from, to string, target netip.Addr, o PingOptions) (PingResult, error) {

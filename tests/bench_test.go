@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/emulator/nslabtest"
 )
 
 // Benchmarks of the engine. Run them with `make bench`, which runs each
@@ -209,4 +210,21 @@ func benchLab(b *testing.B, spec string) *emulator.Lab {
 	}
 	b.Cleanup(func() { lab.Down() })
 	return lab
+}
+
+// BenchmarkNslabtestLab10 starts and stops a 10-host lab through the test
+// API, as a test does.
+func BenchmarkNslabtestLab10(b *testing.B) {
+	top, err := emulator.Generate("single,10", "bt")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ds := make([]time.Duration, 0, b.N)
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		lab := nslabtest.Start(b, top)
+		lab.Close()
+		ds = append(ds, time.Since(t0))
+	}
+	b.ReportMetric(medianMS(ds), "median-ms")
 }

@@ -435,3 +435,12 @@ func (l *Lab) Hairpins(inside, other, outside string) bool {
 		}
 	}
 }
+
+// Close tears the lab down now, as httptest's Server.Close; the cleanup
+// registered by Start then has nothing left to do.
+func (l *Lab) Close() {
+	l.t.Helper()
+	if err := l.Down(); err != nil {
+		l.t.Errorf("nslabtest: tear down lab %q: %v", l.Name(), err)
+	}
+}
