@@ -13,7 +13,7 @@ echo "== nslab benchmarks (go test -bench; medians per benchmark)"
 # Labs: -benchtime $benchtime builds of each. Probes: 500 samples each.
 {
   go test -run '^$' -bench 'UpDown' -benchtime "$benchtime" -timeout 60m ./tests/
-  go test -run '^$' -bench 'ExecTrue|Ping' -benchtime 500x -timeout 20m ./tests/
+  go test -run '^$' -bench 'ExecTrue|Ping|NslabtestLab10' -benchtime 500x -timeout 20m ./tests/
 } | tee "$out/go-bench.txt"
 
 metric() { # metric BENCH UNIT -> value
@@ -46,6 +46,7 @@ mn_median() { # mn_median TOPO RUNS -> median seconds of a whole mn run
   echo "| exec of /bin/true in a node | $(metric BenchmarkExecTrue median-ms) |"
   echo "| one in-process ping | $(metric BenchmarkPing median-ms) |"
   echo "| pingall, 50 hosts (2,450 probes) | $(metric BenchmarkPingAll50 median-ms) |"
+  echo "| a 10-host lab up and down through nslabtest | $(metric BenchmarkNslabtestLab10 median-ms) |"
   echo
   rss() { ./bin/nslab -v run --test none --name "bench-rss-$$" --topo "$1" 2>&1 | sed -n 's/.*max_rss_kib=\([0-9]*\).*/\1/p' | tail -1; }
   echo "Peak memory of the nslab process (no process per node): single,10 $(rss single,10) KiB; single,1000 $(rss single,1000) KiB."
