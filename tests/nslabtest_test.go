@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -208,4 +209,32 @@ func TestNslabtestKeepFlag(t *testing.T) {
 	_, errs, code = cli(t, "", "down", name)
 	require.Equal(t, 0, code, errs)
 	require.False(t, namespaceExists(name+"-red"))
+}
+
+// Without the capabilities, Start fails the test with one sentence naming
+// them (it does not skip). The test runs itself as nobody.
+func TestNslabtestNotRoot(t *testing.T) {
+	if os.Getenv("NSLAB_CHILD") == "not-root" {
+		nslabtest.Start(t, emulator.NewBuilder("noroot").Host("a").Topology())
+		return
+	}
+	t.Parallel()
+	dir, err := os.MkdirTemp("", "nslab-noroot-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	require.NoError(t, os.Chmod(dir, 0o755)) // nobody must reach the binary
+	bin := filepath.Join(dir, "tests.test")
+	data, err := os.ReadFile(os.Args[0])
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(bin, data, 0o755))
+	cmd := exec.Command(bin, "-test.run=^TestNslabtestNotRoot$", "-test.count=1")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "NSLAB_CHILD=not-root")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee, string(out))
+	require.Contains(t, string(out), "nslabtest: building a lab needs CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_NET_RAW: run the tests as root")
+	require.Contains(t, string(out), "--- FAIL: TestNslabtestNotRoot")
+	require.NotContains(t, string(out), "SKIP")
 }

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/nslab/nslab/emulator"
+	"github.com/stretchr/testify/require"
 )
 
 var keep = flag.Bool("nslab.keep", false, "keep the lab of a failed test up, and print how to enter it")
@@ -56,19 +57,19 @@ func UniqueName(base string) string {
 func Start(t testing.TB, top *emulator.Topology) *Lab {
 	t.Helper()
 	if missing := missingCaps(); missing != "" {
-		t.Fatalf("nslabtest: building a lab needs %s: run the tests as root (sudo go test ...)", missing)
+		require.FailNow(t, fmt.Sprintf("nslabtest: building a lab needs %s: run the tests as root (sudo go test ...)", missing))
 	}
 	cp := *top
 	cp.Name = UniqueName(top.Name)
 	plan, err := emulator.Resolve(&cp)
 	if err != nil {
-		t.Fatalf("nslabtest: topology %q: %v", top.Name, err)
+		require.FailNow(t, fmt.Sprintf("nslabtest: topology %q: %v", top.Name, err))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	lab, err := emulator.Up(ctx, plan, emulator.Options{})
 	if err != nil {
-		t.Fatalf("nslabtest: build lab %q: %v", cp.Name, err)
+		require.FailNow(t, fmt.Sprintf("nslabtest: build lab %q: %v", cp.Name, err))
 	}
 	l := &Lab{Lab: lab, t: t}
 	t.Cleanup(func() {
@@ -124,9 +125,15 @@ func StartFile(t testing.TB, path string) *Lab {
 	t.Helper()
 	top, err := emulator.LoadFile(path)
 	if err != nil {
-		t.Fatalf("nslabtest: %v", err)
+		require.FailNow(t, fmt.Sprintf("nslabtest: %v", err))
 	}
 	return Start(t, top)
+}
+
+// fatalf fails the test through testify, with the message as its own.
+func (l *Lab) fatalf(format string, args ...any) {
+	l.t.Helper()
+	require.FailNow(l.t, fmt.Sprintf(format, args...))
 }
 
 // ExecTimeout bounds Exec (default 30s).
@@ -140,7 +147,7 @@ func (l *Lab) Exec(node string, argv ...string) emulator.ExecResult {
 	defer cancel()
 	res, err := l.Lab.Exec(ctx, node, argv...)
 	if err != nil {
-		l.t.Fatalf("nslabtest: %v", err)
+		l.fatalf("nslabtest: %v", err)
 	}
 	return res
 }
@@ -150,7 +157,7 @@ func (l *Lab) Ping(from, to string) emulator.PingResult {
 	l.t.Helper()
 	r, err := l.Lab.Ping(context.Background(), from, to, emulator.PingOptions{Count: 3, Timeout: time.Second})
 	if err != nil {
-		l.t.Fatalf("nslabtest: ping %s -> %s: %v", from, to, err)
+		l.fatalf("nslabtest: ping %s -> %s: %v", from, to, err)
 	}
 	return r
 }
@@ -161,7 +168,7 @@ func (l *Lab) RequireReachable(from, to string) emulator.PingResult {
 	l.t.Helper()
 	r := l.Ping(from, to)
 	if !r.OK() {
-		l.t.Fatalf("nslabtest: %s should reach %s, but: %s\n%s", from, to, r, l.Diagnose(from))
+		l.fatalf("nslabtest: %s should reach %s, but: %s\n%s", from, to, r, l.Diagnose(from))
 	}
 	return r
 }
@@ -171,10 +178,10 @@ func (l *Lab) RequireUnreachable(from, to string) emulator.PingResult {
 	l.t.Helper()
 	r, err := l.Lab.Ping(context.Background(), from, to, emulator.PingOptions{Count: 2, Timeout: 300 * time.Millisecond})
 	if err != nil {
-		l.t.Fatalf("nslabtest: ping %s -> %s: %v", from, to, err)
+		l.fatalf("nslabtest: ping %s -> %s: %v", from, to, err)
 	}
 	if r.Received > 0 {
-		l.t.Fatalf("nslabtest: %s should not reach %s, but: %s\n%s", from, to, r, l.Diagnose(from))
+		l.fatalf("nslabtest: %s should not reach %s, but: %s\n%s", from, to, r, l.Diagnose(from))
 	}
 	return r
 }
@@ -185,7 +192,7 @@ func (l *Lab) RequireMatrix(nodes ...string) *emulator.Matrix {
 	l.t.Helper()
 	m, err := l.PingAll(context.Background(), nodes, emulator.PingOptions{})
 	if err != nil {
-		l.t.Fatalf("nslabtest: pingall: %v", err)
+		l.fatalf("nslabtest: pingall: %v", err)
 	}
 	var failed []string
 	for i := range m.Results {
@@ -196,7 +203,7 @@ func (l *Lab) RequireMatrix(nodes ...string) *emulator.Matrix {
 		}
 	}
 	if len(failed) > 0 {
-		l.t.Fatalf("nslabtest: %d pairs do not answer:\n  %s", len(failed), strings.Join(failed, "\n  "))
+		l.fatalf("nslabtest: %d pairs do not answer:\n  %s", len(failed), strings.Join(failed, "\n  "))
 	}
 	return m
 }
@@ -209,13 +216,13 @@ func (l *Lab) EventuallyReachable(from, to string, within time.Duration) emulato
 	for {
 		r, err := l.Lab.Ping(context.Background(), from, to, emulator.PingOptions{Timeout: 100 * time.Millisecond})
 		if err != nil {
-			l.t.Fatalf("nslabtest: ping %s -> %s: %v", from, to, err)
+			l.fatalf("nslabtest: ping %s -> %s: %v", from, to, err)
 		}
 		if r.OK() {
 			return r
 		}
 		if time.Now().After(deadline) {
-			l.t.Fatalf("nslabtest: %s did not reach %s within %s: %s\n%s", from, to, within, r, l.Diagnose(from))
+			l.fatalf("nslabtest: %s did not reach %s within %s: %s\n%s", from, to, within, r, l.Diagnose(from))
 		}
 	}
 }
@@ -252,11 +259,11 @@ func (l *Lab) requireProbe(proto, from, to string, port int, want bool) emulator
 	l.t.Helper()
 	target, err := l.AddrOf(to, 4, port)
 	if err != nil {
-		l.t.Fatalf("nslabtest: %v", err)
+		l.fatalf("nslabtest: %v", err)
 	}
 	svc, err := l.Serve(to, proto, port)
 	if err != nil {
-		l.t.Fatalf("nslabtest: %v", err)
+		l.fatalf("nslabtest: %v", err)
 	}
 	defer svc.Close()
 	timeout := time.Second
@@ -266,9 +273,9 @@ func (l *Lab) requireProbe(proto, from, to string, port int, want bool) emulator
 	r, err := l.Probe(context.Background(), from, target, proto, emulator.ProbeOptions{Timeout: timeout})
 	switch {
 	case want && err != nil:
-		l.t.Fatalf("nslabtest: %s should reach %s (%s) over %s: %v\n%s", from, to, target, proto, err, l.Diagnose(from))
+		l.fatalf("nslabtest: %s should reach %s (%s) over %s: %v\n%s", from, to, target, proto, err, l.Diagnose(from))
 	case !want && err == nil:
-		l.t.Fatalf("nslabtest: %s should not reach %s (%s) over %s, but: %s\n%s", from, to, target, proto, r, l.Diagnose(from))
+		l.fatalf("nslabtest: %s should not reach %s (%s) over %s, but: %s\n%s", from, to, target, proto, r, l.Diagnose(from))
 	}
 	return r
 }
@@ -321,7 +328,7 @@ func (l *Lab) ClassifyNAT(inside, outside string) emulator.NATBehaviour {
 	defer cancel()
 	b, err := l.Lab.ClassifyNAT(ctx, inside, outside)
 	if err != nil {
-		l.t.Fatalf("nslabtest: %v", err)
+		l.fatalf("nslabtest: %v", err)
 	}
 	return b
 }
@@ -333,7 +340,7 @@ func (l *Lab) RequireNAT(inside, outside, mapping, filtering string) emulator.NA
 	l.t.Helper()
 	b := l.ClassifyNAT(inside, outside)
 	if b.Mapping != mapping || b.Filtering != filtering {
-		l.t.Fatalf("nslabtest: NAT from %s to %s: want mapping %s, filtering %s; observed %s\n%s", inside, outside, mapping, filtering, b, l.Diagnose(inside))
+		l.fatalf("nslabtest: NAT from %s to %s: want mapping %s, filtering %s; observed %s\n%s", inside, outside, mapping, filtering, b, l.Diagnose(inside))
 	}
 	return b
 }
@@ -363,7 +370,7 @@ func (l *Lab) requireMatrixProto(proto string, port int, nodes []string) {
 	for _, n := range nodes {
 		svc, err := l.Serve(n, proto, port)
 		if err != nil {
-			l.t.Fatalf("nslabtest: %v", err)
+			l.fatalf("nslabtest: %v", err)
 		}
 		defer svc.Close()
 	}
@@ -396,7 +403,7 @@ func (l *Lab) requireMatrixProto(proto string, port int, nodes []string) {
 		}
 	}
 	if len(failed) > 0 {
-		l.t.Fatalf("nslabtest: %d of %d %s pairs do not connect:\n  %s", len(failed), count, proto, strings.Join(failed, "\n  "))
+		l.fatalf("nslabtest: %d of %d %s pairs do not connect:\n  %s", len(failed), count, proto, strings.Join(failed, "\n  "))
 	}
 }
 
@@ -408,18 +415,18 @@ func (l *Lab) Hairpins(inside, other, outside string) bool {
 	b := l.ClassifyNAT(inside, outside)
 	sock, err := l.ListenUDP(inside, netip.AddrPortFrom(netip.Addr{}, b.Local.Port()))
 	if err != nil {
-		l.t.Fatalf("nslabtest: %v", err)
+		l.fatalf("nslabtest: %v", err)
 	}
 	defer sock.Close()
 	// Renew the mapping from this socket, then send to it from other.
 	target, err := l.AddrOf(outside, 4, 34790)
 	if err != nil {
-		l.t.Fatalf("nslabtest: %v", err)
+		l.fatalf("nslabtest: %v", err)
 	}
 	sock.WriteToUDPAddrPort([]byte("nslab-renew"), target)
 	peer, err := l.ListenUDP(other, netip.AddrPort{})
 	if err != nil {
-		l.t.Fatalf("nslabtest: %v", err)
+		l.fatalf("nslabtest: %v", err)
 	}
 	defer peer.Close()
 	peer.WriteToUDPAddrPort([]byte("nslab-hairpin"), b.Mapped)
