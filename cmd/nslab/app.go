@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -305,32 +304,8 @@ func badInputIfNotExist(err error) error {
 
 // needCaps fails with one sentence when the process lacks a capability.
 func needCaps(raw bool) error {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return nil
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		v, ok := strings.CutPrefix(line, "CapEff:")
-		if !ok {
-			continue
-		}
-		caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-		if err != nil {
-			return nil
-		}
-		var missing []string
-		for _, c := range []struct {
-			bit  uint
-			name string
-			need bool
-		}{{12, "CAP_NET_ADMIN", true}, {21, "CAP_SYS_ADMIN", true}, {13, "CAP_NET_RAW", raw}} {
-			if c.need && caps&(1<<c.bit) == 0 {
-				missing = append(missing, c.name)
-			}
-		}
-		if len(missing) > 0 {
-			return fmt.Errorf("nslab needs %s to build and enter namespaces: run it as root (sudo nslab ...)", strings.Join(missing, " and "))
-		}
+	if missing := emulator.MissingCapabilities(raw); len(missing) > 0 {
+		return fmt.Errorf("nslab needs %s to build and enter namespaces: run it as root (sudo nslab ...)", strings.Join(missing, " and "))
 	}
 	return nil
 }

@@ -14,9 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"net/netip"
-	"os"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -56,8 +54,8 @@ func UniqueName(base string) string {
 // test ends. Problems in top and build failures fail the test at once.
 func Start(t testing.TB, top *emulator.Topology) *Lab {
 	t.Helper()
-	if missing := missingCaps(); missing != "" {
-		require.FailNow(t, fmt.Sprintf("nslabtest: building a lab needs %s: run the tests as root (sudo go test ...)", missing))
+	if missing := emulator.MissingCapabilities(true); len(missing) > 0 {
+		require.FailNow(t, fmt.Sprintf("nslabtest: building a lab needs %s: run the tests as root (sudo go test ...)", strings.Join(missing, ", ")))
 	}
 	cp := *top
 	cp.Name = UniqueName(top.Name)
@@ -89,35 +87,6 @@ func Start(t testing.TB, top *emulator.Topology) *Lab {
 		}
 	})
 	return l
-}
-
-// missingCaps names the capabilities the process lacks to build labs.
-func missingCaps() string {
-	data, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return ""
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		v, ok := strings.CutPrefix(line, "CapEff:")
-		if !ok {
-			continue
-		}
-		caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-		if err != nil {
-			return ""
-		}
-		var missing []string
-		for _, c := range []struct {
-			bit  uint
-			name string
-		}{{12, "CAP_NET_ADMIN"}, {21, "CAP_SYS_ADMIN"}, {13, "CAP_NET_RAW"}} {
-			if caps&(1<<c.bit) == 0 {
-				missing = append(missing, c.name)
-			}
-		}
-		return strings.Join(missing, ", ")
-	}
-	return ""
 }
 
 // StartFile builds the topology in a TOML file (see docs/topology.md).
