@@ -540,6 +540,15 @@ func (r *resolver) resolveFirewall(path, obj string, n *Node, s *FirewallSpec) *
 	return fw
 }
 
+// mappedAddr is the outside address mappings use: the snat address, or
+// the outside interface's first IPv4 address for masquerade.
+func (n *NAT) mappedAddr() netip.Addr {
+	if n.SNATMin.IsValid() {
+		return n.SNATMin
+	}
+	return n.OutsideAddr
+}
+
 func parseAddrRange(s string) (lo, hi netip.Addr, ok bool) {
 	a, b, isRange := strings.Cut(s, "-")
 	lo, err := netip.ParseAddr(strings.TrimSpace(a))

@@ -90,7 +90,7 @@ func (l *Lab) applyNftables(h *nodeHandle) error {
 // when one is missing.
 func explainNft(err error) error {
 	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EAFNOSUPPORT) || errors.Is(err, unix.EPROTONOSUPPORT) {
-		return fmt.Errorf("%w (this kernel seems to lack an nftables feature nslab uses here: nf_tables with inet NAT, masquerade and conntrack; check CONFIG_NF_TABLES_INET, CONFIG_NFT_NAT, CONFIG_NFT_MASQ, CONFIG_NFT_CT, and for reject rules CONFIG_NFT_REJECT_INET)", err)
+		return fmt.Errorf("%w (this kernel seems to lack an nftables feature nslab uses here: nf_tables with inet NAT, masquerade and conntrack; check CONFIG_NF_TABLES_INET, CONFIG_NF_TABLES_IPV4, CONFIG_NFT_NAT, CONFIG_NFT_MASQ, CONFIG_NFT_CT, and for reject rules CONFIG_NFT_REJECT_INET)", err)
 	}
 	return err
 }
@@ -207,7 +207,7 @@ func (l *Lab) keptMappings(c *nftables.Conn, t *nftables.Table, post, postnat *n
 		&expr.Payload{DestRegister: 8, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
 		&expr.Payload{DestRegister: 9, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
 		&expr.Lookup{SourceRegister: 8, DestRegister: 2, IsDestRegSet: true, SetName: kept.Name, SetID: kept.ID},
-		&expr.Immediate{Register: 1, Data: nat.OutsideAddr.AsSlice()},
+		&expr.Immediate{Register: 1, Data: nat.mappedAddr().AsSlice()},
 		&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
 	)})
 	return nil
@@ -276,13 +276,13 @@ func (l *Lab) mappingMap(c *nftables.Conn, t *nftables.Table, pre, post, postnat
 	if nat.Hairpinning {
 		// Inside to the gateway's outside address and a mapped port: to the
 		// inside host behind it, seen as coming from the outside address.
-		in := append(ifnameNot(expr.MetaKeyIIFNAME, nat.Outside), matchAddr(16, netip.PrefixFrom(nat.OutsideAddr, 32))...)
+		in := append(ifnameNot(expr.MetaKeyIIFNAME, nat.Outside), matchAddr(16, netip.PrefixFrom(nat.mappedAddr(), 32))...)
 		in = append(in, matchL4("udp")...)
 		c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: append(in, viaMap...)})
 		c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: append(ifnameNot(expr.MetaKeyOIFNAME, nat.Outside),
 			&expr.Ct{Register: 1, Key: expr.CtKeyDST, Direction: 0},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: nat.OutsideAddr.AsSlice()},
-			&expr.Immediate{Register: 1, Data: nat.OutsideAddr.AsSlice()},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: nat.mappedAddr().AsSlice()},
+			&expr.Immediate{Register: 1, Data: nat.mappedAddr().AsSlice()},
 			&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1},
 		)})
 	}
