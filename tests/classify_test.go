@@ -76,3 +76,21 @@ func TestNslabtestHairpinsAndTransportMatrix(t *testing.T) {
 		lab.RequireMatrixUDP(7002)
 	})
 }
+
+// With snat to one address, the profile's maps and hairpinning use that
+// address, not the outside interface's first one.
+func TestNATProfileWithSNATAddress(t *testing.T) {
+	t.Parallel()
+	top := profileLabTopology(emulator.NATSpec{Profile: "full-cone", Hairpinning: true})
+	for i := range top.Nodes {
+		if top.Nodes[i].Name == "gw" {
+			top.Nodes[i].NAT.Masquerade = false
+			top.Nodes[i].NAT.SNAT = "203.0.113.5"
+		}
+	}
+	top.Links[3].A.Addresses = append(top.Links[3].A.Addresses, "203.0.113.5/24")
+	lab := nslabtest.Start(t, top)
+	b := lab.RequireNAT("client", "net", emulator.EndpointIndependent, emulator.EndpointIndependent)
+	require.Equal(t, "203.0.113.5", b.Mapped.Addr().String())
+	require.True(t, lab.Hairpins("client", "client2", "net"))
+}
