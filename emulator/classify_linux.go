@@ -136,22 +136,7 @@ func (l *Lab) ClassifyNAT(ctx context.Context, inside, outside string) (NATBehav
 	}
 	b.PortPreservation = m1.Port() == b.Local.Port()
 
-	arrives := func(from *net.UDPConn) bool {
-		if _, err := from.WriteToUDPAddrPort([]byte("nslab-unsolicited"), m1); err != nil {
-			return false
-		}
-		sock.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-		buf := make([]byte, 64)
-		for {
-			n, _, err := sock.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return false
-			}
-			if string(buf[:n]) == "nslab-unsolicited" {
-				return true
-			}
-		}
-	}
+	arrives := func(from *net.UDPConn) bool { return delivered(from, m1, sock, "nslab-unsolicited") }
 	newAddr, err := listen(addrs[2], p1)
 	if err != nil {
 		return b, err
@@ -169,4 +154,50 @@ func (l *Lab) ClassifyNAT(ctx context.Context, inside, outside string) (NATBehav
 		b.Filtering = AddressAndPortDependent
 	}
 	return b, nil
+}
+
+// delivered sends marker from one socket to addr and reports whether it
+// reaches the socket to within 300 ms (other datagrams are skipped).
+func delivered(from *net.UDPConn, addr netip.AddrPort, to *net.UDPConn, marker string) bool {
+	if _, err := from.WriteToUDPAddrPort([]byte(marker), addr); err != nil {
+		return false
+	}
+	to.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	buf := make([]byte, 64)
+	for {
+		n, _, err := to.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return false
+		}
+		if string(buf[:n]) == marker {
+			return true
+		}
+	}
+}
+
+// Hairpins reports whether a UDP packet from node other to the mapping of
+// a socket in node inside (its mapping as outside sees it) comes back in
+// through the gateway: whether the gateway hairpins.
+func (l *Lab) Hairpins(ctx context.Context, inside, other, outside string) (bool, error) {
+	b, err := l.ClassifyNAT(ctx, inside, outside)
+	if err != nil {
+		return false, err
+	}
+	sock, err := l.ListenUDP(inside, netip.AddrPortFrom(netip.Addr{}, b.Local.Port()))
+	if err != nil {
+		return false, err
+	}
+	defer sock.Close()
+	// Renew the mapping from this socket, then send to it from other.
+	target, err := l.AddrOf(outside, 4, 34790)
+	if err != nil {
+		return false, err
+	}
+	sock.WriteToUDPAddrPort([]byte("nslab-renew"), target)
+	peer, err := l.ListenUDP(other, netip.AddrPort{})
+	if err != nil {
+		return false, err
+	}
+	defer peer.Close()
+	return delivered(peer, b.Mapped, sock, "nslab-hairpin"), nil
 }

@@ -381,35 +381,13 @@ func (l *Lab) requireMatrixProto(proto string, port int, nodes []string) {
 // the gateway: the gateway hairpins.
 func (l *Lab) Hairpins(inside, other, outside string) bool {
 	l.t.Helper()
-	b := l.ClassifyNAT(inside, outside)
-	sock, err := l.ListenUDP(inside, netip.AddrPortFrom(netip.Addr{}, b.Local.Port()))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ok, err := l.Lab.Hairpins(ctx, inside, other, outside)
 	if err != nil {
 		l.fatalf("nslabtest: %v", err)
 	}
-	defer sock.Close()
-	// Renew the mapping from this socket, then send to it from other.
-	target, err := l.AddrOf(outside, 4, 34790)
-	if err != nil {
-		l.fatalf("nslabtest: %v", err)
-	}
-	sock.WriteToUDPAddrPort([]byte("nslab-renew"), target)
-	peer, err := l.ListenUDP(other, netip.AddrPort{})
-	if err != nil {
-		l.fatalf("nslabtest: %v", err)
-	}
-	defer peer.Close()
-	peer.WriteToUDPAddrPort([]byte("nslab-hairpin"), b.Mapped)
-	sock.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-	buf := make([]byte, 64)
-	for {
-		n, _, err := sock.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			return false
-		}
-		if string(buf[:n]) == "nslab-hairpin" {
-			return true
-		}
-	}
+	return ok
 }
 
 // Close tears the lab down now, as httptest's Server.Close; the cleanup
