@@ -247,7 +247,7 @@ func typeMessage(msg string) string {
 	}
 	want := map[string]string{
 		"string": "a string", "int": "an integer", "bool": "true or false",
-		"[]string": "a list of strings", "map[string]string": "a table of strings",
+		"[]string": "a list of strings", "[]int": "a list of integers", "map[string]string": "a table of strings",
 	}[m[2]]
 	switch {
 	case want != "":

@@ -211,9 +211,12 @@ func (l *Lab) ExecReplace(node string, argv []string, env []string) error {
 	})
 }
 
-// startServices starts each node's start commands in the background, with
-// output to StateDir/LAB/logs/NODE.log.
+// startServices starts each node's echo service and start commands in
+// the background, with output to StateDir/LAB/logs/NODE.log.
 func (l *Lab) startServices(ctx context.Context) error {
+	if err := l.startEcho(); err != nil {
+		return err
+	}
 	for _, n := range l.Plan.Nodes {
 		if len(n.Start) == 0 {
 			continue

@@ -41,6 +41,8 @@ type Node struct {
 	Routes  []Route
 	Sysctls []Sysctl
 	Start   []string
+	// Echo are the ports of the node's echo service (UDP and TCP).
+	Echo []int
 	// NAT and Firewall are the node's nftables rules, nil when none.
 	NAT      *NAT
 	Firewall *Firewall
@@ -293,6 +295,7 @@ func (r *resolver) run() {
 				c.add(fmt.Sprintf("%s.start[%d]", path, j), obj, "start command %d is empty", j+1)
 			}
 		}
+		n.Echo = r.echoPorts(path, obj, n, ns.Echo)
 		p.Nodes = append(p.Nodes, n)
 		p.byName[n.Name] = n
 	}

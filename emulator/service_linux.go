@@ -76,14 +76,30 @@ func (l *Lab) Serve(node, proto string, port int) (*Service, error) {
 	if n := l.Plan.Node(node); n != nil && n.Kind == KindSwitch {
 		return nil, BadInput(fmt.Errorf("node %q is a switch: it has no address to serve on", node))
 	}
-	s := &Service{Node: node, Proto: proto, Port: port}
+	switch proto {
+	case "udp", "tcp":
+	default:
+		return nil, BadInput(fmt.Errorf("serve: protocol %q is not udp or tcp", proto))
+	}
+	s, err := listenEcho(proto, port, func(fn func() error) error { return l.inNode(node, fn) })
+	if err != nil {
+		return nil, fmt.Errorf("serve %s %d in node %q: %w", proto, port, node, err)
+	}
+	s.Node = node
+	return s, nil
+}
+
+// listenEcho opens the echo service's sockets through open (which runs
+// its function in the namespace to serve in) and starts answering.
+func listenEcho(proto string, port int, open func(func() error) error) (*Service, error) {
+	s := &Service{Proto: proto, Port: port}
 	switch proto {
 	case "udp":
 		// One socket per family, each answering from the address the probe
 		// was sent to (IP_PKTINFO): a node with several addresses must not
 		// answer from another one.
 		var conns []*net.UDPConn
-		err := l.inNode(node, func() error {
+		err := open(func() error {
 			for _, nw := range []string{"udp4", "udp6"} {
 				pc, err := net.ListenUDP(nw, &net.UDPAddr{Port: port})
 				if err != nil {
@@ -100,7 +116,7 @@ func (l *Lab) Serve(node, proto string, port int) (*Service, error) {
 			for _, pc := range conns {
 				pc.Close()
 			}
-			return nil, fmt.Errorf("serve udp %d in node %q: %w", port, node, err)
+			return nil, err
 		}
 		s.closer = func() error {
 			var errs []error
@@ -115,12 +131,12 @@ func (l *Lab) Serve(node, proto string, port int) (*Service, error) {
 		}
 	case "tcp":
 		var ln *net.TCPListener
-		err := l.inNode(node, func() (err error) {
+		err := open(func() (err error) {
 			ln, err = net.ListenTCP("tcp", &net.TCPAddr{Port: port})
 			return err
 		})
 		if err != nil {
-			return nil, fmt.Errorf("serve tcp %d in node %q: %w", port, node, err)
+			return nil, err
 		}
 		s.closer = ln.Close
 		s.wg.Add(1)

@@ -67,6 +67,11 @@ type NodeSpec struct {
 	// Start lists commands started in the background (through /bin/sh -c)
 	// once the lab is up; they are stopped at teardown.
 	Start []string `toml:"start,omitempty"`
+	// Echo lists ports (1-65535) on which nslab's built-in echo service
+	// answers, over UDP and TCP, once the lab is up: the rendezvous of a
+	// hole punch (docs/nat.md). It runs as a process in the node and is
+	// stopped at teardown.
+	Echo []int `toml:"echo,omitempty"`
 	// NAT makes a router a gateway: masquerade or source NAT out of its
 	// outside interface, and port forwards in (see docs/nat.md).
 	NAT *NATSpec `toml:"nat,omitempty"`
