@@ -23,6 +23,8 @@ type Pos struct {
 type sourceMap struct {
 	file string
 	pos  map[string]Pos
+	// scriptLine is the line of the embedded script's first line.
+	scriptLine int
 }
 
 // at returns the position of path, or of its nearest written parent.
@@ -163,12 +165,30 @@ func mapSource(file string, data []byte) (*sourceMap, error) {
 			path := join(prefix, key)
 			s.pos[path] = kpos
 			walkValue(&p, s, path, e.Value())
+			if path == "script" {
+				s.scriptLine = scriptStart(data, kpos.Line)
+			}
 		}
 	}
 	if err := p.Error(); err != nil {
 		return nil, Problems{{File: file, Msg: err.Error()}}
 	}
 	return s, nil
+}
+
+// scriptStart returns the line where the script value written on line
+// starts: the next line when the line ends with a multi-line string's
+// opening quotes (TOML drops the newline that follows them), else line.
+func scriptStart(data []byte, line int) int {
+	lines := bytes.Split(data, []byte("\n"))
+	if line < 1 || line > len(lines) {
+		return line
+	}
+	l := bytes.TrimRight(lines[line-1], " \t\r")
+	if bytes.HasSuffix(l, []byte(`"""`)) || bytes.HasSuffix(l, []byte("'''")) {
+		return line + 1
+	}
+	return line
 }
 
 func walkValue(p *unstable.Parser, s *sourceMap, path string, v *unstable.Node) {

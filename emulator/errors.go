@@ -20,7 +20,10 @@ func (p Problem) String() string {
 	if p.File != "" {
 		b.WriteString(p.File)
 		if p.Pos.Line > 0 {
-			fmt.Fprintf(&b, ":%d:%d", p.Pos.Line, p.Pos.Col)
+			fmt.Fprintf(&b, ":%d", p.Pos.Line)
+			if p.Pos.Col > 0 {
+				fmt.Fprintf(&b, ":%d", p.Pos.Col)
+			}
 		}
 		b.WriteString(": ")
 	}
@@ -90,3 +93,8 @@ func (c *collector) err() error {
 	})
 	return c.ps
 }
+
+// Suggest returns ` (did you mean "x"?)` naming the known name closest to
+// name, or the short list of known names, or "" when none is close: the
+// tail of an "unknown name" message.
+func Suggest(name string, known []string) string { return suggest(name, known) }

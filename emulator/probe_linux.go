@@ -278,6 +278,7 @@ func (c *icmpConn) drain() {
 func (c *icmpConn) ping(ctx context.Context, from, to string, target netip.Addr, o PingOptions) (PingResult, error) {
 	res := PingResult{From: from, To: to, Target: target}
 	sent := map[uint16]time.Time{}
+	unsent := 0
 	for i := 0; i < o.Count; i++ {
 		if i > 0 && o.Interval > 0 {
 			select {
@@ -291,6 +292,7 @@ func (c *icmpConn) ping(ctx context.Context, from, to string, target netip.Addr,
 		if err := c.send(target, seq); err != nil {
 			// No route and the like: the probe was made and failed.
 			res.Sent++
+			unsent++
 			continue
 		}
 		res.Sent++
@@ -303,7 +305,9 @@ func (c *icmpConn) ping(ctx context.Context, from, to string, target netip.Addr,
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	c.collect(&res, sent, deadline, res.Sent-res.Received)
+	if unsent < res.Sent { // when nothing left, no reply can come
+		c.collect(&res, sent, deadline, res.Sent-res.Received)
+	}
 	res.finish()
 	return res, nil
 }

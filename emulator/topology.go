@@ -27,10 +27,25 @@ type Topology struct {
 	// Host, when set, places one interface of the lab in the namespace
 	// nslab runs in (the "host"), with addresses and routes.
 	Host *HostSpec `toml:"host,omitempty"`
+	// Script holds checks and experiment steps in the nslab script language
+	// (docs/scripting.md), run by `nslab run` once the lab is up: a file
+	// that carries its own script is a complete network test.
+	Script string `toml:"script,omitempty"`
 
 	// source tells where each field was written, for error messages. It is
 	// empty for topologies built in Go.
 	source *sourceMap
+}
+
+// ScriptSource tells where the embedded script starts: the topology's file
+// and the line of the script's first line, so that a failing script line is
+// reported at its place in the topology file. For a topology built in Go it
+// returns "" and 1.
+func (t *Topology) ScriptSource() (file string, line int) {
+	if t.source == nil || t.source.scriptLine == 0 {
+		return "", 1
+	}
+	return t.source.file, t.source.scriptLine
 }
 
 // Addressing gives the pools that automatic addresses come from. A segment

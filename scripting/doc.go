@@ -1,4 +1,17 @@
-// Package scripting is reserved for nslab's script language (checks such
-// as `reach A B`, changes such as `link A B down`, at a prompt, in files
-// and in Go tests). It holds no code yet: nothing here is implemented.
+// Package scripting is nslab's script language: checks such as
+// `reach red blue` and `!reach lan blue`, programs run in nodes
+// (`blue ip route`), changes while the lab runs (`link red v-net-0 down`)
+// and helpers (`wait`, `expect`, `sleep`, `source`), one command per line.
+//
+// The same language runs from script files (`nslab run FILE --script S`),
+// from the `script` of a topology file, at the interactive prompt
+// (`nslab run` on a terminal, `nslab attach LAB`) and from Go tests
+// (nslabtest's Lab.RunScript). A script is parsed (Parse), checked against
+// the lab before anything runs (Check: unknown commands and nodes,
+// malformed durations and patterns, with the closest known name), then run
+// (Run): a failing line stops it, or not with Options.KeepGoing, and is
+// reported as "file:line: command: what was expected, what happened".
+//
+// The commands are documented one by one in docs/scripting.md and by
+// `help` at the prompt. A Registry holds them; Register adds new ones.
 package scripting

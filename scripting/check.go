@@ -1,0 +1,233 @@
+package scripting
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nslab/nslab/emulator"
+)
+
+// maxSourceDepth bounds `source` nesting.
+const maxSourceDepth = 8
+
+// Validator checks a script against a lab's plan before anything runs:
+// every command known, every node in the lab, every duration and pattern
+// well formed, every sourced file readable. Command.Validate functions get
+// it to check their arguments.
+type Validator struct {
+	Plan *emulator.Plan
+	Reg  *Registry
+
+	ps      emulator.Problems
+	known   map[string]bool // nodes named that the lab has
+	unknown map[string]bool // nodes named that it does not
+}
+
+// Check validates s against plan with the commands of reg (nil: the
+// built-ins). It returns every problem at once, as emulator.Problems
+// (bad input: the CLI exits 2), each naming the file, line and command.
+// `source` lines are read and checked too.
+func Check(s *Script, plan *emulator.Plan, reg *Registry) error {
+	if reg == nil {
+		reg = Builtins()
+	}
+	v := &Validator{Plan: plan, Reg: reg, known: map[string]bool{}, unknown: map[string]bool{}}
+	v.lines(s.Lines, 0, map[string]bool{})
+	if len(v.unknown) > 0 && len(v.known) == 0 {
+		var names []string
+		for n := range v.unknown {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		file := s.File
+		v.ps = append(emulator.Problems{{File: file, Msg: fmt.Sprintf("lab %q has none of the nodes this script names (%s): is the script for another lab? Its nodes: %s",
+			plan.Lab, strings.Join(names, ", "), strings.Join(plan.NodeNames(), ", "))}}, v.ps...)
+	}
+	if len(v.ps) > 0 {
+		return v.ps
+	}
+	return nil
+}
+
+// CheckLine validates one line (typed at the prompt).
+func CheckLine(ln *Line, plan *emulator.Plan, reg *Registry) error {
+	return Check(&Script{File: ln.File, Lines: []*Line{ln}}, plan, reg)
+}
+
+func (v *Validator) lines(lines []*Line, depth int, active map[string]bool) {
+	for _, ln := range lines {
+		for _, err := range flatten(v.line(ln, depth, active)) {
+			v.ps = append(v.ps, emulator.Problem{File: ln.File, Pos: emulator.Pos{Line: ln.Num}, Object: ln.Text, Msg: err.Error()})
+		}
+	}
+}
+
+func (v *Validator) line(ln *Line, depth int, active map[string]bool) error {
+	c := v.Reg.Lookup(ln.Name)
+	if c == nil {
+		if v.Plan.Node(ln.Name) == nil {
+			v.unknown[ln.Name] = true
+			return fmt.Errorf("no command or node %q%s", ln.Name, suggest(ln.Name, append(v.Reg.Names(), v.Plan.NodeNames()...)))
+		}
+		v.known[ln.Name] = true
+		if len(ln.Args) == 0 {
+			return fmt.Errorf("no program to run in node %q (write `%s PROGRAM ARG...`, e.g. `%s ip addr`)", ln.Name, ln.Name, ln.Name)
+		}
+		return nil
+	}
+	if err := v.command(c, ln); err != nil {
+		return err
+	}
+	if c.Name == "source" {
+		return v.source(ln, depth, active)
+	}
+	return nil
+}
+
+// command checks the negation, the argument count and the arguments.
+func (v *Validator) command(c *Command, ln *Line) error {
+	if ln.Neg && !c.Check {
+		return fmt.Errorf("%q is not a check: '!' cannot negate it", c.Name)
+	}
+	n := len(ln.Args)
+	if n < c.MinArgs || (c.MaxArgs >= 0 && n > c.MaxArgs) {
+		return fmt.Errorf("wrong number of arguments: usage is `%s`", c.Usage)
+	}
+	if c.Validate == nil {
+		return nil
+	}
+	return c.Validate(v, ln, ln.Strings())
+}
+
+func (v *Validator) source(ln *Line, depth int, active map[string]bool) error {
+	path := ln.Args[0].Text
+	if ln.File != "" && !filepath.IsAbs(path) {
+		path = filepath.Join(filepath.Dir(ln.File), path)
+	}
+	if depth >= maxSourceDepth {
+		return fmt.Errorf("source %q: nested more than %d deep", path, maxSourceDepth)
+	}
+	if active[path] {
+		return fmt.Errorf("source %q: the file sources itself (a loop)", path)
+	}
+	s, err := ParseFile(path)
+	if err != nil {
+		var ps emulator.Problems
+		if errors.As(err, &ps) {
+			v.ps = append(v.ps, ps...)
+			return nil
+		}
+		return err
+	}
+	ln.Sourced = s
+	active[path] = true
+	v.lines(s.Lines, depth+1, active)
+	delete(active, path)
+	return nil
+}
+
+// Node checks that name is a node of the lab.
+func (v *Validator) Node(name string) error {
+	if v.Plan.Node(name) == nil {
+		v.unknown[name] = true
+		return fmt.Errorf("no node %q in lab %q%s", name, v.Plan.Lab, suggest(name, v.Plan.NodeNames()))
+	}
+	v.known[name] = true
+	return nil
+}
+
+// nodes records names that a failed lookup mentioned, for the wrong-lab
+// hint.
+func (v *Validator) nodes(ends ...string) {
+	for _, e := range ends {
+		n := emulator.ParseEnd(e).Node
+		if v.Plan.Node(n) == nil {
+			v.unknown[n] = true
+		} else {
+			v.known[n] = true
+		}
+	}
+}
+
+// Source checks that name is a node with addresses: a host or a router.
+func (v *Validator) Source(name string) error {
+	if err := v.Node(name); err != nil {
+		return err
+	}
+	if v.Plan.Node(name).Kind == emulator.KindSwitch {
+		return fmt.Errorf("node %q is a switch: it has no address", name)
+	}
+	return nil
+}
+
+// Target checks a node with addresses, or an IP address.
+func (v *Validator) Target(s string) error {
+	if _, err := netip.ParseAddr(s); err == nil {
+		return nil
+	}
+	return v.Source(s)
+}
+
+// Seen checks an address, address:port, or a node.
+func (v *Validator) Seen(s string) error {
+	if _, err := netip.ParseAddrPort(s); err == nil {
+		return nil
+	}
+	return v.Target(s)
+}
+
+// Duration parses a positive duration such as 500ms or 2s.
+func (v *Validator) Duration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("malformed duration %q (write a positive number with a unit: 500ms, 2s, 1m)", s)
+	}
+	return d, nil
+}
+
+// Regexp compiles a pattern as `expect` uses it.
+func (v *Validator) Regexp(s string) error {
+	if _, err := compileExpect(s); err != nil {
+		return fmt.Errorf("malformed regular expression %q: %v", s, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
+	}
+	return nil
+}
+
+func compileExpect(s string) (*regexp.Regexp, error) { return regexp.Compile("(?m)" + s) }
+
+// checks lists the commands that are checks.
+func (v *Validator) checks() []string {
+	var out []string
+	for _, n := range v.Reg.Names() {
+		if c := v.Reg.Lookup(n); c.Check && n != "wait" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// all joins the errors that are not nil.
+func (v *Validator) all(errs ...error) error { return errors.Join(errs...) }
+
+// flatten splits a joined error into its parts.
+func flatten(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+func suggest(name string, known []string) string { return emulator.Suggest(name, known) }

@@ -1,0 +1,416 @@
+package scripting
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/nslab/nslab/emulator"
+)
+
+// Options tune Run.
+type Options struct {
+	// Out receives each line's result and the programs' output; nil
+	// discards it.
+	Out io.Writer
+	// KeepGoing runs the lines after a failing one instead of stopping.
+	KeepGoing bool
+	// Registry holds the commands (nil: Builtins()).
+	Registry *Registry
+	// Timeout is how long reach, pingall and nat wait for an answer
+	// (default 1s; `set timeout` changes it).
+	Timeout time.Duration
+}
+
+// Result is what a script run did.
+type Result struct {
+	// Lines counts the lines run, Checks the checks among them, Passed
+	// the checks that passed.
+	Lines    int           `json:"lines"`
+	Checks   int           `json:"checks"`
+	Passed   int           `json:"passed"`
+	Failures []Failure     `json:"failures"`
+	Elapsed  time.Duration `json:"elapsed_ns"`
+}
+
+// OK reports whether no line failed.
+func (r *Result) OK() bool { return len(r.Failures) == 0 }
+
+// Err returns nil when every line passed, else a *FailedError listing the
+// failures.
+func (r *Result) Err() error {
+	if r.OK() {
+		return nil
+	}
+	return &FailedError{Failures: r.Failures}
+}
+
+// Summary is one line for a person: "9 checks passed, 0 failed (12 lines,
+// 1.42s)".
+func (r *Result) Summary() string {
+	return fmt.Sprintf("%d of %d checks passed, %d failed (%d lines run in %s)",
+		r.Passed, r.Checks, len(r.Failures), r.Lines, r.Elapsed.Round(time.Millisecond))
+}
+
+// Failure is one failing line.
+type Failure struct {
+	File string `json:"file,omitempty"`
+	Line int    `json:"line"`
+	// Command is the line as written.
+	Command string `json:"command"`
+	// Message says what was expected and what happened.
+	Message string `json:"message"`
+}
+
+// String gives "file:line: command: what was expected, what happened".
+func (f Failure) String() string {
+	where := fmt.Sprintf("line %d", f.Line)
+	if f.File != "" {
+		where = fmt.Sprintf("%s:%d", f.File, f.Line)
+	}
+	return fmt.Sprintf("%s: %s: %s", where, f.Command, f.Message)
+}
+
+// FailedError is returned (by Result.Err) when a line failed: a check did
+// not hold or a command could not be run.
+type FailedError struct{ Failures []Failure }
+
+func (e *FailedError) Error() string {
+	s := make([]string, len(e.Failures))
+	for i, f := range e.Failures {
+		s[i] = f.String()
+	}
+	return strings.Join(s, "\n")
+}
+
+// Run checks s against the lab (every problem reported at once, before
+// anything runs, as emulator.Problems) and then runs its lines in order.
+// A failing line stops the script unless o.KeepGoing is set. The error is
+// for bad input and cancellation; failed checks are in the Result.
+func Run(ctx context.Context, lab *emulator.Lab, s *Script, o Options) (*Result, error) {
+	sess := NewSession(lab, o)
+	if err := Check(s, lab.Plan, sess.Reg); err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	err := sess.runLines(ctx, s.Lines)
+	sess.res.Elapsed = time.Since(t0)
+	if errors.Is(err, errStop) {
+		err = nil
+	}
+	return sess.res, err
+}
+
+// errStop ends a script at its first failure.
+var errStop = errors.New("script stopped at a failing line")
+
+// Session is the state a script runs in: the lab, the settings `set`
+// changes, and the output of the last program for `expect`. The prompt
+// keeps one Session for all the lines typed.
+type Session struct {
+	Lab *emulator.Lab
+	Reg *Registry
+	Out io.Writer
+	// Live, when set, receives programs' output as it comes (the
+	// prompt), instead of once they are done.
+	Live io.Writer
+	// Stdin is given to programs (nil: none).
+	Stdin io.Reader
+	// Echo prints each line with its place before its result (scripts).
+	Echo      bool
+	Subst     bool
+	Timeout   time.Duration
+	KeepGoing bool
+
+	last    string // output of the last program
+	lastCmd string
+	res     *Result
+}
+
+// NewSession returns a session on lab with the options' settings.
+func NewSession(lab *emulator.Lab, o Options) *Session {
+	s := &Session{Lab: lab, Reg: o.Registry, Out: o.Out, Echo: true, Subst: true, Timeout: o.Timeout, KeepGoing: o.KeepGoing, res: &Result{}}
+	if s.Reg == nil {
+		s.Reg = Builtins()
+	}
+	if s.Out == nil {
+		s.Out = io.Discard
+	}
+	if s.Timeout <= 0 {
+		s.Timeout = time.Second
+	}
+	return s
+}
+
+// Result returns what the session has run so far.
+func (s *Session) Result() *Result { return s.res }
+
+func (s *Session) runLines(ctx context.Context, lines []*Line) error {
+	for _, ln := range lines {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if ok := s.RunLine(ctx, ln); !ok && !s.KeepGoing {
+			return errStop
+		}
+	}
+	return nil
+}
+
+// RunLine runs one checked line, prints its result and records it. It
+// reports whether the line passed.
+func (s *Session) RunLine(ctx context.Context, ln *Line) bool {
+	c := s.Reg.Lookup(ln.Name)
+	args := ln.Strings()
+	if c == nil { // a program in a node
+		c = s.Reg.Lookup("exec")
+		args = append([]string{ln.Name}, args...)
+		ln = &Line{File: ln.File, Num: ln.Num, Text: ln.Text, Neg: ln.Neg, Name: "exec", Args: append([]Word{{Text: ln.Name}}, ln.Args...)}
+	}
+	if c.Name != "source" {
+		s.res.Lines++
+	}
+	if c.Check {
+		s.res.Checks++
+	}
+	o, err := c.Run(ctx, s, ln, args)
+	var msg string
+	switch {
+	case err != nil:
+		msg = err.Error()
+	case c.Check && o.Held == ln.Neg:
+		want, prefix := o.Want, ", but "
+		if ln.Neg {
+			want = o.WantNot
+		}
+		if want == "" {
+			want, prefix = "", ""
+		} else {
+			want = "expected " + want
+		}
+		msg = want + prefix + o.Said
+	}
+	if s.Echo {
+		status := "ok  "
+		if msg != "" {
+			status = "FAIL"
+		}
+		if c.Name != "source" {
+			fmt.Fprintf(s.Out, "%s %s: %s\n", status, ln.Where(), ln.Text)
+		}
+	}
+	if o.Output != "" {
+		indent := ""
+		if s.Echo {
+			indent = "    "
+		}
+		for _, l := range strings.Split(strings.TrimRight(o.Output, "\n"), "\n") {
+			fmt.Fprintf(s.Out, "%s%s\n", indent, l)
+		}
+	}
+	if msg != "" {
+		f := Failure{File: ln.File, Line: ln.Num, Command: ln.Text, Message: msg}
+		s.res.Failures = append(s.res.Failures, f)
+		if s.Echo {
+			fmt.Fprintf(s.Out, "     %s\n", msg)
+		} else {
+			fmt.Fprintf(s.Out, "FAIL: %s\n", msg)
+		}
+		return false
+	}
+	if c.Check {
+		s.res.Passed++
+	}
+	if o.Said != "" && (!s.Echo || c.Name != "exec") {
+		indent := "     "
+		if !s.Echo {
+			indent = ""
+		}
+		fmt.Fprintf(s.Out, "%s%s\n", indent, o.Said)
+	}
+	return true
+}
+
+// runProgram runs a program in a node, with node names among its
+// arguments replaced by addresses.
+func (s *Session) runProgram(ctx context.Context, node string, words []Word) (Outcome, error) {
+	argv := make([]string, len(words))
+	for i, w := range words {
+		argv[i] = w.Text
+		if i > 0 && s.Subst && !w.Quoted {
+			argv[i] = s.addressOf(w.Text)
+		}
+	}
+	shown := node + " " + strings.Join(argv, " ")
+	o := Outcome{Want: "`" + shown + "` to exit 0", WantNot: "`" + shown + "` to fail"}
+	var buf bytes.Buffer
+	var w io.Writer = &buf
+	if s.Live != nil {
+		w = io.MultiWriter(&buf, s.Live)
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr, cmd.Stdin = w, w, s.Stdin
+	cmd.WaitDelay = time.Second
+	if err := s.Lab.Start(node, cmd); err != nil {
+		return o, err
+	}
+	err := cmd.Wait()
+	s.last, s.lastCmd = buf.String(), shown
+	if s.Live == nil {
+		o.Output = buf.String()
+	}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		o.Held, o.Said = true, "exit status 0"
+	case errors.As(err, &ee):
+		o.Said = ee.Error()
+	default:
+		return o, fmt.Errorf("run %q in node %q: %w", argv[0], node, err)
+	}
+	return o, nil
+}
+
+// addressOf replaces a node's name by its first address (IPv4 first).
+func (s *Session) addressOf(word string) string {
+	n := s.Lab.Plan.Node(word)
+	if n == nil || n.Kind == emulator.KindSwitch {
+		return word
+	}
+	for _, f := range []int{4, 6} {
+		if a, ok := n.FirstAddr(f); ok {
+			return a.String()
+		}
+	}
+	return word
+}
+
+func (s *Session) ping(ctx context.Context, from, to string) (emulator.PingResult, error) {
+	o := emulator.PingOptions{Timeout: s.Timeout}
+	if a, err := netip.ParseAddr(to); err == nil {
+		o.Target = a
+		to = ""
+	}
+	return s.Lab.Ping(ctx, from, to, o)
+}
+
+// natPort is the UDP port of the echo service `nat` starts (RFC 862 echo).
+const natPort = 7
+
+func (s *Session) nat(ctx context.Context, args []string) (Outcome, error) {
+	a, b := args[0], args[1]
+	o := Outcome{Want: "the source to be translated on the way from " + a + " to " + b, WantNot: "the source to reach " + b + " untranslated"}
+	var want []string
+	if len(args) == 3 {
+		want = []string{args[2]}
+		shown := args[2]
+		if n := s.Lab.Plan.Node(args[2]); n != nil {
+			// A node stands for any of its addresses.
+			want = nil
+			for _, i := range n.Ifaces {
+				for _, p := range i.Addrs {
+					want = append(want, p.Addr().String())
+				}
+			}
+			shown = fmt.Sprintf("%s (%s)", args[2], strings.Join(want, " or "))
+		}
+		o.Want, o.WantNot = b+" to see "+a+" as "+shown, b+" not to see "+a+" as "+shown
+	}
+	target, err := s.Lab.AddrOf(b, 4, natPort)
+	if err != nil {
+		if target, err = s.Lab.AddrOf(b, 6, natPort); err != nil {
+			return o, err
+		}
+	}
+	svc, err := s.Lab.Serve(b, "udp", natPort)
+	if err != nil {
+		return o, err
+	}
+	defer svc.Close()
+	r, err := s.Lab.Probe(ctx, a, target, "udp", emulator.ProbeOptions{Timeout: s.Timeout})
+	if err != nil {
+		return o, fmt.Errorf("%s -> %s (%s): no answer from the echo service, so nothing to tell: %w", a, b, target, err)
+	}
+	o.Said = fmt.Sprintf("%s saw %s (sent from %s)", b, r.Observed, r.Local)
+	if want != nil {
+		for _, w := range want {
+			o.Held = o.Held || seenMatches(w, r.Observed)
+		}
+	} else {
+		o.Held = r.Translated()
+	}
+	return o, nil
+}
+
+func (s *Session) expect(pattern string) (Outcome, error) {
+	re, err := compileExpect(pattern)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if s.lastCmd == "" {
+		return Outcome{}, errors.New("no program has run yet: expect matches the output of the last one")
+	}
+	o := Outcome{Want: fmt.Sprintf("the output of `%s` to match %q", s.lastCmd, pattern), WantNot: fmt.Sprintf("the output of `%s` not to match %q", s.lastCmd, pattern)}
+	o.Held = re.MatchString(s.last)
+	out := strings.TrimRight(s.last, "\n")
+	if out == "" {
+		o.Said = "it printed nothing"
+	} else {
+		o.Said = "it printed:\n        " + strings.ReplaceAll(out, "\n", "\n        ")
+	}
+	if o.Held {
+		o.Said = "matched"
+	}
+	return o, nil
+}
+
+// wait retries the check in `wait CHECK ARG... DURATION` until it holds
+// (as written, with its own '!') or the time is up.
+func (s *Session) wait(ctx context.Context, ln *Line) (Outcome, error) {
+	d, _ := time.ParseDuration(ln.Args[len(ln.Args)-1].Text)
+	in := waitLine(ln)
+	c := s.Reg.Lookup(in.Name)
+	deadline := time.Now().Add(d)
+	t0 := time.Now()
+	tries := 0
+	for {
+		tries++
+		cctx, cancel := context.WithDeadline(ctx, deadline)
+		o, err := c.Run(cctx, s, in, in.Strings())
+		cancel()
+		if ctx.Err() != nil {
+			return o, ctx.Err()
+		}
+		if err != nil {
+			if emulator.IsBadInput(err) {
+				return o, err
+			}
+			o.Said = err.Error() // retry: an answer may come later
+		}
+		held := err == nil && o.Held != in.Neg
+		want := o.Want
+		if in.Neg {
+			want = o.WantNot
+		}
+		if held || !time.Now().Before(deadline) {
+			out := Outcome{Held: held, Want: fmt.Sprintf("within %s, %s", d, want), WantNot: fmt.Sprintf("not within %s, %s", d, want)}
+			if held {
+				out.Said = fmt.Sprintf("after %s (%d tries): %s", time.Since(t0).Round(time.Millisecond), tries, o.Said)
+			} else {
+				out.Said = fmt.Sprintf("after %s (%d tries), the last: %s", time.Since(t0).Round(time.Millisecond), tries, o.Said)
+			}
+			return out, nil
+		}
+		select {
+		case <-ctx.Done():
+			return o, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
