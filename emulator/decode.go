@@ -165,7 +165,7 @@ func mapSource(file string, data []byte) (*sourceMap, error) {
 			path := join(prefix, key)
 			s.pos[path] = kpos
 			walkValue(&p, s, path, e.Value())
-			if path == "script" {
+			if path == "test.script" {
 				s.scriptLine = scriptStart(data, kpos.Line)
 			}
 		}

@@ -27,14 +27,22 @@ type Topology struct {
 	// Host, when set, places one interface of the lab in the namespace
 	// nslab runs in (the "host"), with addresses and routes.
 	Host *HostSpec `toml:"host,omitempty"`
-	// Script holds checks and experiment steps in the nslab script language
-	// (docs/scripting.md), run by `nslab run` once the lab is up: a file
-	// that carries its own script is a complete network test.
-	Script string `toml:"script,omitempty"`
+	// Test is the lab's own test, run by `nslab run` once the lab is up:
+	// a file that carries one is a complete network test.
+	Test *TestSpec `toml:"test,omitempty"`
 
 	// source tells where each field was written, for error messages. It is
 	// empty for topologies built in Go.
 	source *sourceMap
+}
+
+// TestSpec is the [test] table of a topology file.
+type TestSpec struct {
+	// Script holds checks and experiment steps in the nslab script
+	// language (docs/scripting.md), one command per line.
+	Script string `toml:"script"`
+	// KeepGoing runs the lines after a failing one (default: stop).
+	KeepGoing bool `toml:"keep_going,omitempty"`
 }
 
 // ScriptSource tells where the embedded script starts: the topology's file

@@ -60,6 +60,7 @@ func Prompt(ctx context.Context, sess *Session, o PromptOptions) error {
 		return complete(t, sess, line, pos)
 	}
 	sess.Echo, sess.Live, sess.Stdin, sess.Out = false, o.Out, o.In, o.Out
+	defer sess.Close()
 	fmt.Fprintf(o.Out, "lab %s: %d nodes. Type `help` for the commands, Ctrl-D to leave.\n", sess.Lab.Name(), len(sess.Lab.Plan.Nodes))
 	num := 0
 	for {

@@ -98,6 +98,7 @@ func Run(ctx context.Context, lab *emulator.Lab, s *Script, o Options) (*Result,
 	if err := Check(s, lab.Plan, sess.Reg); err != nil {
 		return nil, err
 	}
+	defer sess.Close()
 	t0 := time.Now()
 	err := sess.runLines(ctx, s.Lines)
 	sess.res.Elapsed = time.Since(t0)
@@ -128,9 +129,10 @@ type Session struct {
 	Timeout   time.Duration
 	KeepGoing bool
 
-	last    string // output of the last program
-	lastCmd string
-	res     *Result
+	last     string // output of the last program
+	lastCmd  string
+	res      *Result
+	services []*emulator.Service // started by `serve`
 }
 
 // NewSession returns a session on lab with the options' settings.

@@ -26,12 +26,12 @@ func loadScript(c *cli.Context, plan *emulator.Plan) (*scripting.Script, error) 
 	switch {
 	case c.String("script") != "":
 		s, err = scripting.ParseFile(c.String("script"))
-	case plan.Topology != nil && strings.TrimSpace(plan.Topology.Script) != "":
+	case plan.Topology != nil && plan.Topology.Test != nil && strings.TrimSpace(plan.Topology.Test.Script) != "":
 		file, line := plan.Topology.ScriptSource()
 		if file == "" {
 			file = "script"
 		}
-		s, err = scripting.Parse(file, plan.Topology.Script, line)
+		s, err = scripting.Parse(file, plan.Topology.Test.Script, line)
 	default:
 		return nil, nil
 	}
@@ -48,7 +48,11 @@ func (g *globals) runScript(ctx context.Context, c *cli.Context, lab *emulator.L
 	if c.Bool("json") {
 		out = io.Discard
 	}
-	res, err := scripting.Run(ctx, lab, s, scripting.Options{Out: out, KeepGoing: c.Bool("keep-going")})
+	keep := c.Bool("keep-going")
+	if t := lab.Plan.Topology; t != nil && t.Test != nil && c.String("script") == "" {
+		keep = keep || t.Test.KeepGoing
+	}
+	res, err := scripting.Run(ctx, lab, s, scripting.Options{Out: out, KeepGoing: keep})
 	if err != nil {
 		return res, err
 	}
