@@ -178,6 +178,16 @@ func (l *Lab) natRules(c *nftables.Conn, t *nftables.Table, filter map[string]*n
 	return nil
 }
 
+// Set IDs name a node's sets within its one transaction. They are given
+// here because google/nftables otherwise numbers sets from a package
+// variable without a lock, a data race when two gateways are configured
+// at once.
+const (
+	setIDKept uint32 = iota + 1
+	setIDMappings
+	setIDPeers
+)
+
 // keptMappings gives endpoint-independent mapping without port
 // preservation: the first flow of an inside endpoint gets a random port,
 // recorded after translation, and every later flow of that endpoint is
@@ -191,7 +201,7 @@ func (l *Lab) keptMappings(c *nftables.Conn, t *nftables.Table, post, postnat *n
 	if err != nil {
 		return err
 	}
-	kept := &nftables.Set{Table: t, Name: "kept", IsMap: true, Dynamic: true, HasTimeout: true, Concatenation: true,
+	kept := &nftables.Set{Table: t, Name: "kept", ID: setIDKept, IsMap: true, Dynamic: true, HasTimeout: true, Concatenation: true,
 		Timeout: nat.MappingTimeout, KeyType: key, DataType: nftables.TypeInetService}
 	if err := c.AddSet(kept, nil); err != nil {
 		return fmt.Errorf("add map: %w", err)
@@ -225,7 +235,7 @@ func (l *Lab) mappingMap(c *nftables.Conn, t *nftables.Table, pre, post, postnat
 	if err != nil {
 		return err
 	}
-	m := &nftables.Set{Table: t, Name: "mappings", IsMap: true, Dynamic: true, HasTimeout: true,
+	m := &nftables.Set{Table: t, Name: "mappings", ID: setIDMappings, IsMap: true, Dynamic: true, HasTimeout: true,
 		Timeout: nat.MappingTimeout, KeyType: nftables.TypeInetService, DataType: data}
 	if err := c.AddSet(m, nil); err != nil {
 		return fmt.Errorf("add map: %w", err)
@@ -236,7 +246,7 @@ func (l *Lab) mappingMap(c *nftables.Conn, t *nftables.Table, pre, post, postnat
 		if err != nil {
 			return err
 		}
-		peers = &nftables.Set{Table: t, Name: "peers", Dynamic: true, HasTimeout: true, Concatenation: true,
+		peers = &nftables.Set{Table: t, Name: "peers", ID: setIDPeers, Dynamic: true, HasTimeout: true, Concatenation: true,
 			Timeout: nat.MappingTimeout, KeyType: key}
 		if err := c.AddSet(peers, nil); err != nil {
 			return fmt.Errorf("add set: %w", err)
