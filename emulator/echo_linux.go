@@ -132,7 +132,7 @@ func (l *Lab) startEchoIn(n *Node) error {
 	defer r.Close()
 	// This very binary, even if it was replaced on disk since it started.
 	cmd := exec.Command("/proc/self/exe")
-	cmd.Args = []string{"nslab-echo-service", n.Name}
+	cmd.Args = []string{"nslab-echo-service", l.Plan.Lab, n.Name} // what ps shows
 	cmd.Env = append(os.Environ(), echoEnv+"="+strings.Join(ports, ","), echoNodeEnv+"="+n.Name)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.ExtraFiles = []*os.File{w}

@@ -224,6 +224,7 @@ the service saw: behind a NAT, the mapping. Exit 0 on an answer, 1 without.
 				OnUsageError: usageErr,
 				Action:       g.cmdProbe,
 			},
+			g.punchCommand(),
 			{
 				Name:      "validate",
 				Usage:     "check a topology file and create nothing",

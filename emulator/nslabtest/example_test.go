@@ -34,3 +34,18 @@ func ExampleLab_ObservedSource() {
 		}
 	}
 }
+
+// Two peers behind NATs: do they connect directly, or need a relay? The
+// file's rendezvous node has echo = [3478]; each gateway has a profile.
+func ExampleLab_RequirePunch() {
+	_ = func(t *testing.T) {
+		lab := nslabtest.StartFile(t, "topologies/p2p.toml") // two port-restricted cones
+		r := lab.RequirePunch("alice", "bob", "rendezvous")
+		if r.A.MappingChanged() || r.B.MappingChanged() {
+			t.Fatalf("a cone keeps its mapping: %s", r)
+		}
+		// With gw-b symmetric instead, bob's mapping toward alice is not the
+		// one the rendezvous saw, and a port-restricted alice drops it:
+		//	lab.RequireNoPunch("alice", "bob", "rendezvous")
+	}
+}

@@ -398,3 +398,39 @@ func (l *Lab) Close() {
 		l.t.Errorf("nslabtest: tear down lab %q: %v", l.Name(), err)
 	}
 }
+
+// Punch runs a UDP hole punch between hosts a and b, meeting at via (a
+// node with echo ports; "" for the one such node), and returns the result
+// whatever it is; bad input fails the test. See emulator.Lab.Punch.
+func (l *Lab) Punch(a, b, via string) emulator.PunchResult {
+	l.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := l.Lab.Punch(ctx, a, b, emulator.PunchOptions{Via: via})
+	if err != nil {
+		l.fatalf("nslabtest: %v", err)
+	}
+	return r
+}
+
+// RequirePunch fails the test unless a and b connect directly through a
+// hole punch; the failure shows each side's learned and seen endpoints.
+func (l *Lab) RequirePunch(a, b, via string) emulator.PunchResult {
+	l.t.Helper()
+	r := l.Punch(a, b, via)
+	if !r.Direct {
+		l.fatalf("nslabtest: %s and %s should connect directly through a hole punch, but:\n%s\n%s%s", a, b, r, l.Diagnose(a), l.Diagnose(b))
+	}
+	return r
+}
+
+// RequireNoPunch fails the test if a and b connect directly: behind these
+// NATs they should need a relay.
+func (l *Lab) RequireNoPunch(a, b, via string) emulator.PunchResult {
+	l.t.Helper()
+	r := l.Punch(a, b, via)
+	if r.Direct {
+		l.fatalf("nslabtest: %s and %s should need a relay, but the hole punch connected them:\n%s", a, b, r)
+	}
+	return r
+}
