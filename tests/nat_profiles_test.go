@@ -204,6 +204,30 @@ func TestNATProfileEarlyPeerPacket(t *testing.T) {
 			require.Equal(t, ap("203.0.113.1:40000"), from, "the late side keeps its port")
 		})
 	}
+	// Plain masquerade (no profile) lets the early packet in to the
+	// gateway itself, conntrack confirms it, and the late side's mapping
+	// moves to another port: what makes two plain gateways fail a hole
+	// punch (TestPunchGrid).
+	t.Run("plain-masquerade", func(t *testing.T) {
+		t.Parallel()
+		lab := profileLab(t, emulator.NATSpec{})
+		peer, err := lab.ListenUDP("net", ap("203.0.113.10:3478"))
+		require.NoError(t, err)
+		defer peer.Close()
+		peer.WriteToUDPAddrPort([]byte("early"), ap("203.0.113.1:40000"))
+		time.Sleep(20 * time.Millisecond)
+		sock, err := lab.ListenUDP("client", ap("0.0.0.0:40000"))
+		require.NoError(t, err)
+		defer sock.Close()
+		_, err = sock.WriteToUDPAddrPort([]byte("late"), ap("203.0.113.10:3478"))
+		require.NoError(t, err)
+		peer.SetReadDeadline(time.Now().Add(time.Second))
+		buf := make([]byte, 64)
+		_, from, err := peer.ReadFromUDPAddrPort(buf)
+		require.NoError(t, err)
+		require.Equal(t, "203.0.113.1", from.Addr().String())
+		require.NotEqual(t, uint16(40000), from.Port(), "the early packet took the tuple: the late side is moved")
+	})
 }
 
 func TestNATMappingTimeout(t *testing.T) {
