@@ -14,6 +14,8 @@ echo "== nslab benchmarks (go test -bench; medians per benchmark)"
 {
   go test -run '^$' -bench 'UpDown' -benchtime "$benchtime" -timeout 60m ./tests/
   go test -run '^$' -bench 'ExecTrue|Ping|NslabtestLab10' -benchtime 500x -timeout 20m ./tests/
+  go test -run '^$' -bench 'Punch$' -benchtime 500x -timeout 20m ./tests/
+  go test -run '^$' -bench 'PunchGrid' -benchtime "$benchtime" -timeout 20m ./tests/
 } | tee "$out/go-bench.txt"
 
 metric() { # metric BENCH UNIT -> value
@@ -47,6 +49,9 @@ mn_median() { # mn_median TOPO RUNS -> median seconds of a whole mn run
   echo "| one in-process ping | $(metric BenchmarkPing median-ms) |"
   echo "| pingall, 50 hosts (2,450 probes) | $(metric BenchmarkPingAll50 median-ms) |"
   echo "| a 10-host lab up and down through nslabtest | $(metric BenchmarkNslabtestLab10 median-ms) |"
+  echo "| one hole punch: both mappings learned, punched at once (target < 50) | $(metric BenchmarkPunch median-ms) |"
+  echo
+  echo "The hole-punch grid (every pair of NAT presets in every order, $(metric BenchmarkPunchGrid labs) labs each built, punched and torn down, 4 at a time): $(metric BenchmarkPunchGrid grid-s) s (target < 10 s)."
   echo
   rss() { ./bin/nslab -v run --test none --name "bench-rss-$$" --topo "$1" 2>&1 | sed -n 's/.*max_rss_kib=\([0-9]*\).*/\1/p' | tail -1; }
   echo "Peak memory of the nslab process (no process per node): single,10 $(rss single,10) KiB; single,1000 $(rss single,1000) KiB."

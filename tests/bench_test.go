@@ -228,3 +228,102 @@ func BenchmarkNslabtestLab10(b *testing.B) {
 	}
 	b.ReportMetric(medianMS(ds), "median-ms")
 }
+
+// BenchmarkPunch is one successful hole punch between two hosts behind
+// port-restricted cones (topologies/p2p.toml): learning both mappings from
+// the rendezvous, and the punch, both peers at once.
+func BenchmarkPunch(b *testing.B) {
+	top := p2pTopology("port-restricted", "port-restricted")
+	top.Name = uniqueName("bench")
+	lab := benchLabFrom(b, top)
+	ctx := context.Background()
+	ds := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		r, err := lab.Punch(ctx, "alice", "bob", emulator.PunchOptions{Via: "rendezvous"})
+		if err != nil || !r.Direct {
+			b.Fatal(err, r)
+		}
+		ds = append(ds, time.Since(t0))
+	}
+	b.ReportMetric(medianMS(ds), "median-ms")
+}
+
+// BenchmarkPunchGrid is the whole grid of TestPunchGrid: every pair of
+// presets in every order (and plain masquerade first and late), each in
+// a lab built for it and torn down after, four labs at a time.
+func BenchmarkPunchGrid(b *testing.B) {
+	type job struct {
+		a, b, first string
+		direct      bool
+	}
+	var jobs []job
+	for _, g := range punchGrid {
+		for _, first := range punchOrders {
+			jobs = append(jobs, job{g.a, g.b, first, g.direct})
+		}
+	}
+	for _, g := range masqueradeGrid {
+		jobs = append(jobs, job{masquerade, g.b, "alice", g.directFirst}, job{masquerade, g.b, "bob", g.directLate})
+	}
+	ds := make([]time.Duration, 0, b.N)
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		errs := make(chan error, len(jobs))
+		sem := make(chan struct{}, 4)
+		for _, j := range jobs {
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem }()
+				errs <- punchOnce(j.a, j.b, j.first, j.direct)
+			}()
+		}
+		for range jobs {
+			if err := <-errs; err != nil {
+				b.Fatal(err)
+			}
+		}
+		ds = append(ds, time.Since(t0))
+	}
+	b.ReportMetric(medianMS(ds)/1000, "grid-s")
+	b.ReportMetric(float64(len(jobs)), "labs")
+}
+
+// punchOnce builds a p2p lab with the two profiles, punches once and
+// tears it down.
+func punchOnce(pa, pb, first string, want bool) error {
+	top := p2pTopology(pa, pb)
+	top.Name = uniqueName("bench")
+	plan, err := emulator.Resolve(top)
+	if err != nil {
+		return err
+	}
+	lab, err := emulator.Up(context.Background(), plan, emulator.Options{})
+	if err != nil {
+		return err
+	}
+	defer lab.Down()
+	r, err := lab.Punch(context.Background(), "alice", "bob", emulator.PunchOptions{First: first})
+	if err != nil {
+		return err
+	}
+	if r.Direct != want {
+		return fmt.Errorf("%s + %s (%s first): direct %v, want %v:\n%s", pa, pb, first, r.Direct, want, r)
+	}
+	return nil
+}
+
+func benchLabFrom(b *testing.B, top *emulator.Topology) *emulator.Lab {
+	b.Helper()
+	plan, err := emulator.Resolve(top)
+	if err != nil {
+		b.Fatal(err)
+	}
+	lab, err := emulator.Up(context.Background(), plan, emulator.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { lab.Down() })
+	return lab
+}
