@@ -38,6 +38,7 @@ func Check(s *Script, plan *emulator.Plan, reg *Registry) error {
 		reg = Builtins()
 	}
 	v := &Validator{Plan: plan, Reg: reg, known: map[string]bool{}, unknown: map[string]bool{}}
+	v.ps = append(v.ps, s.problems...)
 	v.lines(s.Lines, 0, map[string]bool{})
 	if len(v.unknown) > 0 && len(v.known) == 0 {
 		var names []string
@@ -50,6 +51,20 @@ func Check(s *Script, plan *emulator.Plan, reg *Registry) error {
 			plan.Lab, strings.Join(names, ", "), strings.Join(plan.NodeNames(), ", "))}}, v.ps...)
 	}
 	if len(v.ps) > 0 {
+		// In file order: by file (as first met), then line.
+		rank := map[string]int{}
+		for _, p := range v.ps {
+			if _, ok := rank[p.File]; !ok {
+				rank[p.File] = len(rank)
+			}
+		}
+		sort.SliceStable(v.ps, func(i, j int) bool {
+			a, b := v.ps[i], v.ps[j]
+			if a.File != b.File {
+				return rank[a.File] < rank[b.File]
+			}
+			return a.Pos.Line < b.Pos.Line
+		})
 		return v.ps
 	}
 	return nil
@@ -117,14 +132,10 @@ func (v *Validator) source(ln *Line, depth int, active map[string]bool) error {
 		return fmt.Errorf("source %q: the file sources itself (a loop)", path)
 	}
 	s, err := ParseFile(path)
-	if err != nil {
-		var ps emulator.Problems
-		if errors.As(err, &ps) {
-			v.ps = append(v.ps, ps...)
-			return nil
-		}
+	if s == nil {
 		return err
 	}
+	v.ps = append(v.ps, s.problems...)
 	ln.Sourced = s
 	active[path] = true
 	v.lines(s.Lines, depth+1, active)
@@ -193,7 +204,7 @@ func (v *Validator) Duration(s string) (time.Duration, error) {
 
 // Regexp compiles a pattern as `expect` uses it.
 func (v *Validator) Regexp(s string) error {
-	if _, err := compileExpect(s); err != nil {
+	if _, err := regexp.Compile(s); err != nil {
 		return fmt.Errorf("malformed regular expression %q: %v", s, strings.TrimPrefix(err.Error(), "error parsing regexp: "))
 	}
 	return nil

@@ -15,6 +15,10 @@ type Script struct {
 	// prompt); messages name it.
 	File  string
 	Lines []*Line
+
+	// problems are the lines Parse could not read; Check reports them
+	// with the rest.
+	problems emulator.Problems
 }
 
 // Line is one command line.
@@ -67,7 +71,10 @@ func ParseFile(path string) (*Script, error) {
 	return Parse(path, string(data), 1)
 }
 
-// Parse splits src into lines and words. firstLine is the line number of
+// Parse splits src into lines and words. On an unreadable line it returns
+// both the script of the other lines and the problems; Check reports those
+// problems again with the others, so a caller may go on to Check to list
+// every problem at once. firstLine is the line number of
 // src's first line in file (1 for a script file; the line after
 // `script = ”'` for a script embedded in a topology file). Words are
 // separated by blanks; single quotes keep everything literally, double
@@ -102,6 +109,7 @@ func Parse(file, src string, firstLine int) (*Script, error) {
 		s.Lines = append(s.Lines, ln)
 	}
 	if len(ps) > 0 {
+		s.problems = ps
 		return s, ps
 	}
 	return s, nil

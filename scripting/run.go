@@ -184,6 +184,8 @@ func (s *Session) RunLine(ctx context.Context, ln *Line) bool {
 	o, err := c.Run(ctx, s, ln, args)
 	var msg string
 	switch {
+	case errors.Is(err, errStop):
+		return false // a sourced line failed, and was reported
 	case err != nil:
 		msg = err.Error()
 	case c.Check && o.Held == ln.Neg:
@@ -259,6 +261,13 @@ func (s *Session) runProgram(ctx context.Context, node string, words []Word) (Ou
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr, cmd.Stdin = w, w, s.Stdin
 	cmd.WaitDelay = time.Second
+	if cmd.Err != nil {
+		hint := ""
+		if argv[0] == "ping" || argv[0] == "ping6" {
+			hint = fmt.Sprintf(" (nslab's own probe needs none: `reach %s %s`)", node, strings.Join(argv[1:], " "))
+		}
+		return o, emulator.BadInput(fmt.Errorf("no program %q to run in node %q: %w%s", argv[0], node, cmd.Err, hint))
+	}
 	if err := s.Lab.Start(node, cmd); err != nil {
 		return o, err
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/scripting"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 )
@@ -82,16 +83,27 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				Name:      "run",
 				Usage:     "build a lab, test it, tear it down",
 				ArgsUsage: "FILE | --topo SPEC",
-				Description: `Builds the lab, prints a summary, runs the test (by default pingall for labs
-of up to 32 hosts and routers, none above), and tears the lab down, also on
-Ctrl-C. Exit 0 when the lab came up and every check passed, 1 when a check
-failed, 2 on bad input.
+				Description: `Builds the lab, prints a summary, runs the test, and tears the lab down,
+also on Ctrl-C. The test is the script given with --script, else the
+topology file's own script, else pingall for labs of up to 32 hosts and
+routers (docs/scripting.md tells the script language). A script is checked
+against the lab before anything is built.
+
+On a terminal, with no script, a prompt (nslab> ) opens once the test has
+run: type checks and commands (help lists them), Ctrl-D tears the lab down.
+
+Exit 0 when the lab came up and every check passed, 1 when a check failed,
+2 on bad input (in the topology or the script).
 
    nslab run topologies/lan.toml
+   nslab run topologies/tutorial.toml --script experiment.nsl
    nslab run --topo linear,4 --test none
    nslab run topologies/routed.toml --json > result.json`,
 				Flags: append(append([]cli.Flag{}, topoFlags...),
-					&cli.StringFlag{Name: "test", Usage: "`TEST` to run once up: pingall or none (default: pingall up to 32 hosts)"},
+					&cli.StringFlag{Name: "test", Usage: "`TEST` to run once up: script, pingall or none (default: the script if there is one, else pingall up to 32 hosts)"},
+					&cli.StringFlag{Name: "script", Usage: "run the script in `FILE` (instead of the topology's own)"},
+					&cli.BoolFlag{Name: "keep-going", Aliases: []string{"k"}, Usage: "run the script's lines after a failing one"},
+					&cli.BoolFlag{Name: "prompt", Usage: "open the prompt once the test has run (default: on a terminal when there is no script)"},
 					&cli.BoolFlag{Name: "json", Usage: "print the summary and results as JSON"},
 				),
 				OnUsageError: usageErr,
@@ -151,6 +163,26 @@ environment and the exit code are the command's own. No fork of ip.
 				Description:  "Starts $SHELL (or /bin/sh) inside the node, on your terminal. Exit the shell to\nleave the node.\n\n   nslab shell lan h1",
 				OnUsageError: usageErr,
 				Action:       g.cmdShell,
+			},
+			{
+				Name:      "attach",
+				Usage:     "open the prompt on a lab that is up, or run a script in it",
+				ArgsUsage: "LAB",
+				Description: `Opens the nslab> prompt on a lab started with nslab up: the same commands as
+in scripts (help lists them, Tab completes commands and node names, the
+arrows walk the history). Ctrl-D or exit leaves the prompt; the lab stays up
+(nslab down removes it). With --script, runs that script instead and exits
+0 when every line passed, 1 when one failed, 2 on bad input.
+
+   nslab up topologies/tutorial.toml && nslab attach tutorial
+   nslab attach tutorial --script checks.nsl`,
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "script", Usage: "run the script in `FILE` instead of opening the prompt"},
+					&cli.BoolFlag{Name: "keep-going", Aliases: []string{"k"}, Usage: "run the script's lines after a failing one"},
+					&cli.BoolFlag{Name: "json", Usage: "print the script's result as JSON"},
+				},
+				OnUsageError: usageErr,
+				Action:       g.cmdAttach,
 			},
 			{
 				Name:      "ping",
@@ -456,21 +488,38 @@ func (g *globals) cmdRun(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	script, err := loadScript(c, plan)
+	if err != nil {
+		return err
+	}
 	test := c.String("test")
 	switch test {
 	case "":
 		test = "none"
-		if n := countProbeable(plan); n >= 2 && n <= 32 {
+		if n := countProbeable(plan); script != nil {
+			test = "script"
+		} else if n >= 2 && n <= 32 {
 			test = "pingall"
+		}
+	case "script":
+		if script == nil {
+			return emulator.BadInput(errors.New("--test script: the topology has no script; give one with --script FILE"))
 		}
 	case "pingall", "none":
 	default:
-		return emulator.BadInput(fmt.Errorf("unknown --test %q (known: pingall, none)", test))
+		return emulator.BadInput(fmt.Errorf("unknown --test %q (known: script, pingall, none)", test))
 	}
-	if err := needCaps(test == "pingall"); err != nil {
+	prompt := c.Bool("prompt")
+	if !c.IsSet("prompt") {
+		prompt = script == nil && !c.Bool("json") && isTerminal(os.Stdin) && isTerminal(g.stdout)
+	}
+	if prompt && c.Bool("json") {
+		return emulator.BadInput(errors.New("--prompt and --json do not go together"))
+	}
+	if err := needCaps(true); err != nil {
 		return err
 	}
-	ctx, cancel := signalContext()
+	ctx, cancel, router := routedSignalContext()
 	defer cancel()
 	lab, up, err := g.build(c, ctx, plan)
 	if err != nil {
@@ -481,11 +530,21 @@ func (g *globals) cmdRun(c *cli.Context) error {
 		fmt.Fprintln(g.stdout, sum)
 	}
 	var m *emulator.Matrix
+	var res *scripting.Result
 	var testErr error
 	if test == "pingall" && ctx.Err() == nil {
 		m, testErr = lab.PingAll(ctx, nil, emulator.PingOptions{})
 		if testErr == nil && !c.Bool("json") {
 			printMatrix(g.stdout, m)
+		}
+	}
+	if test == "script" && ctx.Err() == nil {
+		res, testErr = g.runScript(ctx, c, lab, script)
+	}
+	if prompt && testErr == nil && ctx.Err() == nil {
+		testErr = g.prompt(ctx, lab, router)
+		if errors.Is(testErr, context.Canceled) {
+			testErr = nil
 		}
 	}
 	t0 := time.Now()
@@ -496,6 +555,9 @@ func (g *globals) cmdRun(c *cli.Context) error {
 		out := map[string]any{"summary": sum, "test": test}
 		if m != nil {
 			out["pingall"] = m
+		}
+		if res != nil {
+			out["script"] = res
 		}
 		writeJSON(g.stdout, out)
 	} else {
@@ -512,7 +574,7 @@ func (g *globals) cmdRun(c *cli.Context) error {
 			return &checkFailed{fmt.Sprintf("pingall: %d of %d pairs did not answer", probes-ok, probes)}
 		}
 	}
-	return nil
+	return scriptFailed(res)
 }
 
 func countProbeable(p *emulator.Plan) int {

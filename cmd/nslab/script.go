@@ -26,17 +26,17 @@ func loadScript(c *cli.Context, plan *emulator.Plan) (*scripting.Script, error) 
 	switch {
 	case c.String("script") != "":
 		s, err = scripting.ParseFile(c.String("script"))
+		if s == nil {
+			return nil, err
+		}
 	case plan.Topology != nil && plan.Topology.Test != nil && strings.TrimSpace(plan.Topology.Test.Script) != "":
 		file, line := plan.Topology.ScriptSource()
 		if file == "" {
 			file = "script"
 		}
-		s, err = scripting.Parse(file, plan.Topology.Test.Script, line)
+		s, _ = scripting.Parse(file, plan.Topology.Test.Script, line)
 	default:
 		return nil, nil
-	}
-	if err != nil {
-		return nil, err
 	}
 	return s, scripting.Check(s, plan, nil)
 }
@@ -149,7 +149,7 @@ func (g *globals) cmdAttach(c *cli.Context) error {
 	defer cancel()
 	if f := c.String("script"); f != "" {
 		s, err := scripting.ParseFile(f)
-		if err != nil {
+		if s == nil {
 			return err
 		}
 		res, err := g.runScript(ctx, c, lab, s)

@@ -1,0 +1,168 @@
+package scripting
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nslab/nslab/emulator"
+	"github.com/stretchr/testify/require"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files of testdata/bad")
+
+func testPlan(t *testing.T) *emulator.Plan {
+	t.Helper()
+	top, err := emulator.LoadFile("testdata/lab.toml")
+	require.NoError(t, err)
+	p, err := emulator.Resolve(top)
+	require.NoError(t, err)
+	return p
+}
+
+func TestParse(t *testing.T) {
+	for _, tc := range []struct {
+		name, src string
+		want      []string // per line: [!]name|arg|arg...
+		quoted    []bool   // of the first line's words after the name
+	}{
+		{"plain", "reach red blue", []string{"reach|red|blue"}, []bool{false, false}},
+		{"comment and blank lines", "# a comment\n\n  reach red blue   # why\n", []string{"reach|red|blue"}, nil},
+		{"negation", "!reach lan blue", []string{"!reach|lan|blue"}, nil},
+		{"negation apart", "! reach lan blue", []string{"!reach|lan|blue"}, nil},
+		{"single quotes", `expect 'a b # c'`, []string{"expect|a b # c"}, []bool{true}},
+		{"double quotes", `echo "say \"hi\"" x`, []string{`echo|say "hi"|x`}, []bool{true, false}},
+		{"backslash", `red ping \blue`, []string{"red|ping|blue"}, []bool{false, true}},
+		{"hash inside a word", "red echo a#b", []string{"red|echo|a#b"}, nil},
+		{"empty quotes", "echo ''", []string{"echo|"}, []bool{true}},
+		{"two lines", "a b\nc d", []string{"a|b", "c|d"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Parse("x.nsl", tc.src, 1)
+			require.NoError(t, err)
+			var got []string
+			for _, ln := range s.Lines {
+				w := ln.Name
+				if ln.Neg {
+					w = "!" + w
+				}
+				got = append(got, strings.Join(append([]string{w}, ln.Strings()...), "|"))
+			}
+			require.Equal(t, tc.want, got)
+			if tc.quoted != nil {
+				for i, q := range tc.quoted {
+					require.Equal(t, q, s.Lines[0].Args[i].Quoted, "word %d", i)
+				}
+			}
+		})
+	}
+}
+
+func TestParseLineNumbers(t *testing.T) {
+	s, err := Parse("lab.toml", "\nreach a b\n# c\nreach c d\n", 40)
+	require.NoError(t, err)
+	require.Equal(t, 41, s.Lines[0].Num)
+	require.Equal(t, 43, s.Lines[1].Num)
+	require.Equal(t, "lab.toml:43", s.Lines[1].Where())
+}
+
+// TestBad checks every fixture in testdata/bad against testdata/lab.toml:
+// the problems, every one at once, must be the golden ones.
+func TestBad(t *testing.T) {
+	plan := testPlan(t)
+	files, err := filepath.Glob("testdata/bad/*.nsl")
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			s, err := ParseFile(f)
+			if s != nil {
+				err = Check(s, plan, nil)
+			}
+			require.Error(t, err, "a bad script must be refused")
+			require.True(t, emulator.IsBadInput(err), "bad input: %v", err)
+			golden := strings.TrimSuffix(f, ".nsl") + ".err"
+			if *update {
+				require.NoError(t, os.WriteFile(golden, []byte(err.Error()+"\n"), 0o644))
+			}
+			want, rerr := os.ReadFile(golden)
+			require.NoError(t, rerr, "no golden file: run go test ./scripting -run TestBad -args -update")
+			require.Equal(t, string(want), err.Error()+"\n")
+		})
+	}
+}
+
+func TestGoodScriptsCheck(t *testing.T) {
+	plan := testPlan(t)
+	s, err := Parse("good.nsl", `lab tutorial
+reach red blue
+!reach red 192.168.15.2
+red ip route
+exec host ip route
+expect 'x'
+wait !reach red blue 1s
+!wait reach red blue 500ms
+link red v-net-0 down
+link r1:eth0 r2:eth0 up
+nat red blue 10.0.0.1:40000
+nat red blue host
+serve blue udp 53
+udp red blue:53
+tcp red 10.0.0.2:80
+punch red blue via host
+set subst off
+set timeout 300ms
+sleep 10ms
+nodes
+links
+dump red
+pingall
+pingall red blue
+help reach
+echo done`, 1)
+	require.NoError(t, err)
+	require.NoError(t, Check(s, plan, nil))
+}
+
+func TestRegistry(t *testing.T) {
+	r := Builtins()
+	require.Contains(t, r.Names(), "reach")
+	err := r.Register(&Command{Name: "reach", Run: r.Lookup("reach").Run})
+	require.ErrorContains(t, err, `register command "reach": there is one already`)
+	require.Error(t, r.Register(&Command{Name: "x"}), "a command needs Run")
+	var zero Registry
+	require.Nil(t, zero.Lookup("reach"))
+	require.Empty(t, zero.Names())
+	for _, n := range r.Names() {
+		c := r.Lookup(n)
+		require.NotEmpty(t, c.Usage, n)
+		require.NotEmpty(t, c.Summary, n)
+		require.True(t, strings.HasPrefix(c.Usage, n) || n == "set", "usage of %s starts with its name: %s", n, c.Usage)
+	}
+}
+
+func TestCompleteHelpers(t *testing.T) {
+	require.Equal(t, "re", commonPrefix([]string{"reach", "red", "re"}))
+	require.True(t, seenMatches("10.0.0.1", mustAP("10.0.0.1:5")))
+	require.True(t, seenMatches("10.0.0.1:5", mustAP("10.0.0.1:5")))
+	require.False(t, seenMatches("10.0.0.1:6", mustAP("10.0.0.1:5")))
+	require.False(t, seenMatches("nonsense", mustAP("10.0.0.1:5")))
+	require.True(t, sameLab("tutorial", "tutorial-12345-1"))
+	require.False(t, sameLab("tutorial", "tutorials"))
+}
+
+func TestCtrlCClearsTheLine(t *testing.T) {
+	c := &ctrlC{r: strings.NewReader("abc\x03def")}
+	buf := make([]byte, 4)
+	var got []byte
+	for {
+		n, err := c.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil && len(c.pending) == 0 {
+			break
+		}
+	}
+	require.Equal(t, "abc\x1b[F\x15def", string(got))
+}
