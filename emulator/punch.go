@@ -108,14 +108,14 @@ func (r PunchResult) String() string {
 		me    PunchSide
 		other string
 	}{{r.A, r.B.Node}, {r.B, r.A.Node}} {
-		seen := "nothing arrived"
+		seen := "nothing reached " + s.other
 		if s.me.Seen.IsValid() {
-			seen = s.me.Seen.String()
+			seen = fmt.Sprintf("seen by %s as %s", s.other, s.me.Seen)
 			if s.me.MappingChanged() {
 				seen += " (not the learned mapping: mapped per destination)"
 			}
 		}
-		fmt.Fprintf(&b, "  %-*s  local %s, learned %s, seen by %s as %s\n", w, s.me.Node, s.me.Local, s.me.Learned, s.other, seen)
+		fmt.Fprintf(&b, "  %-*s  local %s, learned %s, %s\n", w, s.me.Node, s.me.Local, s.me.Learned, seen)
 	}
 	return strings.TrimSuffix(b.String(), "\n")
 }
