@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -448,4 +449,28 @@ func TestPunchTopologyFile(t *testing.T) {
 	res, err := lab.Probe(context.Background(), "alice", to, "tcp", emulator.ProbeOptions{})
 	require.NoError(t, err)
 	require.Equal(t, "203.0.113.1", res.Observed.Addr().String())
+}
+
+// A failing RequirePunch explains itself: each peer's socket, learned and
+// seen endpoints, then both nodes' routes. Checked in a child run.
+func TestPunchFailureExplains(t *testing.T) {
+	if os.Getenv("NSLAB_CHILD") == "failing-punch" {
+		lab := nslabtest.Start(t, p2pTopology("port-restricted", "symmetric"))
+		lab.RequirePunch("alice", "bob", "rendezvous")
+		return
+	}
+	t.Parallel()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPunchFailureExplains$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), "NSLAB_CHILD=failing-punch")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee, string(out))
+	s := string(out)
+	require.Contains(t, s, "nslabtest: alice and bob should connect directly through a hole punch, but:")
+	require.Regexp(t, `alice <-> bob via rendezvous \(203\.0\.113\.10:3478\): no direct path after 5 rounds, [0-9.]+ms: they need a relay`, s)
+	require.Regexp(t, `alice  local 192\.168\.1\.2:\d+, learned 203\.0\.113\.1:\d+, nothing reached bob`, s)
+	require.Regexp(t, `bob    local 192\.168\.2\.2:\d+, learned 203\.0\.113\.2:\d+, nothing reached alice`, s)
+	require.Contains(t, s, "route 0.0.0.0/0 via 192.168.1.1 dev eth0")
+	require.Contains(t, s, "route 0.0.0.0/0 via 192.168.2.1 dev eth0")
+	require.Contains(t, s, "--- FAIL: TestPunchFailureExplains")
 }
