@@ -247,7 +247,7 @@ func TestCLIHelpTeaches(t *testing.T) {
 	t.Parallel()
 	out, _, code := cli(t, "", "--help")
 	require.Equal(t, 0, code)
-	for _, cmd := range []string{"run", "up", "down", "status", "exec", "shell", "ping", "pingall", "validate", "clean", "generate"} {
+	for _, cmd := range []string{"run", "up", "down", "status", "exec", "shell", "attach", "punch", "ping", "pingall", "validate", "clean", "generate"} {
 		require.Contains(t, out, "\n   "+cmd+" ")
 	}
 	out, _, code = cli(t, "", "exec", "--help")
@@ -267,7 +267,7 @@ func TestCLIProgressOnTerminal(t *testing.T) {
 		t.Fatal("this test needs `script` (util-linux) for a pseudo-terminal")
 	}
 	name := uniqueName("tty")
-	cmd := exec.Command("script", "-qec", nslabBin+" run --test none --name "+name+" --topo single,200", "/dev/null")
+	cmd := exec.Command("script", "-qec", nslabBin+" run --test none --prompt=false --name "+name+" --topo single,200", "/dev/null")
 	cmd.Env = append(os.Environ(), "NSLAB_PROGRESS_DELAY=0s")
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, string(out))
