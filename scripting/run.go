@@ -411,10 +411,11 @@ func (s *Session) wait(ctx context.Context, ln *Line) (Outcome, error) {
 		}
 		if held || !time.Now().Before(deadline) {
 			out := Outcome{Held: held, Want: fmt.Sprintf("within %s, %s", d, want), WantNot: fmt.Sprintf("not within %s, %s", d, want)}
+			took := fmt.Sprintf("after %s in %s", plural(tries, "try", "tries"), roundDur(time.Since(t0)))
 			if held {
-				out.Said = fmt.Sprintf("after %s (%d tries): %s", time.Since(t0).Round(time.Millisecond), tries, o.Said)
+				out.Said = took + ": " + o.Said
 			} else {
-				out.Said = fmt.Sprintf("after %s (%d tries), the last: %s", time.Since(t0).Round(time.Millisecond), tries, o.Said)
+				out.Said = took + ", the last: " + o.Said
 			}
 			return out, nil
 		}
@@ -424,4 +425,22 @@ func (s *Session) wait(ctx context.Context, ln *Line) (Outcome, error) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// roundDur shows a duration with about three significant digits.
+func roundDur(d time.Duration) string {
+	switch {
+	case d >= time.Second:
+		return d.Round(time.Millisecond).String()
+	case d >= time.Millisecond:
+		return d.Round(10 * time.Microsecond).String()
+	}
+	return d.Round(time.Microsecond).String()
 }
