@@ -177,6 +177,17 @@ func (v *Validator) Source(name string) error {
 	return nil
 }
 
+// host checks that name is a host (not a router or switch).
+func (v *Validator) host(name string) error {
+	if err := v.Node(name); err != nil {
+		return err
+	}
+	if k := v.Plan.Node(name).Kind; k != emulator.KindHost {
+		return fmt.Errorf("node %q is a %s, not a host", name, k)
+	}
+	return nil
+}
+
 // Target checks a node with addresses, or an IP address.
 func (v *Validator) Target(s string) error {
 	if _, err := netip.ParseAddr(s); err == nil {

@@ -20,18 +20,30 @@ answering what arrives, as ICE does. Holds when both receive: they connect
 without a relay. ` + "`!punch A B`" + ` holds when they do not. docs/nat.md has the grid of
 NAT profiles and what each pair gives.`,
 		Validate: func(v *Validator, ln *Line, args []string) error {
-			errs := []error{v.Source(args[0]), v.Source(args[1])}
+			errs := []error{v.host(args[0]), v.host(args[1])}
 			if args[0] == args[1] {
 				errs = append(errs, fmt.Errorf("a node cannot punch a hole to itself (%q twice)", args[0]))
 			}
 			switch len(args) {
+			case 2:
+				var echo []string
+				for _, n := range v.Plan.Nodes {
+					if len(n.Echo) > 0 {
+						echo = append(echo, n.Name)
+					}
+				}
+				if len(echo) != 1 {
+					errs = append(errs, fmt.Errorf("say which node to meet at (punch %s %s via NODE): %d nodes run an echo service", args[0], args[1], len(echo)))
+				}
 			case 3:
 				errs = append(errs, fmt.Errorf("write `via NODE` after the two peers"))
 			case 4:
 				if args[2] != "via" {
 					errs = append(errs, fmt.Errorf("%q: write `via NODE` after the two peers", args[2]))
-				} else {
-					errs = append(errs, v.Source(args[3]))
+				} else if err := v.Source(args[3]); err != nil {
+					errs = append(errs, err)
+				} else if len(v.Plan.Node(args[3]).Echo) == 0 {
+					errs = append(errs, fmt.Errorf("node %q runs no echo service to meet at (add echo = [%d] to it in the topology)", args[3], emulator.DefaultEchoPort))
 				}
 			}
 			return v.all(errs...)
