@@ -222,9 +222,9 @@ func (s *Session) RunLine(ctx context.Context, ln *Line) bool {
 		f := Failure{File: ln.File, Line: ln.Num, Command: ln.Text, Message: msg}
 		s.res.Failures = append(s.res.Failures, f)
 		if s.Echo {
-			fmt.Fprintf(s.Out, "     %s\n", msg)
+			fmt.Fprintf(s.Out, "     %s\n", indentRest(msg, "     "))
 		} else {
-			fmt.Fprintf(s.Out, "FAIL: %s\n", msg)
+			fmt.Fprintf(s.Out, "FAIL: %s\n", indentRest(msg, "      "))
 		}
 		return false
 	}
@@ -236,7 +236,7 @@ func (s *Session) RunLine(ctx context.Context, ln *Line) bool {
 		if !s.Echo {
 			indent = ""
 		}
-		fmt.Fprintf(s.Out, "%s%s\n", indent, o.Said)
+		fmt.Fprintf(s.Out, "%s%s\n", indent, indentRest(o.Said, indent))
 	}
 	return true
 }
@@ -443,4 +443,12 @@ func roundDur(d time.Duration) string {
 		return d.Round(10 * time.Microsecond).String()
 	}
 	return d.Round(time.Microsecond).String()
+}
+
+// indentRest indents every line of s after the first.
+func indentRest(s, indent string) string {
+	if indent == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, "\n", "\n"+indent)
 }
