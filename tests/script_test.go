@@ -277,6 +277,14 @@ reach b a
 	require.Contains(t, errs, script+`:3: link a b sideways: state "sideways" is not up or down`)
 	require.False(t, namespaceExists(name+"-a"))
 
+	// validate checks the script too, and builds nothing.
+	out, errs, code = cli(t, "", "validate", file, "--script", script)
+	require.Equal(t, 2, code, out+errs)
+	require.Contains(t, errs, script+`:2: sleep 2: malformed duration "2"`)
+	out, errs, code = cli(t, "", "validate", file)
+	require.Equal(t, 0, code, out+errs)
+	require.Contains(t, out, "its script (3 lines) fits it")
+
 	// --test none skips the file's test; --test script without one is bad input.
 	out, errs, code = cli(t, "", "run", "--test", "none", "--name", uniqueName("none"), file)
 	require.Equal(t, 0, code, out+errs)

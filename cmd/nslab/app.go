@@ -262,10 +262,16 @@ the service saw: behind a NAT, the mapping. Exit 0 on an answer, 1 without.
 				Usage:     "check a topology file and create nothing",
 				ArgsUsage: "FILE...",
 				Description: `Decodes the file strictly (an unknown key is an error) and validates it,
-listing every problem with file:line:column. Exit 0 when valid, 2 when not.
+listing every problem with file:line:column. The file's [test] script, or
+the --script given, is checked against it too (unknown nodes and commands,
+malformed durations and patterns). Exit 0 when valid, 2 when not.
 
-   nslab validate topologies/*.toml`,
-				Flags:        []cli.Flag{&cli.BoolFlag{Name: "plan", Usage: "print the resolved addresses and routes"}},
+   nslab validate topologies/*.toml
+   nslab validate topologies/lan.toml --script topologies/lan.nsl`,
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "plan", Usage: "print the resolved addresses and routes"},
+					&cli.StringFlag{Name: "script", Usage: "check the script in `FILE` against each topology"},
+				},
 				OnUsageError: usageErr,
 				Action:       g.cmdValidate,
 			},
@@ -863,7 +869,16 @@ func (g *globals) cmdValidate(c *cli.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		fmt.Fprintf(g.stdout, "%s: lab %s is valid: %s\n", f, plan.Lab, summarize(plan, 0).shape())
+		script, err := loadScript(c, plan)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		checked := ""
+		if script != nil {
+			checked = fmt.Sprintf("; its script (%d lines) fits it", len(script.Lines))
+		}
+		fmt.Fprintf(g.stdout, "%s: lab %s is valid: %s%s\n", f, plan.Lab, summarize(plan, 0).shape(), checked)
 		if c.Bool("plan") {
 			printPlan(g.stdout, plan)
 		}
