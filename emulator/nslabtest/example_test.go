@@ -49,3 +49,18 @@ func ExampleLab_RequirePunch() {
 		//	lab.RequireNoPunch("alice", "bob", "rendezvous")
 	}
 }
+
+// A script of checks and changes, in the language of docs/scripting.md:
+// each failing line is reported with its file and line.
+func ExampleLab_RunScript() {
+	_ = func(t *testing.T) {
+		lab := nslabtest.StartFile(t, "topologies/tutorial.toml")
+		lab.RunScript("testdata/experiment.nsl")
+		lab.Script(`
+reach red blue
+link red v-net-0 down
+!reach red blue
+link red v-net-0 up
+wait reach red blue 2s`)
+	}
+}
