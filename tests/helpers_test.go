@@ -44,6 +44,11 @@ var startNetns string
 
 func runMain(m *testing.M) int {
 	startNetns, _ = os.Readlink("/proc/thread-self/ns/net")
+	if os.Getenv("NSLAB_CHILD") == "ice-agent" {
+		// TestICEAgreesWithPunch runs this binary inside a lab node as one
+		// ICE agent.
+		return iceAgentMain()
+	}
 	if os.Getenv("NSLAB_CHILD") == "not-root" {
 		// TestNslabtestNotRoot runs this binary as nobody: only that test runs.
 		return m.Run()
