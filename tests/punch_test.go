@@ -436,9 +436,11 @@ func TestPunchCLI(t *testing.T) {
 
 func TestPunchTopologyFile(t *testing.T) {
 	t.Parallel()
-	out, errs, code := cli(t, "", "validate", "../topologies/p2p.toml")
+	out, errs, code := cli(t, "", "validate", "--plan", "../topologies/p2p.toml")
 	require.Equal(t, 0, code, errs)
 	require.Contains(t, out, "lab p2p is valid")
+	require.Contains(t, out, "echo service on udp and tcp 3478")
+	require.Contains(t, out, "nat out of wan, profile port-restricted")
 	lab := nslabtest.StartFile(t, "../topologies/p2p.toml")
 	r := lab.RequirePunch("alice", "bob", "")
 	require.Equal(t, "rendezvous", r.Via)

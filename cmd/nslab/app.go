@@ -910,6 +910,16 @@ func printPlan(w io.Writer, p *emulator.Plan) {
 		for _, r := range n.Routes {
 			fmt.Fprintf(w, "    route %s\n", r)
 		}
+		if len(n.Echo) > 0 {
+			fmt.Fprintf(w, "    echo service on udp and tcp %s\n", strings.Trim(fmt.Sprint(n.Echo), "[]"))
+		}
+		if n.NAT != nil {
+			profile := ""
+			if n.NAT.Profile != "" {
+				profile = ", profile " + n.NAT.Profile
+			}
+			fmt.Fprintf(w, "    nat out of %s%s\n", n.NAT.Outside, profile)
+		}
 	}
 	if h := p.Host; h != nil {
 		var as []string
