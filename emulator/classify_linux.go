@@ -41,7 +41,7 @@ func (l *Lab) ClassifyNAT(ctx context.Context, inside, outside string) (NATBehav
 		n    *Node
 	}{{inside, in}, {outside, out}} {
 		if x.n == nil {
-			return b, BadInput(fmt.Errorf("lab %q has no node %q%s", l.Plan.Lab, x.name, suggest(x.name, l.Plan.NodeNames())))
+			return b, l.Plan.unknownNode(x.name)
 		}
 		if x.n.Kind == KindSwitch {
 			return b, BadInput(fmt.Errorf("node %q is a switch: it has no address to probe with", x.name))

@@ -87,7 +87,7 @@ type nodeEnv struct {
 func (l *Lab) envOf(node string) (nodeEnv, error) {
 	n := l.Plan.Node(node)
 	if n == nil {
-		return nodeEnv{}, BadInput(fmt.Errorf("lab %q has no node %q%s", l.Plan.Lab, node, suggest(node, l.Plan.NodeNames())))
+		return nodeEnv{}, l.Plan.unknownNode(node)
 	}
 	e := nodeEnv{netns: filepath.Join(l.Record.NetnsDir, n.Namespace), hostname: n.Name}
 	if pin := filepath.Join(l.dir, "mnt"); isNamespaceFile(pin) {

@@ -5,27 +5,10 @@ import (
 	"strings"
 )
 
-// End names one end of a cable as a user writes it: "node" or
-// "node:interface".
-type End struct {
-	Node, Iface string
-}
-
-// ParseEnd splits "node:interface" (or a bare "node").
-func ParseEnd(s string) End {
-	n, i, _ := strings.Cut(s, ":")
-	return End{Node: n, Iface: i}
-}
-
-func (e End) String() string {
-	if e.Iface == "" {
-		return e.Node
-	}
-	return e.Node + ":" + e.Iface
-}
-
-func (e End) matches(i *Iface) bool {
-	return i.Node == e.Node && (e.Iface == "" || e.Iface == i.Name)
+// endMatches tells whether interface i is the end e names: its node, and
+// its interface when e names one.
+func endMatches(e EndpointSpec, i *Iface) bool {
+	return i.Node == e.Node && (e.Interface == "" || e.Interface == i.Name)
 }
 
 // FindLink returns the cable between a and b, in either order. Each is a
@@ -33,19 +16,19 @@ func (e End) matches(i *Iface) bool {
 // one cable. The error names what is unknown (with the closest known name)
 // or ambiguous; it is bad input.
 func (p *Plan) FindLink(a, b string) (*Link, error) {
-	ea, eb := ParseEnd(a), ParseEnd(b)
-	for _, e := range []End{ea, eb} {
+	ea, eb := parseBrief(a), parseBrief(b)
+	for _, e := range []EndpointSpec{ea, eb} {
 		n := p.Node(e.Node)
 		if n == nil {
-			return nil, BadInput(fmt.Errorf("no node %q in lab %q%s", e.Node, p.Lab, suggest(e.Node, p.NodeNames())))
+			return nil, p.unknownNode(e.Node)
 		}
-		if e.Iface != "" && n.Iface(e.Iface) == nil {
-			return nil, BadInput(fmt.Errorf("node %q has no interface %q%s", e.Node, e.Iface, suggest(e.Iface, ifaceNames(n))))
+		if e.Interface != "" && n.Iface(e.Interface) == nil {
+			return nil, BadInput(fmt.Errorf("node %q has no interface %q%s", e.Node, e.Interface, suggest(e.Interface, ifaceNames(n))))
 		}
 	}
 	var found []*Link
 	for _, k := range p.Links {
-		if (ea.matches(k.A) && eb.matches(k.B)) || (ea.matches(k.B) && eb.matches(k.A)) {
+		if (endMatches(ea, k.A) && endMatches(eb, k.B)) || (endMatches(ea, k.B) && endMatches(eb, k.A)) {
 			found = append(found, k)
 		}
 	}

@@ -161,7 +161,7 @@ func (l *Lab) pingTarget(from, to string, o PingOptions) (src, dst *Node, target
 		n    *Node
 	}{{from, src}, {to, dst}} {
 		if x.n == nil && (x.name != "" || !o.Target.IsValid() || x.n == src) {
-			return nil, nil, target, BadInput(fmt.Errorf("lab %q has no node %q%s", l.Plan.Lab, x.name, suggest(x.name, l.Plan.NodeNames())))
+			return nil, nil, target, l.Plan.unknownNode(x.name)
 		}
 	}
 	if src.Kind == KindSwitch {

@@ -136,7 +136,7 @@ func (l *Lab) punchCheck(a, b string, o *PunchOptions) (netip.AddrPort, error) {
 	for _, name := range []string{a, b} {
 		n := l.Plan.Node(name)
 		if n == nil {
-			return none, BadInput(fmt.Errorf("punch: lab %q has no node %q%s", l.Plan.Lab, name, suggest(name, l.Plan.NodeNames())))
+			return none, fmt.Errorf("punch: %w", l.Plan.unknownNode(name))
 		}
 		if n.Kind != KindHost {
 			return none, BadInput(fmt.Errorf("punch: node %q is a %s, not a host: punch between the hosts behind the gateways", name, n.Kind))

@@ -118,6 +118,12 @@ func (p *Plan) Node(name string) *Node {
 	return p.byName[name]
 }
 
+// unknownNode is the error for a node the lab does not have, with the
+// closest name it does have: bad input.
+func (p *Plan) unknownNode(name string) error {
+	return BadInput(fmt.Errorf("lab %q has no node %q%s", p.Lab, name, suggest(name, p.NodeNames())))
+}
+
 // NodeNames lists the node names in the order they were written.
 func (p *Plan) NodeNames() []string {
 	out := make([]string, len(p.Nodes))

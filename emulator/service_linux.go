@@ -368,7 +368,7 @@ func parseEcho(r *ProbeResult, line string) error {
 func (l *Lab) AddrOf(node string, family, port int) (netip.AddrPort, error) {
 	n := l.Plan.Node(node)
 	if n == nil {
-		return netip.AddrPort{}, BadInput(fmt.Errorf("lab %q has no node %q%s", l.Plan.Lab, node, suggest(node, l.Plan.NodeNames())))
+		return netip.AddrPort{}, l.Plan.unknownNode(node)
 	}
 	a, ok := n.FirstAddr(family)
 	if !ok {

@@ -157,7 +157,7 @@ func (v *Validator) Node(name string) error {
 // hint.
 func (v *Validator) nodes(ends ...string) {
 	for _, e := range ends {
-		n := emulator.ParseEnd(e).Node
+		n, _, _ := strings.Cut(e, ":")
 		if v.Plan.Node(n) == nil {
 			v.unknown[n] = true
 		} else {
