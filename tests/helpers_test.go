@@ -166,3 +166,27 @@ func reach(t testing.TB, lab *emulator.Lab, from, to string, want bool) {
 }
 
 func emptyOpts() emulator.Options { return emulator.Options{} }
+
+// requireNothingLeftOpen runs run as a subtest (where a lab is built and
+// used, and torn down when the subtest ends) and then requires that the
+// process has no more goroutines and file descriptors than before. Not for
+// parallel tests: the counts are of the whole process.
+func requireNothingLeftOpen(t *testing.T, run func(t *testing.T)) {
+	t.Helper()
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		require.NoError(t, err)
+		return len(ents)
+	}
+	runtime.GC()
+	g0, f0 := runtime.NumGoroutine(), fds()
+	t.Run("lab", run)
+	var g1, f1 int
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if g1, f1 = runtime.NumGoroutine(), fds(); g1 <= g0 && f1 <= f0 {
+			break
+		}
+	}
+	require.LessOrEqual(t, g1, g0, "goroutines left running")
+	require.LessOrEqual(t, f1, f0, "file descriptors left open")
+}

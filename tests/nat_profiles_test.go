@@ -184,23 +184,7 @@ func TestNATProfileEarlyPeerPacket(t *testing.T) {
 		t.Run(profile, func(t *testing.T) {
 			t.Parallel()
 			lab := profileLab(t, emulator.NATSpec{Profile: profile})
-			peer, err := lab.ListenUDP("net", ap("203.0.113.10:3478"))
-			require.NoError(t, err)
-			defer peer.Close()
-			// The peer punches first, at the port the client will use.
-			for i := 0; i < 3; i++ {
-				peer.WriteToUDPAddrPort([]byte("early"), ap("203.0.113.1:40000"))
-			}
-			time.Sleep(20 * time.Millisecond)
-			sock, err := lab.ListenUDP("client", ap("0.0.0.0:40000"))
-			require.NoError(t, err)
-			defer sock.Close()
-			_, err = sock.WriteToUDPAddrPort([]byte("late"), ap("203.0.113.10:3478"))
-			require.NoError(t, err)
-			peer.SetReadDeadline(time.Now().Add(time.Second))
-			buf := make([]byte, 64)
-			_, from, err := peer.ReadFromUDPAddrPort(buf)
-			require.NoError(t, err)
+			from := earlyThenLate(t, lab, 3)
 			require.Equal(t, ap("203.0.113.1:40000"), from, "the late side keeps its port")
 		})
 	}
@@ -211,20 +195,7 @@ func TestNATProfileEarlyPeerPacket(t *testing.T) {
 	t.Run("plain-masquerade", func(t *testing.T) {
 		t.Parallel()
 		lab := profileLab(t, emulator.NATSpec{})
-		peer, err := lab.ListenUDP("net", ap("203.0.113.10:3478"))
-		require.NoError(t, err)
-		defer peer.Close()
-		peer.WriteToUDPAddrPort([]byte("early"), ap("203.0.113.1:40000"))
-		time.Sleep(20 * time.Millisecond)
-		sock, err := lab.ListenUDP("client", ap("0.0.0.0:40000"))
-		require.NoError(t, err)
-		defer sock.Close()
-		_, err = sock.WriteToUDPAddrPort([]byte("late"), ap("203.0.113.10:3478"))
-		require.NoError(t, err)
-		peer.SetReadDeadline(time.Now().Add(time.Second))
-		buf := make([]byte, 64)
-		_, from, err := peer.ReadFromUDPAddrPort(buf)
-		require.NoError(t, err)
+		from := earlyThenLate(t, lab, 1)
 		require.Equal(t, "203.0.113.1", from.Addr().String())
 		require.NotEqual(t, uint16(40000), from.Port(), "the early packet took the tuple: the late side is moved")
 	})
@@ -236,4 +207,29 @@ func TestNATMappingTimeout(t *testing.T) {
 	res, err := lab.Exec(t.Context(), "gw", "cat", "/proc/sys/net/netfilter/nf_conntrack_udp_timeout", "/proc/sys/net/netfilter/nf_conntrack_udp_timeout_stream")
 	require.NoError(t, err)
 	require.Equal(t, "7\n7\n", string(res.Stdout))
+}
+
+// earlyThenLate is the hole-punching race at a gateway: the peer on net
+// sends early packets to the gateway's 203.0.113.1:40000 before the client
+// has sent anything, then the client sends from port 40000 to the peer.
+// It returns the source the peer saw on the client's packet.
+func earlyThenLate(t *testing.T, lab *emulator.Lab, early int) netip.AddrPort {
+	t.Helper()
+	peer, err := lab.ListenUDP("net", ap("203.0.113.10:3478"))
+	require.NoError(t, err)
+	defer peer.Close()
+	for i := 0; i < early; i++ {
+		peer.WriteToUDPAddrPort([]byte("early"), ap("203.0.113.1:40000"))
+	}
+	time.Sleep(20 * time.Millisecond)
+	sock, err := lab.ListenUDP("client", ap("0.0.0.0:40000"))
+	require.NoError(t, err)
+	defer sock.Close()
+	_, err = sock.WriteToUDPAddrPort([]byte("late"), ap("203.0.113.10:3478"))
+	require.NoError(t, err)
+	peer.SetReadDeadline(time.Now().Add(time.Second))
+	buf := make([]byte, 64)
+	_, from, err := peer.ReadFromUDPAddrPort(buf)
+	require.NoError(t, err)
+	return from
 }

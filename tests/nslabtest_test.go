@@ -5,11 +5,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/nslab/nslab/emulator"
 	"github.com/nslab/nslab/emulator/nslabtest"
@@ -165,14 +163,7 @@ func TestNslabtestFailureExplains(t *testing.T) {
 // descriptor (sockets, namespace handles). Not parallel: the count is of
 // the whole process.
 func TestNslabtestLeavesNothingOpen(t *testing.T) {
-	fds := func() int {
-		ents, err := os.ReadDir("/proc/self/fd")
-		require.NoError(t, err)
-		return len(ents)
-	}
-	runtime.GC()
-	g0, f0 := runtime.NumGoroutine(), fds()
-	t.Run("lab", func(t *testing.T) {
+	requireNothingLeftOpen(t, func(t *testing.T) {
 		lab := nslabtest.Start(t, profileLabTopology(emulator.NATSpec{Profile: "full-cone", Hairpinning: true}))
 		lab.RequireReachable("client", "net")
 		lab.RequireTCP("client", "net", 8080)
@@ -182,14 +173,6 @@ func TestNslabtestLeavesNothingOpen(t *testing.T) {
 		require.True(t, lab.Hairpins("client", "client2", "net"))
 		lab.Exec("client", "true")
 	})
-	var g1, f1 int
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if g1, f1 = runtime.NumGoroutine(), fds(); g1 <= g0 && f1 <= f0 {
-			break
-		}
-	}
-	require.LessOrEqual(t, g1, g0, "goroutines left running")
-	require.LessOrEqual(t, f1, f0, "file descriptors left open")
 }
 
 // -nslab.keep keeps a failed test's lab up and says how to enter it.
