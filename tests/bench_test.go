@@ -207,16 +207,7 @@ func benchLab(b *testing.B, spec string) *emulator.Lab {
 	if err != nil {
 		b.Fatal(err)
 	}
-	plan, err := emulator.Resolve(top)
-	if err != nil {
-		b.Fatal(err)
-	}
-	lab, err := emulator.Up(context.Background(), plan, emulator.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { lab.Down() })
-	return lab
+	return benchLabFrom(b, top)
 }
 
 // BenchmarkNslabtestLab10 starts and stops a 10-host lab through the test

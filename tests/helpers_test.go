@@ -190,3 +190,16 @@ func requireNothingLeftOpen(t *testing.T, run func(t *testing.T)) {
 	require.LessOrEqual(t, g1, g0, "goroutines left running")
 	require.LessOrEqual(t, f1, f0, "file descriptors left open")
 }
+
+// runChild runs one test of this binary again as a child process with
+// NSLAB_CHILD=child, requires it to fail, and returns its output and exit
+// code: for tests of what a failing test prints.
+func runChild(t *testing.T, test, child string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), "NSLAB_CHILD="+child)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee, string(out))
+	return string(out), ee.ExitCode()
+}

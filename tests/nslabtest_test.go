@@ -146,13 +146,8 @@ func TestNslabtestFailureExplains(t *testing.T) {
 		return
 	}
 	t.Parallel()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestNslabtestFailureExplains$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), "NSLAB_CHILD=failing-assertion")
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	require.ErrorAs(t, err, &ee, string(out))
-	require.Equal(t, 1, ee.ExitCode(), string(out))
-	s := string(out)
+	s, code := runChild(t, "TestNslabtestFailureExplains", "failing-assertion")
+	require.Equal(t, 1, code, s)
 	require.Regexp(t, `nslabtest: red should reach green, but: red -> green \(10\.0\.1\.2\): 3 sent, no reply`, s)
 	require.Contains(t, s, "node red (netns failing-assertion-")
 	require.Contains(t, s, "route 10.0.0.0/24 dev eth0")

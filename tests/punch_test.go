@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -446,12 +445,7 @@ func TestPunchFailureExplains(t *testing.T) {
 		return
 	}
 	t.Parallel()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestPunchFailureExplains$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), "NSLAB_CHILD=failing-punch")
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	require.ErrorAs(t, err, &ee, string(out))
-	s := string(out)
+	s, _ := runChild(t, "TestPunchFailureExplains", "failing-punch")
 	require.Contains(t, s, "nslabtest: alice and bob should connect directly through a hole punch, but:")
 	require.Regexp(t, `alice <-> bob via rendezvous \(203\.0\.113\.10:3478\): no direct path after 5 rounds, [0-9.]+ms: they need a relay`, s)
 	require.Regexp(t, `alice  local 192\.168\.1\.2:\d+, learned 203\.0\.113\.1:\d+, nothing reached bob`, s)

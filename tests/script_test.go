@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -212,7 +211,7 @@ func TestNslabtestRunScript(t *testing.T) {
 	res = lab.RunScript("testdata/issue5.nsl")
 	require.Equal(t, 7, res.Passed)
 
-	out := runChild(t, "TestNslabtestRunScript", "script-fails")
+	out, _ := runChild(t, "TestNslabtestRunScript", "script-fails")
 	require.Contains(t, out, "script:2: !reach red blue: expected red not to reach blue, but red -> blue (192.168.15.2)")
 	require.Contains(t, out, "script:3: reach red lan: expected red to reach lan, but red -> lan (192.168.1.3): 1 sent, no reply")
 	require.Contains(t, out, "nslabtest: 1 of 3 checks passed, 2 failed")
@@ -342,18 +341,6 @@ func TestCLIAttachScript(t *testing.T) {
 	_, errs, code = cli(t, "", "attach", name)
 	require.Equal(t, 2, code, "no terminal, no script")
 	require.Contains(t, errs, "the prompt needs a terminal")
-}
-
-// runChild runs one test of this binary again as a child process with
-// NSLAB_CHILD=child, expects it to fail, and returns its output.
-func runChild(t *testing.T, test, child string) string {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), "NSLAB_CHILD="+child)
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	require.ErrorAs(t, err, &ee, string(out))
-	return string(out)
 }
 
 // TestScriptPunch: `punch` and `!punch` in a script, on p2p.toml with one
