@@ -27,6 +27,10 @@ type Topology struct {
 	// Host, when set, places one interface of the lab in the namespace
 	// nslab runs in (the "host"), with addresses and routes.
 	Host *HostSpec `toml:"host,omitempty"`
+	// Origin is the name the topology was written with, when the lab runs
+	// under another (nslab run --name, nslabtest's unique names): a
+	// script's `lab` line may name either. It is not part of the file.
+	Origin string `toml:"-" json:"origin,omitempty"`
 	// Test is the lab's own test, run by `nslab run` once the lab is up:
 	// a file that carries one is a complete network test.
 	Test *TestSpec `toml:"test,omitempty"`

@@ -318,9 +318,19 @@ default). timeout: how long reach, pingall and nat wait for an answer
 		{
 			Name: "lab", Usage: "lab NAME", MinArgs: 1, MaxArgs: 1,
 			Summary: "say which lab the script is for (checked before anything runs)",
+			Help: `The lab's name, or the name its topology file gives it when it runs
+under another (nslab run --name, the unique names of nslabtest).`,
 			Validate: func(v *Validator, ln *Line, args []string) error {
-				if !sameLab(args[0], v.Plan.Lab) {
-					return fmt.Errorf("this script is for lab %q, not for %q", args[0], v.Plan.Lab)
+				origin := ""
+				if v.Plan.Topology != nil {
+					origin = v.Plan.Topology.Origin
+				}
+				if args[0] != origin && !sameLab(args[0], v.Plan.Lab) {
+					also := ""
+					if origin != "" {
+						also = fmt.Sprintf(" (its file calls it %q)", origin)
+					}
+					return fmt.Errorf("this script is for lab %q, not for %q%s", args[0], v.Plan.Lab, also)
 				}
 				return nil
 			},

@@ -338,6 +338,18 @@ func TestCLIAttachScript(t *testing.T) {
 	_, errs, code = cli(t, "", "attach", name, "--script", script)
 	require.Equal(t, 2, code, errs)
 	require.Contains(t, errs, "is the script for another lab?")
+	// A lab renamed with --name still counts as the lab its file names.
+	renamed := uniqueName("renamed")
+	_, errs, code = cli(t, "", "up", "--name", renamed, "../topologies/tutorial.toml")
+	require.Equal(t, 0, code, errs)
+	defer cli(t, "", "down", renamed)
+	out, errs, code = cli(t, "", "attach", renamed, "--script", "testdata/tutorial.nsl")
+	require.Equal(t, 0, code, out+errs)
+	require.NoError(t, os.WriteFile(script, []byte("lab lan\n"), 0o644))
+	_, errs, code = cli(t, "", "attach", renamed, "--script", script)
+	require.Equal(t, 2, code)
+	require.Contains(t, errs, `this script is for lab "lan", not for "`+renamed+`" (its file calls it "tutorial")`)
+
 	_, errs, code = cli(t, "", "attach", name)
 	require.Equal(t, 2, code, "no terminal, no script")
 	require.Contains(t, errs, "the prompt needs a terminal")

@@ -323,7 +323,7 @@ func (g *globals) loadPlan(c *cli.Context) (*emulator.Plan, error) {
 	case c.NArg() == 1:
 		t, err = emulator.LoadFile(c.Args().First())
 		if err == nil && c.String("name") != "" {
-			t.Name = c.String("name")
+			t.Origin, t.Name = t.Name, c.String("name")
 		}
 	default:
 		return nil, emulator.BadInput(fmt.Errorf("give one topology file or --topo SPEC (see `nslab %s --help`)", c.Command.Name))

@@ -58,7 +58,7 @@ func Start(t testing.TB, top *emulator.Topology) *Lab {
 		require.FailNow(t, fmt.Sprintf("nslabtest: building a lab needs %s: run the tests as root (sudo go test ...)", strings.Join(missing, ", ")))
 	}
 	cp := *top
-	cp.Name = UniqueName(top.Name)
+	cp.Origin, cp.Name = top.Name, UniqueName(top.Name)
 	plan, err := emulator.Resolve(&cp)
 	if err != nil {
 		require.FailNow(t, fmt.Sprintf("nslabtest: topology %q: %v", top.Name, err))
