@@ -184,7 +184,9 @@ func scriptStart(data []byte, line int) int {
 	if line < 1 || line > len(lines) {
 		return line
 	}
-	l := bytes.TrimRight(lines[line-1], " \t\r")
+	// Only the newline right after the quotes is dropped: with blanks
+	// between, the string starts on this line.
+	l := bytes.TrimSuffix(lines[line-1], []byte("\r"))
 	if bytes.HasSuffix(l, []byte(`"""`)) || bytes.HasSuffix(l, []byte("'''")) {
 		return line + 1
 	}

@@ -176,8 +176,8 @@ named), in process, and shows the matrix. Holds when every pair answers;
 			Help: `Starts nslab's echo service on node B (UDP port 7, for the duration of the
 check), sends one datagram from node A and shows the source address and
 port B saw. Without SEEN the check holds when the source was translated on
-the way (a NAT); with SEEN (an address, address:port, or a node whose
-first address it is) it holds when B saw that. '!' inverts either.`,
+the way (a NAT); with SEEN (an address, address:port, or a node: any of
+its addresses) it holds when B saw that. '!' inverts either.`,
 			Validate: func(v *Validator, ln *Line, args []string) error {
 				errs := []error{v.Source(args[0]), v.Source(args[1])}
 				if len(args) == 3 {
@@ -302,8 +302,8 @@ share more than one cable.`,
 			Name: "set", Usage: "set subst on|off | set timeout DURATION", MinArgs: 2, MaxArgs: 2,
 			Summary: "change a setting for the lines that follow",
 			Help: `subst: replace node names in program arguments by addresses (on by
-default). timeout: how long reach, pingall and nat wait for an answer
-(1s by default).`,
+default). timeout: how long reach, pingall, nat, tcp and udp wait for an
+answer (1s by default).`,
 			Validate: validateSet,
 			Run: func(ctx context.Context, s *Session, ln *Line, args []string) (Outcome, error) {
 				switch args[0] {
@@ -381,16 +381,17 @@ func validateSet(v *Validator, ln *Line, args []string) error {
 // validateWait checks `wait CHECK ARG... DURATION` as the check itself
 // would be checked.
 func validateWait(v *Validator, ln *Line, args []string) error {
-	d := args[len(args)-1]
 	errs := []error{}
-	if _, err := v.Duration(d); err != nil {
+	if _, err := v.Duration(args[len(args)-1]); err != nil {
 		errs = append(errs, err)
 	}
-	inner := waitLine(ln)
+	inner := waitLine(ln, v.Reg)
 	c := v.Reg.Lookup(inner.Name)
 	switch {
-	case c == nil:
-		errs = append(errs, fmt.Errorf("no check %q%s", inner.Name, suggest(inner.Name, v.checks())))
+	case c.Name == "exec" && len(inner.Args) > 0 && v.Plan.Node(inner.Args[0].Text) == nil:
+		name := inner.Args[0].Text
+		v.unknown[name] = true
+		errs = append(errs, fmt.Errorf("no check or node %q%s", name, suggest(name, append(v.checks(), v.Plan.NodeNames()...))))
 	case !c.Check || c.Name == "wait":
 		errs = append(errs, fmt.Errorf("%q is not a check that can be waited for (checks: %s)", inner.Name, strings.Join(v.checks(), ", ")))
 	default:
@@ -399,11 +400,21 @@ func validateWait(v *Validator, ln *Line, args []string) error {
 	return v.all(errs...)
 }
 
-// waitLine is the check inside a wait line.
-func waitLine(ln *Line) *Line {
-	in := &Line{File: ln.File, Num: ln.Num, Text: ln.Text, Name: ln.Args[0].Text, Args: ln.Args[1 : len(ln.Args)-1]}
-	if strings.HasPrefix(in.Name, "!") {
-		in.Neg, in.Name = true, in.Name[1:]
+// waitLine is the check inside a wait line: `wait reach a b 2s`, `wait
+// !reach a b 2s` or `wait ! reach a b 2s`, and `wait NODE PROGRAM... 2s`
+// (a program in a node, as `exec`).
+func waitLine(ln *Line, reg *Registry) *Line {
+	words := ln.Args[:len(ln.Args)-1]
+	in := &Line{File: ln.File, Num: ln.Num, Text: ln.Text}
+	if words[0].Text == "!" && len(words) > 1 {
+		in.Neg, words = true, words[1:]
+	} else if strings.HasPrefix(words[0].Text, "!") {
+		in.Neg = true
+		words = append([]Word{{Text: words[0].Text[1:]}}, words[1:]...)
+	}
+	in.Name, in.Args = words[0].Text, words[1:]
+	if reg.Lookup(in.Name) == nil {
+		in.Name, in.Args = "exec", words
 	}
 	return in
 }

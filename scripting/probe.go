@@ -2,10 +2,13 @@ package scripting
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/nslab/nslab/emulator"
 )
@@ -99,13 +102,28 @@ func (s *Session) probe(ctx context.Context, proto, from, target string) (Outcom
 		}
 	}
 	r, err := s.Lab.Probe(ctx, from, to, proto, emulator.ProbeOptions{Timeout: s.Timeout})
-	if err != nil {
+	switch {
+	case ctx.Err() != nil:
+		return o, ctx.Err()
+	case noAnswer(err):
 		o.Said = err.Error()
 		return o, nil
+	case err != nil:
+		return o, err // not an answer either way: the line fails
 	}
 	o.Held = true
 	o.Said = fmt.Sprintf("%s answered; it saw %s (sent from %s)", to, r.Observed, r.Local)
 	return o, nil
+}
+
+// noAnswer tells whether a probe's error means that no answer came: a
+// timeout, a refused or reset connection, an unreachable network or host.
+// Any other error says nothing about reachability.
+func noAnswer(err error) bool {
+	var ne net.Error
+	return err != nil && (errors.As(err, &ne) && ne.Timeout() ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EHOSTUNREACH))
 }
 
 func (s *Session) serving(node, proto string, port int) bool {

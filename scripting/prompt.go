@@ -2,6 +2,7 @@ package scripting
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
+	"sync"
 
 	"golang.org/x/term"
 )
@@ -25,11 +27,11 @@ type PromptOptions struct {
 	// History is a file that keeps the lines typed between sessions; ""
 	// keeps them for this session only.
 	History string
-	// Interrupt, when set, routes Ctrl-C while a line runs: the prompt
-	// calls it with the function that stops the line, and calls the
-	// function it returns when the line is done. When nil, the prompt
-	// catches SIGINT itself while a line runs. (A program that owns
-	// SIGINT for its own shutdown passes its router here.)
+	// Interrupt, when set, routes Ctrl-C (SIGINT) to the prompt while it
+	// is up: the prompt calls it with the function that stops the line
+	// that runs, if any, and calls the function it returns when the
+	// prompt ends. When nil, the prompt catches SIGINT itself. (A program
+	// that owns SIGINT for its own shutdown passes its router here.)
 	Interrupt func(stop func()) (release func())
 }
 
@@ -61,6 +63,47 @@ func Prompt(ctx context.Context, sess *Session, o PromptOptions) error {
 	}
 	sess.Echo, sess.Live, sess.Stdin, sess.Out = false, o.Out, o.In, o.Out
 	defer sess.Close()
+	// Ctrl-C stops the line that runs, and nothing else, for as long as
+	// the prompt is up: also between lines, where the terminal is briefly
+	// not in raw mode and Ctrl-C is a signal.
+	var mu sync.Mutex
+	var stopLine func()
+	onInterrupt := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopLine != nil {
+			stopLine()
+		}
+	}
+	if o.Interrupt != nil {
+		defer o.Interrupt(onInterrupt)()
+	} else {
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, os.Interrupt)
+		done := make(chan struct{})
+		defer func() { signal.Stop(ch); close(done) }()
+		go func() {
+			for {
+				select {
+				case <-ch:
+					onInterrupt()
+				case <-done:
+					return
+				}
+			}
+		}()
+	}
+	run := func(ln *Line) {
+		lctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		mu.Lock()
+		stopLine = cancel
+		mu.Unlock()
+		sess.RunLine(lctx, ln)
+		mu.Lock()
+		stopLine = nil
+		mu.Unlock()
+	}
 	fmt.Fprintf(o.Out, "lab %s: %d nodes. Type `help` for the commands, Ctrl-D to leave.\n", sess.Lab.Name(), len(sess.Lab.Plan.Nodes))
 	num := 0
 	for {
@@ -91,7 +134,7 @@ func Prompt(ctx context.Context, sess *Session, o PromptOptions) error {
 				fmt.Fprintln(o.Out, err)
 				continue
 			}
-			runInterruptible(ctx, sess, ln, o.Interrupt)
+			run(ln)
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -123,27 +166,6 @@ func readLine(ctx context.Context, fd int, t *term.Terminal) (string, error) {
 	}
 }
 
-func runInterruptible(ctx context.Context, sess *Session, ln *Line, route func(func()) func()) {
-	lctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if route != nil {
-		release := route(cancel)
-		defer release()
-	} else {
-		ch := make(chan os.Signal, 1)
-		signal.Notify(ch, os.Interrupt)
-		defer signal.Stop(ch)
-		go func() {
-			select {
-			case <-ch:
-				cancel()
-			case <-lctx.Done():
-			}
-		}()
-	}
-	sess.RunLine(lctx, ln)
-}
-
 // ctrlC turns Ctrl-C typed at the prompt into "clear the line" (End, then
 // Ctrl-U) instead of the end of input that x/term makes of it.
 type ctrlC struct {
@@ -152,18 +174,19 @@ type ctrlC struct {
 }
 
 func (c *ctrlC) Read(p []byte) (int, error) {
-	if len(c.pending) > 0 {
-		n := copy(p, c.pending)
-		c.pending = c.pending[n:]
-		return n, nil
+	if len(c.pending) == 0 {
+		n, err := c.r.Read(p)
+		if bytes.IndexByte(p[:n], 3) < 0 {
+			return n, err
+		}
+		c.pending = bytes.ReplaceAll(p[:n], []byte{3}, []byte("\x1b[F\x15"))
+		if len(c.pending) == 0 {
+			return 0, err
+		}
 	}
-	n, err := c.r.Read(p)
-	if i := strings.IndexByte(string(p[:n]), 3); i >= 0 {
-		rest := append([]byte("\x1b[F\x15"), p[i+1:n]...)
-		n = i + copy(p[i:], rest)
-		c.pending = append(c.pending, rest[n-i:]...)
-	}
-	return n, err
+	n := copy(p, c.pending)
+	c.pending = c.pending[n:]
+	return n, nil
 }
 
 // complete completes the word before the cursor: a command or node name

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/netip"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 
@@ -264,7 +265,7 @@ func (s *Session) runProgram(ctx context.Context, node string, words []Word) (Ou
 	if cmd.Err != nil {
 		hint := ""
 		if argv[0] == "ping" || argv[0] == "ping6" {
-			hint = fmt.Sprintf(" (nslab's own probe needs none: `reach %s %s`)", node, strings.Join(argv[1:], " "))
+			hint = fmt.Sprintf(" (nslab's own probe needs none: `reach %s %s`)", node, argv[len(argv)-1])
 		}
 		return o, emulator.BadInput(fmt.Errorf("no program %q to run in node %q: %w%s", argv[0], node, cmd.Err, hint))
 	}
@@ -306,7 +307,9 @@ func (s *Session) ping(ctx context.Context, from, to string) (emulator.PingResul
 	o := emulator.PingOptions{Timeout: s.Timeout}
 	if a, err := netip.ParseAddr(to); err == nil {
 		o.Target = a
-		to = ""
+		r, err := s.Lab.Ping(ctx, from, "", o)
+		r.To = to
+		return r, err
 	}
 	return s.Lab.Ping(ctx, from, to, o)
 }
@@ -339,11 +342,13 @@ func (s *Session) nat(ctx context.Context, args []string) (Outcome, error) {
 			return o, err
 		}
 	}
-	svc, err := s.Lab.Serve(b, "udp", natPort)
-	if err != nil {
-		return o, err
+	if !s.serving(b, "udp", natPort) && !slices.Contains(s.Lab.Plan.Node(b).Echo, natPort) {
+		svc, err := s.Lab.Serve(b, "udp", natPort)
+		if err != nil {
+			return o, err
+		}
+		defer svc.Close()
 	}
-	defer svc.Close()
 	r, err := s.Lab.Probe(ctx, a, target, "udp", emulator.ProbeOptions{Timeout: s.Timeout})
 	if err != nil {
 		return o, fmt.Errorf("%s -> %s (%s): no answer from the echo service, so nothing to tell: %w", a, b, target, err)
@@ -382,48 +387,61 @@ func (s *Session) expect(pattern string) (Outcome, error) {
 }
 
 // wait retries the check in `wait CHECK ARG... DURATION` until it holds
-// (as written, with its own '!') or the time is up.
+// (as written, with its own '!') or the time is up. No try starts after
+// the deadline. A try of a check that must not hold (`wait !reach`) gets
+// its whole timeout, so that "no answer" is never an answer cut short; a
+// try of one that must hold ends at the deadline. When the last try could
+// not be run at all, the line fails with that error, negated or not.
 func (s *Session) wait(ctx context.Context, ln *Line) (Outcome, error) {
 	d, _ := time.ParseDuration(ln.Args[len(ln.Args)-1].Text)
-	in := waitLine(ln)
+	in := waitLine(ln, s.Reg)
 	c := s.Reg.Lookup(in.Name)
-	deadline := time.Now().Add(d)
 	t0 := time.Now()
+	deadline := t0.Add(d)
 	tries := 0
 	for {
 		tries++
-		cctx, cancel := context.WithDeadline(ctx, deadline)
-		o, err := c.Run(cctx, s, in, in.Strings())
-		cancel()
-		if ctx.Err() != nil {
-			return o, ctx.Err()
+		tctx, cancel := ctx, context.CancelFunc(func() {})
+		if !in.Neg {
+			tctx, cancel = context.WithDeadline(ctx, deadline)
 		}
-		if err != nil {
-			if emulator.IsBadInput(err) {
-				return o, err
-			}
-			o.Said = err.Error() // retry: an answer may come later
+		o, err := c.Run(tctx, s, in, in.Strings())
+		cut := tctx.Err() != nil && ctx.Err() == nil
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return o, ctx.Err()
+		case err != nil && emulator.IsBadInput(err):
+			return o, err
+		case err != nil && cut:
+			err, o.Held, o.Said = nil, false, "no answer before the time was up"
 		}
 		held := err == nil && o.Held != in.Neg
+		if !held && time.Now().Before(deadline) {
+			select {
+			case <-ctx.Done():
+				return o, ctx.Err()
+			case <-time.After(min(50*time.Millisecond, time.Until(deadline))):
+			}
+			if time.Now().Before(deadline) {
+				continue
+			}
+		}
+		took := fmt.Sprintf("after %s in %s", plural(tries, "try", "tries"), roundDur(time.Since(t0)))
+		if err != nil {
+			return o, fmt.Errorf("%s, the last could not be run: %w", took, err)
+		}
 		want := o.Want
 		if in.Neg {
 			want = o.WantNot
 		}
-		if held || !time.Now().Before(deadline) {
-			out := Outcome{Held: held, Want: fmt.Sprintf("within %s, %s", d, want), WantNot: fmt.Sprintf("not within %s, %s", d, want)}
-			took := fmt.Sprintf("after %s in %s", plural(tries, "try", "tries"), roundDur(time.Since(t0)))
-			if held {
-				out.Said = took + ": " + o.Said
-			} else {
-				out.Said = took + ", the last: " + o.Said
-			}
-			return out, nil
+		out := Outcome{Held: held, Want: fmt.Sprintf("within %s, %s", d, want), WantNot: fmt.Sprintf("not within %s, %s", d, want)}
+		if held {
+			out.Said = took + ": " + o.Said
+		} else {
+			out.Said = took + ", the last: " + o.Said
 		}
-		select {
-		case <-ctx.Done():
-			return o, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
+		return out, nil
 	}
 }
 

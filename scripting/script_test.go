@@ -2,10 +2,12 @@ package scripting
 
 import (
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/nslab/nslab/emulator"
 	"github.com/stretchr/testify/require"
@@ -104,6 +106,9 @@ exec host ip route
 expect 'x'
 wait !reach red blue 1s
 !wait reach red blue 500ms
+wait ! reach red blue 1s
+wait red true 1s
+wait !exec blue false 1s
 link red v-net-0 down
 link r1:eth0 r2:eth0 up
 nat red blue 10.0.0.1:40000
@@ -154,15 +159,19 @@ func TestCompleteHelpers(t *testing.T) {
 }
 
 func TestCtrlCClearsTheLine(t *testing.T) {
-	c := &ctrlC{r: strings.NewReader("abc\x03def")}
-	buf := make([]byte, 4)
-	var got []byte
-	for {
-		n, err := c.Read(buf)
-		got = append(got, buf[:n]...)
-		if err != nil && len(c.pending) == 0 {
-			break
-		}
+	for _, tc := range []struct{ in, want string }{
+		{"abc\x03def", "abc\x1b[F\x15def"},
+		{"a\x03\x03", "a\x1b[F\x15\x1b[F\x15"},
+		{"\x03", "\x1b[F\x15"},
+		{"plain", "plain"},
+	} {
+		c := &ctrlC{r: strings.NewReader(tc.in)}
+		got, err := io.ReadAll(iotest.OneByteReader(c))
+		require.NoError(t, err)
+		require.Equal(t, tc.want, string(got), "%q", tc.in)
+		c = &ctrlC{r: strings.NewReader(tc.in)}
+		got, err = io.ReadAll(c)
+		require.NoError(t, err)
+		require.Equal(t, tc.want, string(got), "%q", tc.in)
 	}
-	require.Equal(t, "abc\x1b[F\x15def", string(got))
 }

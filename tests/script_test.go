@@ -63,6 +63,11 @@ func TestScriptCommands(t *testing.T) {
 		{"serve tcp udp", "serve blue tcp 80\ntcp lan 192.168.1.2:80\n!tcp lan blue:80\nudp red blue:5353\n!udp red lan:5353", ""},
 		{"tcp fails", "tcp red lan:80", "t.nsl:1: tcp red lan:80: expected red to get an answer from lan:80 over tcp, but "},
 		{"wait", "wait reach red blue 1s\nwait !reach red lan 1s\n!wait reach red lan 300ms", ""},
+		{"wait forms", "wait ! reach red lan 1s\nwait red true 1s\nwait !exec blue false 1s", ""},
+		// A check that holds all along never makes `wait !CHECK` pass,
+		// however the time runs out.
+		{"wait negated fails", "wait !reach red blue 300ms", "t.nsl:1: wait !reach red blue 300ms: expected within 300ms, red not to reach blue, but after "},
+		{"wait negated tcp fails", "serve blue tcp 80\nwait !tcp red blue:80 300ms", "t.nsl:2: wait !tcp red blue:80 300ms: expected within 300ms, red to get no answer from blue:80 over tcp, but after "},
 		{"sleep echo help", "sleep 10ms\necho hello\nhelp\nhelp reach", ""},
 		{"listings", "nodes\nlinks\ndump red", ""},
 		{"lab", "lab tutorial", ""},
@@ -114,11 +119,21 @@ link blue v-net-0 down
 !reach blue lan
 link blue v-net-0 up
 wait reach blue lan 2s
+link red v-net-0 down
+!nat red blue           # cannot be run: red has no route at all
+link red v-net-0 up
+wait reach red blue 2s
 blue ip route
-expect '192\.168\.1\.0/24 via 192\.168\.15\.5'`, false)
-	require.True(t, res.OK(), "%v\n%s", res.Err(), out)
+expect '192\.168\.1\.0/24 via 192\.168\.15\.5'`, true)
+	require.Len(t, res.Failures, 1, "%v\n%s", res.Err(), out)
+	require.Contains(t, res.Failures[0].String(), "!nat red blue: red -> blue (192.168.15.2:7): no answer from the echo service, so nothing to tell")
 	require.Contains(t, out, "red:eth0 (down) -- v-net-0:red (down)")
-	require.Equal(t, 9, res.Checks)
+	require.Equal(t, 11, res.Checks)
+	// Nor does `!wait` pass on a check that cannot be run.
+	res, out = scriptRun(t, lab, "link red v-net-0 down\n!wait nat red blue 300ms\nlink red v-net-0 up\nwait reach red blue 2s", true)
+	require.Len(t, res.Failures, 1, out)
+	require.Contains(t, res.Failures[0].String(), "t.nsl:2: !wait nat red blue 300ms: after ")
+	require.Contains(t, res.Failures[0].String(), "the last could not be run: red -> blue (192.168.15.2:7): no answer from the echo service")
 	// The kernel agrees: red's end is up again.
 	st, err := lab.Status()
 	require.NoError(t, err)
