@@ -794,11 +794,7 @@ func (g *globals) cmdPing(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.Bool("json") {
-		writeJSON(g.stdout, res)
-	} else {
-		fmt.Fprintln(g.stdout, res)
-	}
+	g.printResult(c, res)
 	if !res.OK() {
 		return &checkFailed{fmt.Sprintf("%d of %d echo requests got no reply", res.Sent-res.Received, res.Sent)}
 	}
@@ -887,6 +883,16 @@ func (g *globals) cmdValidate(c *cli.Context) error {
 		return emulator.BadInput(errors.Join(errs...))
 	}
 	return nil
+}
+
+// printResult prints a probe's typed result: as JSON with --json, else as
+// its String form.
+func (g *globals) printResult(c *cli.Context, res fmt.Stringer) {
+	if c.Bool("json") {
+		writeJSON(g.stdout, res)
+	} else {
+		fmt.Fprintln(g.stdout, res)
+	}
 }
 
 func printPlan(w io.Writer, p *emulator.Plan) {
@@ -1074,11 +1080,7 @@ func (g *globals) cmdProbe(c *cli.Context) error {
 		}
 		return &checkFailed{err.Error()}
 	}
-	if c.Bool("json") {
-		writeJSON(g.stdout, res)
-	} else {
-		fmt.Fprintln(g.stdout, res)
-	}
+	g.printResult(c, res)
 	return nil
 }
 

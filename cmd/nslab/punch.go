@@ -81,11 +81,7 @@ func (g *globals) cmdPunch(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.Bool("json") {
-		writeJSON(g.stdout, res)
-	} else {
-		fmt.Fprintln(g.stdout, res)
-	}
+	g.printResult(c, res)
 	if !res.Direct {
 		return &checkFailed{fmt.Sprintf("no direct path between %s and %s: they need a relay", a, b)}
 	}
