@@ -123,6 +123,13 @@ type vethEnd struct {
 // vethAdd creates a veth pair in one message, the peer straight in its
 // namespace: `ip link add L type veth peer name P netns NS`. The peer must
 // be created down (the kernel refuses a peer created up).
+//
+// Both ends get one transmit and one receive queue (`numtxqueues 1
+// numrxqueues 1`): the kernel otherwise gives a veth one of each per
+// possible CPU, and every queue is a directory of files in sysfs made at
+// creation and removed at deletion. A veth without XDP hands packets to
+// the receiving CPU's backlog whatever its queues, so a lab loses nothing;
+// linear,100 and single,1000 came up 15-20% faster.
 func (c *rtConn) vethAdd(local, peer vethEnd) error {
 	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, newFlags)
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
@@ -144,6 +151,8 @@ func (c *rtConn) vethAdd(local, peer vethEnd) error {
 	if local.group != 0 {
 		req.AddData(nl.NewRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(local.group)))
 	}
+	req.AddData(nl.NewRtAttr(unix.IFLA_NUM_TX_QUEUES, nl.Uint32Attr(1)))
+	req.AddData(nl.NewRtAttr(unix.IFLA_NUM_RX_QUEUES, nl.Uint32Attr(1)))
 	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
 	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("veth"))
 	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
@@ -160,6 +169,8 @@ func (c *rtConn) vethAdd(local, peer vethEnd) error {
 	if peer.group != 0 {
 		pa.AddRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(peer.group))
 	}
+	pa.AddRtAttr(unix.IFLA_NUM_TX_QUEUES, nl.Uint32Attr(1))
+	pa.AddRtAttr(unix.IFLA_NUM_RX_QUEUES, nl.Uint32Attr(1))
 	pa.AddRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(peer.nsFd)))
 	req.AddData(info)
 	return c.do(req)
