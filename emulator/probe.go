@@ -21,6 +21,13 @@ type PingOptions struct {
 	// Target overrides the destination address (default: the destination
 	// node's first address of the family).
 	Target netip.Addr
+	// NeighbourRoom bounds how many neighbour (ARP and NDP) entries
+	// PingAll may add at once, all namespaces together. The kernel's
+	// table is shared by every namespace of the machine and refuses new
+	// entries past net.ipv4.neigh.default.gc_thresh3 (1,024 by default);
+	// a matrix that needs more runs in waves, removing each wave's
+	// entries before the next. 0 means what that limit leaves free.
+	NeighbourRoom int
 }
 
 func (o PingOptions) withDefaults() PingOptions {
@@ -118,4 +125,25 @@ func (m *Matrix) Get(a, b string) *PingResult {
 		return nil
 	}
 	return m.Results[ia][ib]
+}
+
+// pingWaves splits the sources 0..n-1 of an all-pairs matrix into waves
+// [first, last). In a wave, each source probes the nodes after it, and
+// they answer back with the neighbour entry the probe taught them: each
+// pair adds one entry at each end. A wave adds at most room entries (at
+// least one source per wave, whatever the room).
+func pingWaves(n, room int) [][2]int {
+	if n <= 0 {
+		return nil
+	}
+	if n*(n-1) <= room {
+		return [][2]int{{0, n}}
+	}
+	var w [][2]int
+	for first := 0; first < n; {
+		size := min(n-first, max(1, room/(2*(n-first))))
+		w = append(w, [2]int{first, first + size})
+		first += size
+	}
+	return w
 }

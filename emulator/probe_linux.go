@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -360,28 +361,40 @@ func (l *Lab) PingAll(ctx context.Context, nodes []string, o PingOptions) (*Matr
 	// (net.ipv4.neigh.default.gc_thresh3, 1024 by default): past it, new
 	// entries fail and packets are dropped. So a big matrix runs in waves
 	// of sources, each followed by removing the entries it made.
-	wave := len(nodes)
-	if need := 2 * len(nodes) * (len(nodes) - 1); need > 0 {
+	//
+	// Within a wave, each source a first probes the nodes after it (its
+	// ARP request teaches each of them a's address), then those nodes
+	// probe a back with what they learnt: one broadcast per pair, not two.
+	n := len(nodes)
+	room := o.NeighbourRoom
+	if room <= 0 {
 		limit, used := neighBudget()
-		if free := limit - used - 64; need > free {
-			wave = max(1, free/(2*len(nodes)))
-		}
+		room = limit - used - 64
 	}
-	for first := 0; first < len(nodes); first += wave {
-		last := min(first+wave, len(nodes))
-		var snap *neighSnapshot
-		if wave < len(nodes) {
-			var err error
-			if snap, err = l.snapshotNeighbors(nodes); err != nil {
-				return nil, err
-			}
+	plan := pingWaves(n, room)
+	var sw *neighSweeper
+	if len(plan) > 1 {
+		var err error
+		if sw, err = l.newNeighSweeper(nodes); err != nil {
+			return nil, err
 		}
+		defer sw.close()
+	}
+	for _, w := range plan {
+		first, last := w[0], w[1]
 		err := parallel(ctx, last-first, 8, func(k int) error {
-			return l.pingFrom(ctx, m, first+k, o)
+			a := first + k
+			return l.pingFrom(ctx, m, a, span(a+1, n), o)
 		})
-		if snap != nil {
-			if rerr := snap.restore(); rerr != nil && err == nil {
-				err = rerr
+		if err == nil {
+			err = parallel(ctx, n-first-1, 8, func(k int) error {
+				b := first + 1 + k
+				return l.pingFrom(ctx, m, b, span(first, min(b, last)), o)
+			})
+		}
+		if sw != nil {
+			if serr := sw.sweep(); serr != nil && err == nil {
+				err = serr
 			}
 		}
 		if err != nil {
@@ -413,17 +426,25 @@ func neighBudget() (limit, used int) {
 	return limit, used
 }
 
-// neighSnapshot remembers the neighbour entries of some nodes, so that the
-// ones a probe wave adds can be removed again.
-type neighSnapshot struct {
-	handles []*netlink.Handle
-	before  []map[string]bool
+// neighSweeper removes the neighbour entries that probe waves add to some
+// nodes: it lists each node's entries once before the first wave, and
+// after each wave deletes every entry that was not there then
+// (`ip neigh del`), all of a node's in one write.
+type neighSweeper struct {
+	names  []string
+	conns  []*rtConn
+	before []map[string]bool
 }
 
-func neighKey(n netlink.Neigh) string { return fmt.Sprintf("%d/%s", n.LinkIndex, n.IP) }
+func neighKey(n *netlink.Neigh) string { return fmt.Sprintf("%d/%s", n.LinkIndex, n.IP) }
 
-func (l *Lab) snapshotNeighbors(nodes []string) (*neighSnapshot, error) {
-	s := &neighSnapshot{}
+func (l *Lab) newNeighSweeper(nodes []string) (*neighSweeper, error) {
+	s := &neighSweeper{}
+	cur, err := netns.Get()
+	if err != nil {
+		return nil, err
+	}
+	defer cur.Close()
 	for _, name := range nodes {
 		e, err := l.envOf(name)
 		if err != nil {
@@ -435,19 +456,20 @@ func (l *Lab) snapshotNeighbors(nodes []string) (*neighSnapshot, error) {
 			s.close()
 			return nil, fmt.Errorf("open namespace of node %q: %w", name, err)
 		}
-		h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+		sock, err := nl.GetNetlinkSocketAt(ns, cur, unix.NETLINK_ROUTE)
 		ns.Close()
 		if err != nil {
 			s.close()
-			return nil, err
+			return nil, fmt.Errorf("open netlink socket in node %q: %w", name, err)
 		}
-		s.handles = append(s.handles, h)
-		have := map[string]bool{}
-		list, err := retryDump(func() ([]netlink.Neigh, error) { return h.NeighList(0, netlink.FAMILY_ALL) })
+		c := newRtConn(sock)
+		s.names, s.conns = append(s.names, name), append(s.conns, c)
+		list, err := c.neighDump()
 		if err != nil {
 			s.close()
 			return nil, fmt.Errorf("list neighbours of node %q: %w", name, err)
 		}
+		have := make(map[string]bool, len(list))
 		for _, n := range list {
 			have[neighKey(n)] = true
 		}
@@ -456,32 +478,39 @@ func (l *Lab) snapshotNeighbors(nodes []string) (*neighSnapshot, error) {
 	return s, nil
 }
 
-func (s *neighSnapshot) restore() error {
-	defer s.close()
-	for i, h := range s.handles {
-		list, err := retryDump(func() ([]netlink.Neigh, error) { return h.NeighList(0, netlink.FAMILY_ALL) })
+// sweep deletes the entries added since the sweeper was made.
+func (s *neighSweeper) sweep() error {
+	for i, c := range s.conns {
+		list, err := c.neighDump()
 		if err != nil {
-			return err
+			return fmt.Errorf("list neighbours of node %q: %w", s.names[i], err)
 		}
+		var del []*netlink.Neigh
 		for _, n := range list {
 			if !s.before[i][neighKey(n)] && n.State&netlink.NUD_PERMANENT == 0 {
-				h.NeighDel(&n)
+				del = append(del, n)
 			}
+		}
+		if err := c.neighDel(del); err != nil {
+			return fmt.Errorf("delete neighbours of node %q: %w", s.names[i], err)
 		}
 	}
 	return nil
 }
 
-func (s *neighSnapshot) close() {
-	for _, h := range s.handles {
-		h.Close()
+func (s *neighSweeper) close() {
+	for _, c := range s.conns {
+		c.Close()
 	}
-	s.handles = nil
+	s.conns = nil
 }
 
 // pingFrom probes from m.Nodes[i] to every other node at once, on one
 // socket per family, telling replies apart by sequence number.
-func (l *Lab) pingFrom(ctx context.Context, m *Matrix, i int, o PingOptions) error {
+func (l *Lab) pingFrom(ctx context.Context, m *Matrix, i int, targets []int, o PingOptions) error {
+	if len(targets) == 0 {
+		return nil
+	}
 	from := m.Nodes[i]
 	e, err := l.envOf(from)
 	if err != nil {
@@ -498,10 +527,8 @@ func (l *Lab) pingFrom(ctx context.Context, m *Matrix, i int, o PingOptions) err
 	sentAt := map[*icmpConn]map[uint16]time.Time{}
 	seq := uint16(0)
 	for round := 0; round < o.Count; round++ {
-		for j, to := range m.Nodes {
-			if j == i {
-				continue
-			}
+		for _, j := range targets {
+			to := m.Nodes[j]
 			_, _, target, _ := l.pingTarget(from, to, o)
 			c := conns[target.Is6()]
 			if c == nil {
@@ -561,10 +588,19 @@ func (l *Lab) pingFrom(ctx context.Context, m *Matrix, i int, o PingOptions) err
 		}(c)
 	}
 	wg.Wait()
-	for j := range m.Results[i] {
+	for _, j := range targets {
 		if r := m.Results[i][j]; r != nil {
 			r.finish()
 		}
 	}
 	return nil
+}
+
+// span returns the indexes from lo up to, not including, hi.
+func span(lo, hi int) []int {
+	var s []int
+	for i := lo; i < hi; i++ {
+		s = append(s, i)
+	}
+	return s
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -395,5 +396,89 @@ func (c *rtConn) waitIPv6Ready(n *Node, deadline time.Time) error {
 			return fmt.Errorf("IPv6 addresses %s are not ready for neighbour discovery", strings.Join(missing, ", "))
 		}
 		time.Sleep(delay)
+	}
+}
+
+// neighDump lists the namespace's neighbour entries, IPv4 and IPv6:
+// `ip neigh show`.
+func (c *rtConn) neighDump() ([]*netlink.Neigh, error) {
+	for try := 0; ; try++ {
+		req := nl.NewNetlinkRequest(unix.RTM_GETNEIGH, unix.NLM_F_DUMP)
+		req.AddData(&netlink.Ndmsg{Family: unix.AF_UNSPEC})
+		req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: &c.sh}
+		msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWNEIGH)
+		if errors.Is(err, netlink.ErrDumpInterrupted) && try < 5 {
+			continue
+		}
+		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return nil, err
+		}
+		out := make([]*netlink.Neigh, 0, len(msgs))
+		for _, m := range msgs {
+			if n, err := netlink.NeighDeserialize(m); err == nil {
+				out = append(out, n)
+			}
+		}
+		return out, nil
+	}
+}
+
+// neighDel deletes neighbour entries (`ip neigh del IP dev IF` for each),
+// many messages to one write: the kernel handles a write's messages before
+// the call returns, and answers only those that failed (no ACK is asked
+// for). An entry already gone is not an error.
+func (c *rtConn) neighDel(ns []*netlink.Neigh) error {
+	fd := c.sh.Socket.GetFd()
+	var buf []byte
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		err := unix.Sendto(fd, buf, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+		buf = buf[:0]
+		return err
+	}
+	for _, n := range ns {
+		ip := n.IP.To4()
+		fam := unix.AF_INET
+		if ip == nil {
+			ip, fam = n.IP.To16(), unix.AF_INET6
+		}
+		req := nl.NewNetlinkRequest(unix.RTM_DELNEIGH, 0)
+		req.AddData(&netlink.Ndmsg{Family: uint8(fam), Index: uint32(n.LinkIndex)})
+		req.AddData(nl.NewRtAttr(netlink.NDA_DST, ip))
+		buf = append(buf, req.Serialize()...)
+		if len(buf) > 32<<10 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	// Read back what failed, without waiting: every answer is queued by now.
+	rb := make([]byte, 64<<10)
+	for {
+		nr, _, err := unix.Recvfrom(fd, rb, unix.MSG_DONTWAIT)
+		if err != nil {
+			if errors.Is(err, unix.EAGAIN) {
+				return nil
+			}
+			return err
+		}
+		msgs, err := syscall.ParseNetlinkMessage(rb[:nr])
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			if m.Header.Type != unix.NLMSG_ERROR || len(m.Data) < 4 {
+				continue
+			}
+			errno := -int32(nl.NativeEndian().Uint32(m.Data[:4]))
+			if errno != 0 && syscall.Errno(errno) != unix.ENOENT {
+				return syscall.Errno(errno)
+			}
+		}
 	}
 }
