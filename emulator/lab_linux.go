@@ -649,6 +649,35 @@ func removeLab(o Options, lab string, plan *Plan) error {
 	if err := unpinNamespace(filepath.Join(dir, "mnt")); err != nil {
 		errs = append(errs, err)
 	}
+	// The big switches' ports go first, in one message each; meanwhile
+	// (unmounting takes the mount lock, not rtnl) the other namespaces
+	// are unpinned, and the switches' own once their ports are gone.
+	big := map[string]bool{}
+	for _, p := range switches {
+		big[p] = true
+	}
+	var mu sync.Mutex
+	unpin := func(ps []string) {
+		for _, p := range ps {
+			if err := unpinNamespace(p); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("remove namespace %s: %w", filepath.Base(p), err))
+				mu.Unlock()
+			}
+		}
+	}
+	var rest []string
+	for _, p := range paths {
+		if !big[p] {
+			rest = append(rest, p)
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		unpin(rest)
+	}()
 	parallel(context.Background(), len(switches), max(o.Workers, 1), func(i int) error {
 		if err := dropPorts(switches[i]); err != nil {
 			o.Logger.Debug("delete switch ports", "netns", switches[i], "err", err)
@@ -656,11 +685,8 @@ func removeLab(o Options, lab string, plan *Plan) error {
 		return nil
 	})
 	t1 := time.Now()
-	for _, p := range paths {
-		if err := unpinNamespace(p); err != nil {
-			errs = append(errs, fmt.Errorf("remove namespace %s: %w", filepath.Base(p), err))
-		}
-	}
+	unpin(switches)
+	wg.Wait()
 	o.Logger.Debug("teardown", "lab", lab, "ports", t1.Sub(t0), "namespaces", time.Since(t1))
 	if err := os.RemoveAll(dir); err != nil {
 		errs = append(errs, err)
