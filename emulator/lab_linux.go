@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -218,42 +219,81 @@ func (l *Lab) build(ctx context.Context) error {
 	}
 	defer waitPins()
 
-	// 2. Every namespace, two at a time: namespace setup is partly outside
-	// the kernel's rtnl lock. (Making each node's links as soon as its
-	// namespace exists was measured slower: the two fight over rtnl.)
-	if err := parallel(ctx, len(p.Nodes), o.Workers, func(i int) error {
-		_, err := mk(i)
-		return err
-	}); err != nil {
-		return err
+	// 2. Namespaces, bridges and links in one pipeline. Namespace setup
+	// runs mostly outside the kernel's rtnl lock, link creation almost
+	// wholly inside it: two workers make namespaces (and a switch's
+	// bridge, kept down until every port has joined), and one more makes
+	// each link as soon as both its ends exist. Links made by two workers
+	// only had one of them spin on rtnl; as a pipeline, linear,100 comes
+	// up about 10% sooner, single,1000 no slower.
+	nodeIdx := make(map[string]int, len(p.Nodes))
+	for i, n := range p.Nodes {
+		nodeIdx[n.Name] = i
 	}
-	o.Logger.Debug("namespaces ready", "lab", p.Lab, "n", len(p.Nodes), "took", time.Since(start))
-	logPhase("namespaces")
-
-	// 3. Bridges, kept down until every port has joined.
-	pr.setPhase("switches")
-	if err := parallel(ctx, len(switches), o.Workers, func(k int) error {
-		h := handles[switches[k]]
-		if err := h.rt.bridgeAdd(h.node.Bridge, 2, bridgeMAC(p.Lab, h.node.Name)); err != nil {
-			return fmt.Errorf("add bridge %q to switch %q: %w", h.node.Bridge, h.node.Name, err)
+	linksOf := make([][]int, len(p.Nodes))
+	for k, lk := range p.Links {
+		ia, ib := nodeIdx[lk.A.Node], nodeIdx[lk.B.Node]
+		linksOf[ia] = append(linksOf[ia], k)
+		linksOf[ib] = append(linksOf[ib], k)
+	}
+	ends := make([]atomic.Int32, len(p.Links)) // ends whose node is ready
+	ready := make(chan int, len(p.Links))      // links whose two ends are
+	pctx, pcancel := context.WithCancel(ctx)
+	defer pcancel()
+	linkErr := make(chan error, 1)
+	go func() {
+		for i := range p.Links {
+			select {
+			case k := <-ready:
+				if i == 0 {
+					pr.setPhase("links")
+				}
+				if err := l.addLink(p.Links[k]); err != nil {
+					pcancel()
+					linkErr <- err
+					return
+				}
+				pr.step()
+			case <-pctx.Done():
+				linkErr <- nil // the namespace side has the error
+				return
+			}
+		}
+		linkErr <- nil
+	}()
+	nsErr := parallel(pctx, len(p.Nodes), o.Workers, func(i int) error {
+		h, err := mk(i)
+		if err != nil {
+			return err
+		}
+		if h.node.Kind == KindSwitch {
+			if err := h.rt.bridgeAdd(h.node.Bridge, 2, bridgeMAC(p.Lab, h.node.Name)); err != nil {
+				return fmt.Errorf("add bridge %q to switch %q: %w", h.node.Bridge, h.node.Name, err)
+			}
+		}
+		for _, k := range linksOf[i] {
+			if ends[k].Add(1) == 2 {
+				ready <- k
+			}
 		}
 		return nil
-	}); err != nil {
+	})
+	if nsErr != nil {
+		pcancel()
+	}
+	// Never return before the link worker has stopped: a rollback must
+	// not race with a link still being made.
+	if err := <-linkErr; err != nil {
 		return err
 	}
-	logPhase("switches")
-
-	// 4. Links: one message each, sent from the switch when there is one
-	// (the port gets its master in the same message), the peer created
-	// straight into the other node's namespace, down.
-	pr.setPhase("links")
-	if err := parallel(ctx, len(p.Links), o.Workers, func(i int) error {
-		err := l.addLink(p.Links[i])
-		pr.step()
-		return err
-	}); err != nil {
+	if nsErr != nil {
+		return nsErr
+	}
+	if err := ctx.Err(); err != nil {
 		return err
 	}
+	o.Logger.Debug("namespaces and links ready", "lab", p.Lab, "nodes", len(p.Nodes), "links", len(p.Links), "took", time.Since(start))
+	logPhase("namespaces and links")
 	if p.Host != nil {
 		if err := l.addHostLink(); err != nil {
 			return err
@@ -261,7 +301,7 @@ func (l *Lab) build(ctx context.Context) error {
 	}
 
 	logPhase("links")
-	// 4. Every host and router: loopback and interfaces up, addresses, routes.
+	// 3. Every host and router: loopback and interfaces up, addresses, routes.
 	pr.setPhase("addresses")
 	if err := parallel(ctx, len(handles), o.Workers, func(i int) error {
 		h := handles[i]
@@ -281,7 +321,7 @@ func (l *Lab) build(ctx context.Context) error {
 	}
 
 	logPhase("addresses")
-	// 5. Bridges up, then wait for every interface to be up: the first
+	// 4. Bridges up, then wait for every interface to be up: the first
 	// packets on a veth whose peer is not up yet are lost.
 	pr.setPhase("ready")
 	for _, i := range switches {
@@ -330,7 +370,7 @@ func (l *Lab) build(ctx context.Context) error {
 		return err
 	}
 	logPhase("pins")
-	// 6. /etc/hosts and hostnames, then the nodes' own services.
+	// 5. /etc/hosts and hostnames, then the nodes' own services.
 	if !o.NoEtc {
 		pr.setPhase("etc")
 		if err := l.makeEtc(); err != nil {

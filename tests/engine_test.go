@@ -298,6 +298,33 @@ func TestRollbackOnKernelError(t *testing.T) {
 	require.True(t, os.IsNotExist(err), "no record left")
 }
 
+// TestLinkFailureRollsBack makes the kernel refuse one link in the middle
+// of a build (a name it rejects, put in the plan after validation): the
+// error names the link, and everything built so far is gone.
+func TestLinkFailureRollsBack(t *testing.T) {
+	t.Parallel()
+	top, err := emulator.Generate("single,60", uniqueName("linkfail"))
+	require.NoError(t, err)
+	plan, err := emulator.Resolve(top)
+	require.NoError(t, err)
+	bad := plan.Links[40]
+	bad.B.Name = "bad/name" // the host's end; the kernel refuses a '/' in a name
+	lab, err := emulator.Up(context.Background(), plan, emulator.Options{})
+	if err == nil {
+		lab.Down()
+	}
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `add veth`)
+	assert.Contains(t, err.Error(), `"bad/name"`)
+	assert.Contains(t, err.Error(), "invalid argument")
+	ents, _ := os.ReadDir("/run/netns")
+	for _, e := range ents {
+		assert.False(t, strings.HasPrefix(e.Name(), top.Name+"-"), "left behind: %s", e.Name())
+	}
+	_, err = os.Stat(filepath.Join("/run/nslab", top.Name))
+	assert.True(t, os.IsNotExist(err), "no record left")
+}
+
 func TestCancelRollsBack(t *testing.T) {
 	t.Parallel()
 	top, err := emulator.Generate("single,200", uniqueName("cancel"))
@@ -312,7 +339,10 @@ func TestCancelRollsBack(t *testing.T) {
 			cancel()
 		}
 	}}
-	_, err = emulator.Up(ctx, plan, opts)
+	lab, err := emulator.Up(ctx, plan, opts)
+	if err == nil {
+		lab.Down()
+	}
 	require.ErrorIs(t, err, context.Canceled)
 	ents, _ := os.ReadDir("/run/netns")
 	for _, e := range ents {
