@@ -300,7 +300,7 @@ func (l *Lab) build(ctx context.Context) error {
 		}
 	}
 
-	logPhase("links")
+	logPhase("host link")
 	// 3. Every host and router: loopback and interfaces up, addresses, routes.
 	pr.setPhase("addresses")
 	if err := parallel(ctx, len(handles), o.Workers, func(i int) error {
