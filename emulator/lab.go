@@ -22,8 +22,10 @@ type Options struct {
 	// host attachment goes to. Empty means the namespace nslab runs in;
 	// tests point it at a throwaway namespace.
 	HostNetns string
-	// Workers bounds how many kernel steps run at once (default 2: the
-	// kernel's rtnl lock serializes most of the work, so more buy little).
+	// Workers bounds how many kernel steps of one kind run at once
+	// (default 2: the kernel's rtnl lock serializes most of the work, so
+	// more buy little). While namespaces are made, one more goroutine
+	// makes the links whose ends exist.
 	Workers int
 	// Logger receives debug and progress messages (default: discarded).
 	Logger *slog.Logger

@@ -242,11 +242,12 @@ func (l *Lab) build(ctx context.Context) error {
 	defer pcancel()
 	linkErr := make(chan error, 1)
 	go func() {
-		for i := range p.Links {
+		for range p.Links {
 			select {
 			case k := <-ready:
-				if i == 0 {
-					pr.setPhase("links")
+				if pctx.Err() != nil {
+					linkErr <- nil // cancelled: the namespace side reports it
+					return
 				}
 				if err := l.addLink(p.Links[k]); err != nil {
 					pcancel()
@@ -280,13 +281,17 @@ func (l *Lab) build(ctx context.Context) error {
 	})
 	if nsErr != nil {
 		pcancel()
+	} else if len(p.Links) > 0 {
+		pr.setPhase("links") // the links left once every namespace exists
 	}
 	// Never return before the link worker has stopped: a rollback must
-	// not race with a link still being made.
-	if err := <-linkErr; err != nil {
-		return err
-	}
-	if nsErr != nil {
+	// not race with a link still being made. Report what failed first: a
+	// link whose failure cancelled the namespace workers, or else theirs.
+	lerr := <-linkErr
+	switch {
+	case lerr != nil && (nsErr == nil || errors.Is(nsErr, context.Canceled) && ctx.Err() == nil):
+		return lerr
+	case nsErr != nil:
 		return nsErr
 	}
 	if err := ctx.Err(); err != nil {
@@ -298,9 +303,9 @@ func (l *Lab) build(ctx context.Context) error {
 		if err := l.addHostLink(); err != nil {
 			return err
 		}
+		logPhase("host link")
 	}
 
-	logPhase("host link")
 	// 3. Every host and router: loopback and interfaces up, addresses, routes.
 	pr.setPhase("addresses")
 	if err := parallel(ctx, len(handles), o.Workers, func(i int) error {

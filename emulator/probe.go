@@ -26,7 +26,8 @@ type PingOptions struct {
 	// table is shared by every namespace of the machine and refuses new
 	// entries past net.ipv4.neigh.default.gc_thresh3 (1,024 by default);
 	// a matrix that needs more runs in waves, removing each wave's
-	// entries before the next. 0 means what that limit leaves free.
+	// entries before the next. 0 (or less) means what that limit leaves
+	// free. A matrix of N nodes needs room for at least 2*(N-1).
 	NeighbourRoom int
 }
 
@@ -129,9 +130,9 @@ func (m *Matrix) Get(a, b string) *PingResult {
 
 // pingWaves splits the sources 0..n-1 of an all-pairs matrix into waves
 // [first, last). In a wave, each source probes the nodes after it, and
-// they answer back with the neighbour entry the probe taught them: each
-// pair adds one entry at each end. A wave adds at most room entries (at
-// least one source per wave, whatever the room).
+// they probe it back: each pair adds one entry at each end, so source a
+// adds 2*(n-1-a). A wave adds at most room entries, unless a single
+// source needs more (PingAll refuses that case before planning).
 func pingWaves(n, room int) [][2]int {
 	if n <= 0 {
 		return nil
@@ -141,7 +142,10 @@ func pingWaves(n, room int) [][2]int {
 	}
 	var w [][2]int
 	for first := 0; first < n; {
-		size := min(n-first, max(1, room/(2*(n-first))))
+		size := n - first
+		if rest := n - first - 1; rest > 0 {
+			size = min(size, max(1, room/(2*rest)))
+		}
 		w = append(w, [2]int{first, first + size})
 		first += size
 	}

@@ -362,14 +362,20 @@ func (l *Lab) PingAll(ctx context.Context, nodes []string, o PingOptions) (*Matr
 	// entries fail and packets are dropped. So a big matrix runs in waves
 	// of sources, each followed by removing the entries it made.
 	//
-	// Within a wave, each source a first probes the nodes after it (its
-	// ARP request teaches each of them a's address), then those nodes
-	// probe a back with what they learnt: one broadcast per pair, not two.
+	// Within a wave, each source a probes the nodes after it, and they
+	// probe a back a moment later: a's ARP request has taught each of
+	// them a's address by then, so a pair costs one broadcast, not two
+	// sent at once. (Back probes start when the forward ones are done, or
+	// after reverseDelay, whichever is first: a pair that does not answer
+	// costs that delay, not a second timeout.)
 	n := len(nodes)
 	room := o.NeighbourRoom
 	if room <= 0 {
 		limit, used := neighBudget()
 		room = limit - used - 64
+	}
+	if n > 1 && room < 2*(n-1) {
+		return nil, fmt.Errorf("a matrix of %d nodes needs room for %d neighbour entries at once, and the machine's neighbour table has room for %d (net.ipv4.neigh.default.gc_thresh3 is machine-wide): raise that limit, or probe fewer nodes", n, 2*(n-1), max(room, 0))
 	}
 	plan := pingWaves(n, room)
 	var sw *neighSweeper
@@ -382,15 +388,26 @@ func (l *Lab) PingAll(ctx context.Context, nodes []string, o PingOptions) (*Matr
 	}
 	for _, w := range plan {
 		first, last := w[0], w[1]
+		forwardDone := make(chan struct{})
+		backErr := make(chan error, 1)
+		go func() {
+			select {
+			case <-forwardDone:
+			case <-time.After(reverseDelay):
+			case <-ctx.Done():
+			}
+			backErr <- parallel(ctx, n-first-1, 64, func(k int) error {
+				b := first + 1 + k
+				return l.pingFrom(ctx, m, b, span(first, min(b, last)), o)
+			})
+		}()
 		err := parallel(ctx, last-first, 8, func(k int) error {
 			a := first + k
 			return l.pingFrom(ctx, m, a, span(a+1, n), o)
 		})
-		if err == nil {
-			err = parallel(ctx, n-first-1, 8, func(k int) error {
-				b := first + 1 + k
-				return l.pingFrom(ctx, m, b, span(first, min(b, last)), o)
-			})
+		close(forwardDone)
+		if berr := <-backErr; err == nil {
+			err = berr
 		}
 		if sw != nil {
 			if serr := sw.sweep(); serr != nil && err == nil {
@@ -403,6 +420,10 @@ func (l *Lab) PingAll(ctx context.Context, nodes []string, o PingOptions) (*Matr
 	}
 	return m, nil
 }
+
+// reverseDelay is how long PingAll's back probes wait for the forward ones
+// of their wave at most: long enough for an ARP exchange on a lab link.
+const reverseDelay = 20 * time.Millisecond
 
 // neighBudget reads the machine-wide neighbour table limit and how many
 // entries are in use (IPv4; the IPv6 table has the same default limit).
@@ -480,10 +501,12 @@ func (l *Lab) newNeighSweeper(nodes []string) (*neighSweeper, error) {
 
 // sweep deletes the entries added since the sweeper was made.
 func (s *neighSweeper) sweep() error {
+	var errs []error // a node that fails does not keep the others' entries
 	for i, c := range s.conns {
 		list, err := c.neighDump()
 		if err != nil {
-			return fmt.Errorf("list neighbours of node %q: %w", s.names[i], err)
+			errs = append(errs, fmt.Errorf("list neighbours of node %q: %w", s.names[i], err))
+			continue
 		}
 		var del []*netlink.Neigh
 		for _, n := range list {
@@ -492,10 +515,10 @@ func (s *neighSweeper) sweep() error {
 			}
 		}
 		if err := c.neighDel(del); err != nil {
-			return fmt.Errorf("delete neighbours of node %q: %w", s.names[i], err)
+			errs = append(errs, fmt.Errorf("delete neighbours of node %q: %w", s.names[i], err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func (s *neighSweeper) close() {

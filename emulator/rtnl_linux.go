@@ -400,7 +400,8 @@ func (c *rtConn) waitIPv6Ready(n *Node, deadline time.Time) error {
 }
 
 // neighDump lists the namespace's neighbour entries, IPv4 and IPv6:
-// `ip neigh show`.
+// `ip neigh show`. A dump the kernel keeps interrupting is an error: a
+// partial list could make a sweep take an entry for a new one.
 func (c *rtConn) neighDump() ([]*netlink.Neigh, error) {
 	for try := 0; ; try++ {
 		req := nl.NewNetlinkRequest(unix.RTM_GETNEIGH, unix.NLM_F_DUMP)
@@ -410,7 +411,7 @@ func (c *rtConn) neighDump() ([]*netlink.Neigh, error) {
 		if errors.Is(err, netlink.ErrDumpInterrupted) && try < 5 {
 			continue
 		}
-		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		if err != nil {
 			return nil, err
 		}
 		out := make([]*netlink.Neigh, 0, len(msgs))
@@ -426,59 +427,68 @@ func (c *rtConn) neighDump() ([]*netlink.Neigh, error) {
 // neighDel deletes neighbour entries (`ip neigh del IP dev IF` for each),
 // many messages to one write: the kernel handles a write's messages before
 // the call returns, and answers only those that failed (no ACK is asked
-// for). An entry already gone is not an error.
+// for). Each write's answers are read back at once, so none is left on the
+// socket for a later request to mistake for its own. An entry already gone
+// is not an error.
 func (c *rtConn) neighDel(ns []*netlink.Neigh) error {
 	fd := c.sh.Socket.GetFd()
+	// Failure answers without a copy of the request: 36 bytes each.
+	unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1)
 	var buf []byte
-	flush := func() error {
+	rb := make([]byte, 64<<10)
+	var first error
+	flush := func() {
 		if len(buf) == 0 {
-			return nil
+			return
 		}
 		err := unix.Sendto(fd, buf, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
 		buf = buf[:0]
-		return err
+		if err != nil && first == nil {
+			first = err
+		}
+		// Read back what failed, without waiting: every answer is queued.
+		for {
+			nr, _, err := unix.Recvfrom(fd, rb, unix.MSG_DONTWAIT)
+			if err != nil {
+				if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) && first == nil {
+					first = err // ENOBUFS: answers were lost; a later sweep retries
+				}
+				if errors.Is(err, unix.EINTR) {
+					continue
+				}
+				return
+			}
+			msgs, err := syscall.ParseNetlinkMessage(rb[:nr])
+			if err != nil {
+				continue
+			}
+			for _, m := range msgs {
+				if m.Header.Type != unix.NLMSG_ERROR || len(m.Data) < 4 {
+					continue
+				}
+				errno := syscall.Errno(-int32(nl.NativeEndian().Uint32(m.Data[:4])))
+				if errno != 0 && errno != unix.ENOENT && first == nil {
+					first = errno
+				}
+			}
+		}
 	}
 	for _, n := range ns {
-		ip := n.IP.To4()
-		fam := unix.AF_INET
-		if ip == nil {
-			ip, fam = n.IP.To16(), unix.AF_INET6
+		fam, ip := n.Family, n.IP.To16()
+		if fam == unix.AF_INET {
+			ip = n.IP.To4()
+		}
+		if ip == nil || (fam != unix.AF_INET && fam != unix.AF_INET6) {
+			continue
 		}
 		req := nl.NewNetlinkRequest(unix.RTM_DELNEIGH, 0)
 		req.AddData(&netlink.Ndmsg{Family: uint8(fam), Index: uint32(n.LinkIndex)})
 		req.AddData(nl.NewRtAttr(netlink.NDA_DST, ip))
 		buf = append(buf, req.Serialize()...)
-		if len(buf) > 32<<10 {
-			if err := flush(); err != nil {
-				return err
-			}
+		if len(buf) > 16<<10 {
+			flush()
 		}
 	}
-	if err := flush(); err != nil {
-		return err
-	}
-	// Read back what failed, without waiting: every answer is queued by now.
-	rb := make([]byte, 64<<10)
-	for {
-		nr, _, err := unix.Recvfrom(fd, rb, unix.MSG_DONTWAIT)
-		if err != nil {
-			if errors.Is(err, unix.EAGAIN) {
-				return nil
-			}
-			return err
-		}
-		msgs, err := syscall.ParseNetlinkMessage(rb[:nr])
-		if err != nil {
-			return err
-		}
-		for _, m := range msgs {
-			if m.Header.Type != unix.NLMSG_ERROR || len(m.Data) < 4 {
-				continue
-			}
-			errno := -int32(nl.NativeEndian().Uint32(m.Data[:4]))
-			if errno != 0 && syscall.Errno(errno) != unix.ENOENT {
-				return syscall.Errno(errno)
-			}
-		}
-	}
+	flush()
+	return first
 }

@@ -37,6 +37,15 @@ func TestPingAllWaves(t *testing.T) {
 	}
 	require.Zero(t, entries(), "a new lab has no neighbour entries")
 
+	// One source alone needs an entry for every other node and one at
+	// each of them: with less room than that, PingAll says so and probes
+	// nothing (rather than report the pairs the kernel dropped as down).
+	_, err = lab.PingAll(context.Background(), nil, emulator.PingOptions{NeighbourRoom: 40})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "needs room for 46 neighbour entries")
+	assert.Contains(t, err.Error(), "raise that limit")
+	require.Zero(t, entries(), "nothing was probed")
+
 	const room = 150 // 24 hosts need 552 in one wave
 	var peak atomic.Int64
 	done := make(chan struct{})
