@@ -37,12 +37,12 @@ func TestCleanAfterKillBetweenLinkAndRecord(t *testing.T) {
 	var st unix.Stat_t
 	require.NoError(t, unix.Stat(filepath.Join(o.NetnsDir, "demo-a"), &st))
 
-	require.NoError(t, removeLab(o, "demo", nil))
+	require.NoError(t, removeLab(o, "demo"))
 	_, err = os.Stat(filepath.Join(o.NetnsDir, "demo-a"))
 	require.True(t, os.IsNotExist(err), "our half-made name is removed")
 	_, err = os.Stat(foreign)
 	require.NoError(t, err, "a name that was not ours stays")
 	_, err = os.Stat(lab)
 	require.True(t, os.IsNotExist(err), "the record goes")
-	require.NoError(t, removeLab(o, "demo", nil), "cleaning twice is fine")
+	require.NoError(t, removeLab(o, "demo"), "cleaning twice is fine")
 }

@@ -285,14 +285,10 @@ func Clean(name string, opts Options) error {
 	if name == "" || strings.ContainsAny(name, "/") || name == "." || name == ".." {
 		return BadInput(fmt.Errorf("bad lab name %q", name))
 	}
-	var plan *Plan
 	if r, err := ReadRecord(opts.StateDir, name); err == nil {
 		if r.State == StateBuilding && builderAlive(r) && r.PID != os.Getpid() {
 			return fmt.Errorf("lab %q is being built by process %d right now; stop that process first, then clean", name, r.PID)
 		}
-		if r.Topology != nil {
-			plan, _ = Resolve(r.Topology)
-		}
 	}
-	return removeLab(opts, name, plan)
+	return removeLab(opts, name)
 }

@@ -36,7 +36,7 @@ func BenchmarkUpDownSingle1000(b *testing.B) { benchUpDown(b, "single,1000") }
 func BenchmarkUpDownLinear100(b *testing.B)  { benchUpDown(b, "linear,100") }
 
 func benchUpDown(b *testing.B, spec string) {
-	var ups, downs, freeds []time.Duration
+	var ups, downs, gones, freeds []time.Duration
 	base, err := netnsObjects()
 	if err != nil {
 		b.Fatal(err)
@@ -44,6 +44,10 @@ func benchUpDown(b *testing.B, spec string) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		waitNetnsObjects(b, base)
+		sysfsBase, err := slabObjects("kernfs_node_cache")
+		if err != nil {
+			b.Fatal(err)
+		}
 		top, err := emulator.Generate(spec, uniqueName("bench"))
 		if err != nil {
 			b.Fatal(err)
@@ -64,13 +68,56 @@ func benchUpDown(b *testing.B, spec string) {
 		}
 		t2 := time.Now()
 		b.StopTimer()
+		waitSysfsGone(b, sysfsBase)
+		tg := time.Now()
 		waitNetnsObjects(b, base)
 		t3 := time.Now()
 		ups, downs, freeds = append(ups, t1.Sub(t0)), append(downs, t2.Sub(t1)), append(freeds, t3.Sub(t1))
+		gones = append(gones, tg.Sub(t1))
 	}
 	b.ReportMetric(medianMS(ups), "up-ms")
 	b.ReportMetric(medianMS(downs), "down-ms")
+	b.ReportMetric(medianMS(gones), "gone-ms")
 	b.ReportMetric(medianMS(freeds), "freed-ms")
+}
+
+// waitSysfsGone waits until the kernel has removed the lab's interfaces:
+// every interface has sysfs entries (kernfs nodes), made when it is
+// registered and removed when it is unregistered, so the objects in use in
+// the kernfs_node_cache slab come back to what they were before the build
+// once the last interface is gone, whether Down deleted it or the kernel's
+// namespace cleanup did afterwards. (A proxy that counts the whole
+// machine's sysfs: the benchmark wants a quiet machine anyway.)
+func waitSysfsGone(b *testing.B, base int) {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		n, err := slabObjects("kernfs_node_cache")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n <= base {
+			return
+		}
+		time.Sleep(500 * time.Microsecond)
+	}
+	n, _ := slabObjects("kernfs_node_cache")
+	b.Fatalf("the lab's sysfs entries were not removed within 60 s: %d kernfs nodes, %d before the lab", n, base)
+}
+
+// slabObjects reads the objects in use in one of the kernel's slab caches,
+// after asking SLUB to flush its per-CPU caches.
+func slabObjects(cache string) (int, error) {
+	dir := "/sys/kernel/slab/" + cache + "/"
+	os.WriteFile(dir+"shrink", []byte("1"), 0)
+	data, err := os.ReadFile(dir + "objects")
+	if err != nil {
+		return 0, err
+	}
+	f := strings.Fields(string(data))
+	if len(f) == 0 {
+		return 0, fmt.Errorf("empty %sobjects", dir)
+	}
+	return strconv.Atoi(f[0])
 }
 
 func medianMS(ds []time.Duration) float64 {
@@ -89,19 +136,7 @@ func medianMS(ds []time.Duration) float64 {
 // netnsObjects reads how many network namespaces the kernel holds: the
 // objects in use in the net_namespace slab, after asking SLUB to flush its
 // per-CPU caches (which otherwise count freed objects as in use).
-func netnsObjects() (int, error) {
-	const dir = "/sys/kernel/slab/net_namespace/"
-	os.WriteFile(dir+"shrink", []byte("1"), 0)
-	data, err := os.ReadFile(dir + "objects")
-	if err != nil {
-		return 0, err
-	}
-	f := strings.Fields(string(data))
-	if len(f) == 0 {
-		return 0, fmt.Errorf("empty %sobjects", dir)
-	}
-	return strconv.Atoi(f[0])
-}
+func netnsObjects() (int, error) { return slabObjects("net_namespace") }
 
 // waitNetnsObjects waits until the kernel has freed the lab's namespaces.
 // The kernel dismantles released namespaces in batches and frees the
