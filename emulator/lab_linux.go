@@ -631,7 +631,7 @@ func (h *nodeHandle) close() {
 // in one batch: all their interfaces in one unregistration, which removes
 // a lab's interfaces sooner than deleting a big switch's ports first in a
 // message of their own (single,1000: gone after 1.14-1.27 s against
-// 1.39-1.42 s). Down returns once every name is released; the kernel
+// 1.16-1.52 s). Down returns once every name is released; the kernel
 // finishes in the background (a benchmark waits for it).
 func removeLab(o Options, lab string) error {
 	dir := labDir(o.StateDir, lab)
