@@ -394,25 +394,22 @@ func (c *rtConn) waitIPv6Ready(n *Node, deadline time.Time) error {
 // `ip neigh show`. A dump the kernel keeps interrupting is an error: a
 // partial list could make a sweep take an entry for a new one.
 func (c *rtConn) neighDump() ([]*netlink.Neigh, error) {
-	for try := 0; ; try++ {
+	msgs, err := retryDump(func() ([][]byte, error) {
 		req := nl.NewNetlinkRequest(unix.RTM_GETNEIGH, unix.NLM_F_DUMP)
 		req.AddData(&netlink.Ndmsg{Family: unix.AF_UNSPEC})
 		req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: &c.sh}
-		msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWNEIGH)
-		if errors.Is(err, netlink.ErrDumpInterrupted) && try < 5 {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out := make([]*netlink.Neigh, 0, len(msgs))
-		for _, m := range msgs {
-			if n, err := netlink.NeighDeserialize(m); err == nil {
-				out = append(out, n)
-			}
-		}
-		return out, nil
+		return req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWNEIGH)
+	})
+	if err != nil {
+		return nil, err
 	}
+	out := make([]*netlink.Neigh, 0, len(msgs))
+	for _, m := range msgs {
+		if n, err := netlink.NeighDeserialize(m); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out, nil
 }
 
 // neighDel deletes neighbour entries (`ip neigh del IP dev IF` for each),
