@@ -89,10 +89,15 @@ func (p *ptyRun) waitFor(want string, n int) {
 	require.FailNow(p.t, fmt.Sprintf("the terminal never showed %q (%d times); it shows:\n%s", want, n, p.text()))
 }
 
-// wait waits for the program to exit and returns its exit code.
+// wait waits for the program to exit and for its last output to be read,
+// and returns its exit code.
 func (p *ptyRun) wait() int {
 	p.t.Helper()
 	err := p.cmd.Wait()
+	select { // the reader ends once the terminal has nothing left to read
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+	}
 	if ee, ok := err.(*exec.ExitError); ok {
 		return ee.ExitCode()
 	}
