@@ -36,6 +36,12 @@ type Options struct {
 	// NoEtc skips the lab's mount namespace, its /etc/hosts and per-node
 	// hostnames: commands then run with the machine's own.
 	NoEtc bool
+	// Held says the lab lives only as long as the process that builds it
+	// (`nslab run`, a Go test), which tears it down before it ends. It is
+	// written in the record, so that nslab status shows such a lab as
+	// orphaned once that process is gone without having torn it down
+	// (kill -9).
+	Held bool
 }
 
 func (o Options) withDefaults() Options {

@@ -85,7 +85,7 @@ func (l *Lab) claim() error {
 		return fmt.Errorf("create lab record: %w", err)
 	}
 	l.Record = &Record{Version: 1, Lab: l.Plan.Lab, State: StateBuilding, PID: os.Getpid(),
-		PIDStart: selfStart(), Created: time.Now().UTC(), NetnsDir: o.NetnsDir, HostNetns: o.HostNetns, Topology: l.Plan.Topology}
+		PIDStart: selfStart(), Held: o.Held, Created: time.Now().UTC(), NetnsDir: o.NetnsDir, HostNetns: o.HostNetns, Topology: l.Plan.Topology}
 	var err error
 	if err = writeRecord(l.dir, l.Record); err == nil {
 		l.jr, err = openJournal(l.dir)
@@ -488,7 +488,10 @@ func (l *Lab) addHostLink() error {
 		return fmt.Errorf("host attachment: open host namespace: %w", err)
 	}
 	defer hns.Close()
-	if err := l.jr.add(jHostLink, hl.Host.Name); err != nil {
+	// Recorded with the lab's end (its node's namespace and its index), by
+	// which teardown deletes the pair without touching anything in the
+	// host namespace that might not be ours.
+	if err := l.jr.add(jHostLink, fmt.Sprintf("%s %s %d", hl.Host.Name, hn.node.Namespace, hl.Lab.Index)); err != nil {
 		return err
 	}
 	local := vethEnd{name: hl.Lab.Name, index: hl.Lab.Index, mtu: hl.Host.MTU, up: hl.Lab.Port}
@@ -684,6 +687,13 @@ func removeLab(o Options, lab string) error {
 	if err := unpinNamespace(filepath.Join(dir, "mnt")); err != nil {
 		errs = append(errs, err)
 	}
+	for _, e := range ents {
+		if e.kind == jHostLink {
+			if err := deleteHostLink(netnsDir, e.arg, claimed); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
 	t1 := time.Now()
 	for _, p := range paths {
 		if err := unpinNamespace(p); err != nil {
@@ -695,6 +705,56 @@ func removeLab(o Options, lab string) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// deleteHostLink deletes the host attachment's veth pair from the lab's
+// side, whose end is in a namespace of the lab (so nothing in the host
+// namespace that might not be ours is ever touched): deleting one end of
+// a veth deletes its peer in the same kernel call, so the host's name is
+// free when this returns. Releasing the namespace alone frees it only once
+// the kernel's cleanup work has run, tens of milliseconds after Down
+// returned: an Up at once then found the name taken. arg is the journal's
+// "HOSTNAME NAMESPACE INDEX"; a journal line of another form, a namespace
+// the lab did not claim, or a pair already gone leaves nothing to do.
+func deleteHostLink(netnsDir, arg string, claimed map[string]bool) error {
+	f := strings.Fields(arg)
+	if len(f) != 3 {
+		return nil
+	}
+	name, ns := f[0], f[1]
+	idx, err := strconv.Atoi(f[2])
+	if err != nil || idx <= 0 || !claimed[ns] || strings.Contains(ns, "/") || ns == "." || ns == ".." {
+		return nil
+	}
+	p := filepath.Join(netnsDir, ns)
+	if !isNamespaceFile(p) {
+		return nil
+	}
+	nsh, err := netns.GetFromPath(p)
+	if err != nil {
+		return fmt.Errorf("delete host attachment %q: open namespace %s: %w", name, ns, err)
+	}
+	defer nsh.Close()
+	h, err := netlink.NewHandleAt(nsh, unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("delete host attachment %q: %w", name, err)
+	}
+	defer h.Close()
+	link, err := h.LinkByIndex(idx)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) || errors.Is(err, unix.ENODEV) {
+			return nil // never made, or gone already
+		}
+		return fmt.Errorf("delete host attachment %q: find its lab end in %s: %w", name, ns, err)
+	}
+	if link.Type() != "veth" {
+		return nil
+	}
+	if err := h.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("delete host attachment %q (lab end %q in %s): %w", name, link.Attrs().Name, ns, err)
+	}
+	return nil
 }
 
 // killInNamespaces stops every process whose network namespace is one of
@@ -762,3 +822,7 @@ func bridgeMAC(lab, node string) net.HardwareAddr {
 	mac[0] = mac[0]&0xfc | 0x02 // locally administered, unicast
 	return mac
 }
+
+// BuilderAlive reports whether the process that built the lab of r still
+// runs (the same PID with the same start time).
+func (r *Record) BuilderAlive() bool { return builderAlive(r) }

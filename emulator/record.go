@@ -17,11 +17,13 @@ import (
 // as the object is created), it lists exactly what nslab made, so that
 // teardown and `nslab clean` remove that and nothing else.
 type Record struct {
-	Version  int       `json:"version"`
-	Lab      string    `json:"lab"`
-	State    string    `json:"state"`     // "building", then "up"
-	PID      int       `json:"pid"`       // the process that built it
-	PIDStart uint64    `json:"pid_start"` // its start time, to tell a reused PID
+	Version  int    `json:"version"`
+	Lab      string `json:"lab"`
+	State    string `json:"state"`     // "building", then "up"
+	PID      int    `json:"pid"`       // the process that built it
+	PIDStart uint64 `json:"pid_start"` // its start time, to tell a reused PID
+	// Held says the lab lives only as long as that process (Options.Held).
+	Held     bool      `json:"held,omitempty"`
 	Created  time.Time `json:"created"`
 	NetnsDir string    `json:"netns_dir"`
 	// HostNetns is the namespace the host attachment went to ("" for the
@@ -36,6 +38,20 @@ const (
 	StateBuilding = "building"
 	StateUp       = "up"
 )
+
+// Condition says what state the lab is really in, given whether the
+// process that built it still runs (BuilderAlive): a lab being built by a
+// process that died is half-built, and a held lab whose process died is
+// orphaned. Both need `nslab clean`. note is "" for a lab in good health.
+func (r *Record) Condition(builderAlive bool) (state, note string) {
+	switch {
+	case r.State == StateBuilding && !builderAlive:
+		return "half-built", fmt.Sprintf("its builder (pid %d) died mid-build: run nslab clean %s", r.PID, r.Lab)
+	case r.State == StateUp && r.Held && !builderAlive:
+		return "orphaned", fmt.Sprintf("the process that held it (pid %d) died without tearing it down: run nslab clean %s", r.PID, r.Lab)
+	}
+	return r.State, ""
+}
 
 // journal entry kinds.
 const (
