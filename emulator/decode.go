@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -76,6 +77,11 @@ func Decode(file string, data []byte) (*Topology, error) {
 // keyAt names the key written at pos, as a dotted path without element
 // indexes ("links.a.iface"); go-toml leaves out the keys of inline tables.
 func keyAt(src *sourceMap, pos Pos, fallback []string) string {
+	return strings.Join(keyPathAt(src, pos, fallback), ".")
+}
+
+// keyPathAt is keyAt as a list of keys: ["links", "a", "iface"].
+func keyPathAt(src *sourceMap, pos Pos, fallback []string) []string {
 	// The key written last before pos on its line: an error is placed on
 	// a key or on its value.
 	best, bestCol := "", 0
@@ -90,7 +96,7 @@ func keyAt(src *sourceMap, pos Pos, fallback []string) string {
 		}
 	}
 	if best == "" {
-		return strings.Join(fallback, ".")
+		return fallback
 	}
 	var b strings.Builder
 	depth := 0
@@ -104,7 +110,144 @@ func keyAt(src *sourceMap, pos Pos, fallback []string) string {
 			b.WriteRune(r)
 		}
 	}
-	return b.String()
+	return strings.Split(b.String(), ".")
+}
+
+// unknownKeyMessage says which key of path is unknown, in which table,
+// and which key was probably meant. The keys a table takes are read from
+// the toml tags of the model's structs, so they cannot drift from what
+// the decoder accepts.
+func unknownKeyMessage(path []string) string {
+	typ := reflect.TypeOf(Topology{})
+	table, array := "", false
+	for i, key := range path {
+		fields := tomlFields(typ)
+		ft, ok := fields.types[key]
+		if !ok {
+			where := "the top-level table"
+			if array {
+				where = "[[" + table + "]]"
+			} else if table != "" {
+				where = "[" + table + "]"
+			}
+			hint := suggestKey(key, fields.names)
+			if _, top := topFields().types[key]; top && i > 0 {
+				// A top-level key written after a [table] line belongs
+				// to that table.
+				hint = " (a top-level key must be written before the first [table] or [[table]] line)"
+			}
+			return fmt.Sprintf("unknown key %q in %s%s", key, where, hint)
+		}
+		table = join(table, key)
+		typ, array = tableType(ft)
+		if typ == nil {
+			break // a value, not a table: go-toml said why
+		}
+	}
+	return fmt.Sprintf("unknown key %q (see docs/topology.md for the fields)", strings.Join(path, "."))
+}
+
+// suggestKey names the known key closest to key: the one key it
+// abbreviates (its letters in order, from the first: "iface" for
+// "interface", "addr" for "addresses"), else the closest by spelling
+// ("knd" for "kind"); when none is close, it lists them all.
+func suggestKey(key string, known []string) string {
+	var holds []string
+	for _, k := range known {
+		if len(key) >= 3 && len(key) < len(k) && abbreviates(key, k) {
+			holds = append(holds, k)
+		}
+	}
+	if len(holds) == 1 {
+		return fmt.Sprintf(" (did you mean %q?)", holds[0])
+	}
+	if s := suggest(key, known); strings.HasPrefix(s, " (did you mean") {
+		return s
+	}
+	return fmt.Sprintf(" (known: %s)", strings.Join(known, ", "))
+}
+
+// abbreviates reports whether the letters of short appear in long in
+// order, starting with long's first letter.
+func abbreviates(short, long string) bool {
+	if short == "" || long == "" || short[0] != long[0] {
+		return false
+	}
+	i := 0
+	for j := 0; j < len(long) && i < len(short); j++ {
+		if long[j] == short[i] {
+			i++
+		}
+	}
+	return i == len(short)
+}
+
+// keyFields are the keys a TOML table takes, in the order of the struct's
+// fields, with each field's Go type.
+type keyFields struct {
+	names []string
+	types map[string]reflect.Type
+}
+
+func topFields() keyFields { return tomlFields(reflect.TypeOf(Topology{})) }
+
+// tomlFields lists the keys of a struct type as go-toml decodes them:
+// each exported field under its toml tag name (or its Go name), the
+// fields of untagged embedded structs in place, and none tagged "-".
+func tomlFields(t reflect.Type) keyFields {
+	kf := keyFields{types: map[string]reflect.Type{}}
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			tag, hasTag := f.Tag.Lookup("toml")
+			name, _, _ := strings.Cut(tag, ",")
+			if name == "-" {
+				continue
+			}
+			if f.Anonymous && !hasTag {
+				if et := derefType(f.Type); et.Kind() == reflect.Struct {
+					walk(et)
+					continue
+				}
+			}
+			if !f.IsExported() {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			if _, dup := kf.types[name]; !dup {
+				kf.names = append(kf.names, name)
+			}
+			kf.types[name] = f.Type
+		}
+	}
+	if t = derefType(t); t.Kind() == reflect.Struct {
+		walk(t)
+	}
+	return kf
+}
+
+// tableType returns the struct a field of type t decodes a table into,
+// and whether it is an array of tables; nil when t is no struct table.
+func tableType(t reflect.Type) (reflect.Type, bool) {
+	t = derefType(t)
+	array := false
+	if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
+		t, array = derefType(t.Elem()), true
+	}
+	if t.Kind() != reflect.Struct {
+		return nil, false
+	}
+	return t, array
+}
+
+func derefType(t reflect.Type) reflect.Type {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t
 }
 
 func decodeProblems(file string, err error, src *sourceMap) error {
@@ -116,8 +259,7 @@ func decodeProblems(file string, err error, src *sourceMap) error {
 		for _, e := range strict.Errors {
 			line, col := e.Position()
 			ps = append(ps, Problem{File: file, Pos: Pos{line, col},
-				Object: "key " + strconv.Quote(keyAt(src, Pos{line, col}, e.Key())),
-				Msg:    "unknown key (see docs/topology.md for the fields)"})
+				Msg: unknownKeyMessage(keyPathAt(src, Pos{line, col}, e.Key()))})
 		}
 	case errors.As(err, &derr):
 		line, col := derr.Position()

@@ -143,7 +143,7 @@ endpoints = ["b", "r"]
 	bad := writeTopology(t, "name = \"x\"\n[[nodes]]\nname = \"a\"\ncolour = \"red\"\n")
 	_, errs, code = cli(t, "", "run", bad)
 	require.Equal(t, 2, code)
-	require.Contains(t, errs, bad+":4:1: key \"nodes.colour\": unknown key")
+	require.Contains(t, errs, bad+":4:1: unknown key \"colour\" in [[nodes]]")
 	require.False(t, namespaceExists("x-a"))
 
 	// --json for scripts.
