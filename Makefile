@@ -12,7 +12,7 @@ TESTFLAGS ?= -count=1 -timeout 20m
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/nslab
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/nslab
 
 run: build
 	./$(BIN) run topologies/lan.toml

@@ -150,16 +150,14 @@ endpoints = ["b", "r"]
 	out, errs, code = cli(t, "", "run", "--json", "--name", uniqueName("runjson"), "--topo", "single,2")
 	require.Equal(t, 0, code, errs)
 	var res struct {
-		Summary struct {
-			Nodes int     `json:"nodes"`
-			UpMS  float64 `json:"up_ms"`
-		} `json:"summary"`
-		Test string `json:"test"`
+		Nodes int     `json:"nodes"`
+		UpMS  float64 `json:"up_ms"`
+		Test  string  `json:"test"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(out), &res), out)
-	require.Equal(t, 3, res.Summary.Nodes)
+	require.Equal(t, 3, res.Nodes)
 	require.Equal(t, "pingall", res.Test)
-	require.Greater(t, res.Summary.UpMS, 0.0)
+	require.Greater(t, res.UpMS, 0.0)
 }
 
 func TestCLIValidate(t *testing.T) {

@@ -67,7 +67,7 @@ func runMain(m *testing.M) int {
 	os.Chmod(dir, 0o755) // TestCLINotRoot runs it as nobody
 	nslabBin = filepath.Join(dir, "nslab")
 	_, here, _, _ := runtime.Caller(0)
-	build := exec.Command("go", "build", "-o", nslabBin, "./cmd/nslab")
+	build := exec.Command("go", "build", "-buildvcs=auto", "-o", nslabBin, "./cmd/nslab")
 	build.Dir = filepath.Dir(filepath.Dir(here))
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build nslab: %v\n%s", err, out)

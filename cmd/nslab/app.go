@@ -6,10 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/netip"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -45,9 +49,7 @@ The file format is in docs/topology.md.`
 
 func newApp(stdout, stderr io.Writer) *cli.App {
 	g := &globals{stdout: stdout, stderr: stderr}
-	usageErr := func(c *cli.Context, err error, _ bool) error {
-		return emulator.BadInput(fmt.Errorf("%w (see `nslab %s --help`)", err, c.Command.FullName()))
-	}
+	usageErr := usageError
 	topoFlags := []cli.Flag{
 		&cli.StringFlag{Name: "topo", Usage: "use a built-in topology instead of a file: `SPEC` is single,N | linear,N | tree,DEPTH,FANOUT"},
 		&cli.StringFlag{Name: "name", Usage: "lab `NAME`: renames a file's lab, or names a --topo lab (default: the spec, e.g. single-4)"},
@@ -58,7 +60,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Description:     tour,
 		Writer:          stdout,
 		ErrWriter:       stderr,
-		HideVersion:     true,
+		HideVersion:     true, // --version is ours: urfave's would take -v from --verbose
 		OnUsageError:    usageErr,
 		ExitErrHandler:  func(*cli.Context, error) {},
 		CommandNotFound: func(c *cli.Context, cmd string) {},
@@ -67,6 +69,17 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			&cli.StringFlag{Name: "netns-dir", Value: "/run/netns", Usage: "`DIR` where named namespaces are pinned (as ip netns expects)", EnvVars: []string{"NSLAB_NETNS_DIR"}},
 			&cli.IntFlag{Name: "workers", Value: 2, Usage: "kernel steps run at once"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log each phase to stderr"},
+			&cli.BoolFlag{Name: "version", Usage: "print the version and the revision nslab was built from"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.Bool("version") {
+				_, err := fmt.Fprintln(g.stdout, readVersion())
+				return err
+			}
+			if c.Args().Present() {
+				return emulator.BadInput(fmt.Errorf("unknown command %q (run `nslab --help` for the list)", c.Args().First()))
+			}
+			return cli.ShowAppHelp(c)
 		},
 		Before: func(c *cli.Context) error {
 			g.opts = emulator.Options{StateDir: c.String("state-dir"), NetnsDir: c.String("netns-dir"), Workers: c.Int("workers")}
@@ -257,6 +270,7 @@ the service saw: behind a NAT, the mapping. Exit 0 on an answer, 1 without.
 				Action:       g.cmdProbe,
 			},
 			g.punchCommand(),
+			g.versionCommand(),
 			{
 				Name:      "validate",
 				Usage:     "check a topology file and create nothing",
@@ -303,7 +317,19 @@ record. Nothing nslab did not create is touched. Cleaning twice is fine.
 			},
 		},
 	}
+	tidyHelp(app)
 	return app
+}
+
+// usageError is every command's answer to a flag it cannot parse: bad
+// input, with the help to read. At the top level the command is the app
+// itself, whose full name is "nslab" already.
+func usageError(c *cli.Context, err error, _ bool) error {
+	help := "nslab --help"
+	if c.Command != nil && c.Command.Name != "" && c.Command.Name != c.App.Name {
+		help = "nslab " + c.Command.FullName() + " --help"
+	}
+	return emulator.BadInput(fmt.Errorf("%w (see `%s`)", err, help))
 }
 
 type globals struct {
@@ -318,10 +344,21 @@ func (g *globals) loadPlan(c *cli.Context) (*emulator.Plan, error) {
 	switch {
 	case c.String("topo") != "" && c.Args().Present():
 		return nil, emulator.BadInput(errors.New("give a file or --topo, not both"))
+	case c.NArg() > 1:
+		return nil, emulator.BadInput(fmt.Errorf("give one topology file, not %d (see `nslab %s --help`)", c.NArg(), c.Command.Name))
+	}
+	// The name given with --name is checked as the flag's, so that an
+	// error points at the command line, not at the file's name line.
+	if c.IsSet("name") {
+		if err := emulator.CheckLabName(c.String("name")); err != nil {
+			return nil, emulator.BadInput(fmt.Errorf("--name: %w", err))
+		}
+	}
+	switch {
 	case c.String("topo") != "":
 		t, err = emulator.Generate(c.String("topo"), c.String("name"))
 	case c.NArg() == 1:
-		t, err = emulator.LoadFile(c.Args().First())
+		t, err = loadFile(c.Args().First())
 		if err == nil && c.String("name") != "" {
 			t.Origin, t.Name = t.Name, c.String("name")
 		}
@@ -329,16 +366,19 @@ func (g *globals) loadPlan(c *cli.Context) (*emulator.Plan, error) {
 		return nil, emulator.BadInput(fmt.Errorf("give one topology file or --topo SPEC (see `nslab %s --help`)", c.Command.Name))
 	}
 	if err != nil {
-		return nil, badInputIfNotExist(err)
+		return nil, err
 	}
 	return emulator.Resolve(t)
 }
 
-func badInputIfNotExist(err error) error {
-	if errors.Is(err, os.ErrNotExist) {
-		return emulator.BadInput(err)
+// loadFile reads a topology file. Every way it can fail is the user's
+// input (no such file, a directory, no permission, bad TOML): exit 2.
+func loadFile(path string) (*emulator.Topology, error) {
+	t, err := emulator.LoadFile(path)
+	if err != nil {
+		return nil, emulator.BadInput(err)
 	}
-	return err
+	return t, nil
 }
 
 // needCaps fails with one sentence when the process lacks a capability.
@@ -349,18 +389,69 @@ func needCaps(raw bool) error {
 	return nil
 }
 
-// signalContext is cancelled by Ctrl-C or SIGTERM.
+// endSignals are the signals that end nslab short of kill -9: each one
+// cancels the command's context, so that a build rolls back and a `run`
+// lab is torn down. SIGHUP is a closed terminal; SIGPIPE a reader that
+// went away (`nslab run ... | head -1`): once it is caught, the write that
+// raised it fails with EPIPE instead of killing the process.
+var endSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE}
+
+// signalContext is cancelled by any of endSignals. The signals stay caught
+// until the returned function is called, so that a second one cannot kill
+// the process half-way through a teardown.
 func signalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	return signal.NotifyContext(context.Background(), endSignals...)
 }
 
 func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
+	f, ok := asFile(w)
 	if !ok {
 		return false
 	}
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
+}
+
+// asFile returns the file behind w, also through a watchedWriter.
+func asFile(w io.Writer) (*os.File, bool) {
+	if ww, ok := w.(*watchedWriter); ok {
+		w = ww.w
+	}
+	f, ok := w.(*os.File)
+	return f, ok
+}
+
+// watchedWriter calls onErr once when a write fails: `nslab run` cancels
+// itself then, and tears its lab down, when its stdout is gone (a closed
+// pipe, a full disk, a hung-up terminal).
+type watchedWriter struct {
+	w     io.Writer
+	onErr func(error)
+	mu    sync.Mutex
+	err   error // the first write error
+}
+
+func (w *watchedWriter) Write(p []byte) (int, error) {
+	n, err := w.w.Write(p)
+	if err != nil {
+		w.mu.Lock()
+		first := w.err == nil
+		if first {
+			w.err = err
+		}
+		w.mu.Unlock()
+		if first {
+			w.onErr(err)
+		}
+	}
+	return n, err
+}
+
+// Err is the first write error, or nil.
+func (w *watchedWriter) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
 }
 
 // withProgress shows the build's progress on a terminal once it has taken
@@ -444,6 +535,15 @@ type summary struct {
 	DownMS   float64 `json:"down_ms,omitempty"`
 }
 
+// runResult is what `nslab run --json` prints: the summary `nslab up
+// --json` prints, in the same shape, and the test's result.
+type runResult struct {
+	summary
+	Test    string            `json:"test"`
+	Pingall *emulator.Matrix  `json:"pingall,omitempty"`
+	Script  *scripting.Result `json:"script,omitempty"`
+}
+
 func summarize(p *emulator.Plan, up time.Duration) summary {
 	s := summary{Lab: p.Lab, Nodes: len(p.Nodes), Links: len(p.Links), Segments: len(p.Segments), UpMS: ms(up)}
 	for _, n := range p.Nodes {
@@ -522,11 +622,22 @@ func (g *globals) cmdRun(c *cli.Context) error {
 	if prompt && c.Bool("json") {
 		return emulator.BadInput(errors.New("--prompt and --json do not go together"))
 	}
+	if prompt && (!isTerminal(os.Stdin) || !isTerminal(g.stdout)) {
+		// Refused before anything is built.
+		return emulator.BadInput(errors.New("--prompt needs a terminal on stdin and stdout (give a script with --script FILE, or --script - to read it from stdin)"))
+	}
 	if err := needCaps(true); err != nil {
 		return err
 	}
 	ctx, cancel, router := routedSignalContext()
 	defer cancel()
+	ctx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
+	out := &watchedWriter{w: g.stdout, onErr: func(error) { stopRun() }}
+	g.stdout = out
+	// The lab lives as long as this process: nslab status calls it
+	// orphaned if the process dies without tearing it down (kill -9).
+	g.opts.Held = true
 	lab, up, err := g.build(c, ctx, plan)
 	if err != nil {
 		return err
@@ -558,16 +669,12 @@ func (g *globals) cmdRun(c *cli.Context) error {
 	sum.DownMS = ms(time.Since(t0))
 	logMemory(g.opts.Logger)
 	if c.Bool("json") {
-		out := map[string]any{"summary": sum, "test": test}
-		if m != nil {
-			out["pingall"] = m
-		}
-		if res != nil {
-			out["script"] = res
-		}
-		writeJSON(g.stdout, out)
+		writeJSON(g.stdout, runResult{summary: sum, Test: test, Pingall: m, Script: res})
 	} else {
 		fmt.Fprintf(g.stdout, "lab %s torn down in %.1f ms\n", plan.Lab, sum.DownMS)
+	}
+	if err := out.Err(); err != nil {
+		return fmt.Errorf("stdout failed (%w): lab %q torn down", err, plan.Lab)
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("interrupted: lab %q torn down", plan.Lab)
@@ -677,6 +784,7 @@ func (g *globals) cmdStatus(c *cli.Context) error {
 		type row struct {
 			Lab     string    `json:"lab"`
 			State   string    `json:"state"`
+			Note    string    `json:"note,omitempty"`
 			Nodes   int       `json:"nodes"`
 			PID     int       `json:"pid"`
 			Created time.Time `json:"created"`
@@ -685,14 +793,15 @@ func (g *globals) cmdStatus(c *cli.Context) error {
 		for _, name := range labs {
 			r, err := emulator.ReadRecord(g.opts.StateDir, name)
 			if err != nil {
-				rows = append(rows, row{Lab: name, State: "half-built (no record; run nslab clean)"})
+				rows = append(rows, row{Lab: name, State: "half-built", Note: "no record: run nslab clean " + name})
 				continue
 			}
 			n := 0
 			if r.Topology != nil {
 				n = len(r.Topology.Nodes)
 			}
-			rows = append(rows, row{name, r.State, n, r.PID, r.Created})
+			state, note := r.Condition(r.BuilderAlive())
+			rows = append(rows, row{name, state, note, n, r.PID, r.Created})
 		}
 		if c.Bool("json") {
 			if rows == nil {
@@ -708,6 +817,9 @@ func (g *globals) cmdStatus(c *cli.Context) error {
 		fmt.Fprintf(g.stdout, "%-20s %-10s %6s  %s\n", "LAB", "STATE", "NODES", "CREATED")
 		for _, r := range rows {
 			fmt.Fprintf(g.stdout, "%-20s %-10s %6d  %s\n", r.Lab, r.State, r.Nodes, r.Created.Local().Format(time.DateTime))
+			if r.Note != "" {
+				fmt.Fprintf(g.stdout, "  %s\n", r.Note)
+			}
 		}
 		return nil
 	}
@@ -726,7 +838,11 @@ func (g *globals) cmdStatus(c *cli.Context) error {
 		writeJSON(g.stdout, st)
 		return nil
 	}
-	fmt.Fprintf(g.stdout, "lab %s (%s), built by pid %d at %s\n", st.Lab, st.State, st.PID, st.Created.Local().Format(time.DateTime))
+	state, note := lab.Record.Condition(lab.Record.BuilderAlive())
+	fmt.Fprintf(g.stdout, "lab %s (%s), built by pid %d at %s\n", st.Lab, state, st.PID, st.Created.Local().Format(time.DateTime))
+	if note != "" {
+		fmt.Fprintf(g.stdout, "  %s\n", note)
+	}
 	for _, n := range st.Nodes {
 		fmt.Fprintf(g.stdout, "\n%s (%s, netns %s)\n", n.Name, n.Kind, n.Namespace)
 		if n.Error != "" {
@@ -765,7 +881,22 @@ func (g *globals) cmdExec(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return lab.ExecReplace(args[1], argv, os.Environ())
+	return execStatus(lab.ExecReplace(args[1], argv, os.Environ()))
+}
+
+// execStatus gives a program that cannot be started the exit codes shells
+// use (127 not found, 126 not executable), so that a program's own exit 2
+// is not mistaken for nslab's bad input.
+func execStatus(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, exec.ErrNotFound), errors.Is(err, fs.ErrNotExist):
+		return &exitStatus{127, err}
+	case errors.Is(err, fs.ErrPermission), errors.Is(err, exec.ErrDot), errors.Is(err, syscall.EISDIR):
+		return &exitStatus{126, err}
+	}
+	return err
 }
 
 func (g *globals) cmdShell(c *cli.Context) error {
@@ -779,7 +910,7 @@ func (g *globals) cmdShell(c *cli.Context) error {
 		sh = "/bin/sh"
 	}
 	env := append(os.Environ(), "NSLAB_LAB="+lab.Name(), "NSLAB_NODE="+node, fmt.Sprintf("PS1=[%s:%s] \\w# ", lab.Name(), node))
-	return lab.ExecReplace(node, []string{sh}, env)
+	return execStatus(lab.ExecReplace(node, []string{sh}, env))
 }
 
 func (g *globals) cmdPing(c *cli.Context) error {
@@ -855,9 +986,9 @@ func (g *globals) cmdValidate(c *cli.Context) error {
 	}
 	var errs []error
 	for _, f := range c.Args().Slice() {
-		t, err := emulator.LoadFile(f)
+		t, err := loadFile(f)
 		if err != nil {
-			errs = append(errs, badInputIfNotExist(err))
+			errs = append(errs, err)
 			continue
 		}
 		plan, err := emulator.Resolve(t)
@@ -962,8 +1093,22 @@ func (g *globals) cmdClean(c *cli.Context) error {
 	if err := needCaps(false); err != nil {
 		return err
 	}
+	for _, n := range names {
+		if err := emulator.CheckLabName(n); err != nil {
+			return emulator.BadInput(err)
+		}
+	}
+	known, err := emulator.ListLabs(g.opts.StateDir)
+	if err != nil {
+		return err
+	}
 	var errs []error
 	for _, n := range names {
+		if !slices.Contains(known, n) && !exists(filepath.Join(g.opts.StateDir, n)) {
+			// Exit 0 all the same: after clean, the lab is gone either way.
+			fmt.Fprintf(g.stdout, "no lab %s: nothing to clean\n", n)
+			continue
+		}
 		if err := emulator.Clean(n, g.opts); err != nil {
 			errs = append(errs, fmt.Errorf("clean lab %q: %w", n, err))
 			continue
@@ -974,6 +1119,11 @@ func (g *globals) cmdClean(c *cli.Context) error {
 		fmt.Fprintln(g.stdout, "no labs to clean")
 	}
 	return errors.Join(errs...)
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }
 
 func (g *globals) cmdGenerate(c *cli.Context) error {

@@ -24,6 +24,17 @@ type checkFailed struct{ msg string }
 
 func (e *checkFailed) Error() string { return e.msg }
 
+// exitStatus carries an exit code of its own, as shells use them: 127 for
+// a program that is not found, 126 for one that cannot be executed, so
+// that a program's own exit 2 stays distinct from nslab's bad input.
+type exitStatus struct {
+	code int
+	err  error
+}
+
+func (e *exitStatus) Error() string { return e.err.Error() }
+func (e *exitStatus) Unwrap() error { return e.err }
+
 // The main goroutine keeps the main thread to itself, so that no
 // goroutine that switches namespaces ever runs there: a thread left in a
 // node's namespace is retired by the runtime, but the main thread cannot
@@ -42,7 +53,10 @@ func run(args []string, stdout, stderr *os.File) int {
 	}
 	fmt.Fprintf(stderr, "nslab: %v\n", err)
 	var cf *checkFailed
+	var es *exitStatus
 	switch {
+	case errors.As(err, &es):
+		return es.code
 	case errors.As(err, &cf):
 		return exitFailed
 	case emulator.IsBadInput(err):

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/nslab/nslab/emulator"
 	"github.com/nslab/nslab/scripting"
@@ -25,7 +24,7 @@ func loadScript(c *cli.Context, plan *emulator.Plan) (*scripting.Script, error) 
 	var err error
 	switch {
 	case c.String("script") != "":
-		s, err = scripting.ParseFile(c.String("script"))
+		s, err = parseScriptFile(c.String("script"))
 		if s == nil {
 			return nil, err
 		}
@@ -39,6 +38,18 @@ func loadScript(c *cli.Context, plan *emulator.Plan) (*scripting.Script, error) 
 		return nil, nil
 	}
 	return s, scripting.Check(s, plan, nil)
+}
+
+// parseScriptFile parses the script in path; "-" reads it from stdin.
+func parseScriptFile(path string) (*scripting.Script, error) {
+	if path != "-" {
+		return scripting.ParseFile(path)
+	}
+	src, err := io.ReadAll(os.Stdin)
+	if err != nil {
+		return nil, fmt.Errorf("read the script from stdin: %w", err)
+	}
+	return scripting.Parse("stdin", string(src), 1)
 }
 
 // runScript runs s in lab, printing each line's result and a summary
@@ -73,7 +84,7 @@ func scriptFailed(res *scripting.Result) error {
 
 // prompt opens the interactive prompt on lab.
 func (g *globals) prompt(ctx context.Context, lab *emulator.Lab, r *sigRouter) error {
-	out, ok := g.stdout.(*os.File)
+	out, ok := asFile(g.stdout)
 	if !ok || !isTerminal(os.Stdin) || !isTerminal(out) {
 		return emulator.BadInput(errors.New("the prompt needs a terminal (give a script with --script FILE instead)"))
 	}
@@ -113,17 +124,18 @@ func (r *sigRouter) route(stop func()) func() {
 	}
 }
 
-// routedSignalContext is signalContext with a router for the prompt.
+// routedSignalContext is signalContext with a router for the prompt. As
+// there, the signals stay caught until the returned function is called.
 func routedSignalContext() (context.Context, context.CancelFunc, *sigRouter) {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &sigRouter{}
 	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	signal.Notify(ch, endSignals...)
 	go func() {
-		defer signal.Stop(ch)
 		for {
 			select {
-			case <-ctx.Done():
+			case <-done:
 				return
 			case sig := <-ch:
 				r.mu.Lock()
@@ -137,7 +149,14 @@ func routedSignalContext() (context.Context, context.CancelFunc, *sigRouter) {
 			}
 		}
 	}()
-	return ctx, cancel, r
+	var once sync.Once
+	return ctx, func() {
+		once.Do(func() {
+			signal.Stop(ch)
+			close(done)
+			cancel()
+		})
+	}, r
 }
 
 func (g *globals) cmdAttach(c *cli.Context) error {
@@ -147,10 +166,19 @@ func (g *globals) cmdAttach(c *cli.Context) error {
 	}
 	ctx, cancel, r := routedSignalContext()
 	defer cancel()
-	if f := c.String("script"); f != "" {
-		s, err := scripting.ParseFile(f)
+	f := c.String("script")
+	piped := f == "" && !isTerminal(os.Stdin)
+	if piped {
+		// Lines piped in are a script: `echo 'reach h1 h2' | nslab attach lan`.
+		f = "-"
+	}
+	if f != "" {
+		s, err := parseScriptFile(f)
 		if s == nil {
 			return err
+		}
+		if piped && len(s.Lines) == 0 {
+			return emulator.BadInput(errors.New("the prompt needs a terminal, and stdin gave no script lines (pipe lines in, or give --script FILE)"))
 		}
 		res, err := g.runScript(ctx, c, lab, s)
 		if err != nil {

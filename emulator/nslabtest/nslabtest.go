@@ -65,7 +65,7 @@ func Start(t testing.TB, top *emulator.Topology) *Lab {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	lab, err := emulator.Up(ctx, plan, emulator.Options{})
+	lab, err := emulator.Up(ctx, plan, emulator.Options{Held: true})
 	if err != nil {
 		require.FailNow(t, fmt.Sprintf("nslabtest: build lab %q: %v", cp.Name, err))
 	}
