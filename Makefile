@@ -1,5 +1,7 @@
 # nslab: two commands for a fresh machine.
-#   make run    build nslab and run topologies/lan.toml (needs root)
+#   make run    build nslab and run topologies/lan.toml (needs root);
+#               make run NAME=mylab names the lab, so that two users or CI
+#               jobs on one machine do not collide on the name "lan"
 #   make test   unit tests, integration tests (as root) and the leftover check
 GO      ?= go
 BIN     := bin/nslab
@@ -7,15 +9,16 @@ PKGS    := ./...
 # Integration tests build real labs; they run as root and must not skip.
 TESTFLAGS ?= -count=1 -timeout 20m
 
-.PHONY: all build run test unit integration vet fuzz bench clean-labs
+.PHONY: all build run test test-without-tools unit integration vet fuzz bench clean-labs
 
 all: build
 
 build:
 	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/nslab
 
+NAME ?=
 run: build
-	./$(BIN) run topologies/lan.toml
+	./$(BIN) run topologies/lan.toml $(if $(NAME),--name $(NAME))
 
 vet:
 	$(GO) vet $(PKGS)
@@ -29,6 +32,12 @@ integration: build
 
 test: vet build
 	$(GO) test $(TESTFLAGS) ./...
+
+# The tests that run programs in nodes, again as on a machine without ping,
+# tcpdump, iperf3 and the like (hidden from PATH): the suite must pass with
+# and without them. CI runs both.
+test-without-tools: build
+	./tests/without-tools.sh $(GO) test $(TESTFLAGS) -p 1 -run 'TestScript|TestPrompt|TestCLI|TestAttach' ./tests/ ./scripting/
 
 # A short run of the decoder's fuzz target (longer: FUZZTIME=5m make fuzz).
 FUZZTIME ?= 30s
