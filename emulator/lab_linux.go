@@ -474,10 +474,16 @@ func (l *Lab) addLink(k *Link) error {
 
 // hostNetns opens the namespace standing for the host.
 func (l *Lab) hostNetns() (netns.NsHandle, error) {
-	if l.opts.HostNetns == "" {
+	return openHostNetns(l.opts.HostNetns)
+}
+
+// openHostNetns opens the namespace at path, or for "" the one nslab runs
+// in (the calling thread's, which nslab never switches).
+func openHostNetns(path string) (netns.NsHandle, error) {
+	if path == "" {
 		return netns.Get()
 	}
-	return netns.GetFromPath(l.opts.HostNetns)
+	return netns.GetFromPath(path)
 }
 
 func (l *Lab) addHostLink() error {
@@ -499,10 +505,49 @@ func (l *Lab) addHostLink() error {
 		local.master, local.group = 2, portGroup
 	}
 	peer := vethEnd{name: hl.Host.Name, mtu: hl.Host.MTU, nsFd: int(hns)}
-	if err := hn.rt.vethAdd(local, peer); err != nil {
+	err = hn.rt.vethAdd(local, peer)
+	if errors.Is(err, unix.EEXIST) && waitHostNameFree(hns, hl.Host.Name, time.Now().Add(hostNameWait)) {
+		err = hn.rt.vethAdd(local, peer)
+	}
+	if errors.Is(err, unix.EEXIST) {
+		err = fmt.Errorf("an interface with that name already exists in the host namespace (not ours: nslab leaves it alone): %w", err)
+	}
+	if err != nil {
 		return fmt.Errorf("add veth %q to the host (peer %q in node %q): %w", hl.Host.Name, hl.Lab.Name, hl.Lab.Node, err)
 	}
 	return nil
+}
+
+// hostNameWait bounds the wait for a host attachment's name that is still
+// being released by the kernel.
+const hostNameWait = 2 * time.Second
+
+// waitHostNameFree waits, until deadline, for the interface called name in
+// the host namespace to go, if it is a veth whose peer's namespace is
+// being dismantled: the host end of a lab released without deleting it
+// (a builder killed mid-build), which the kernel's namespace cleanup work
+// removes moments later. It reports whether the name is free; an
+// interface that is not on its way out is left alone at once.
+func waitHostNameFree(hns netns.NsHandle, name string, deadline time.Time) bool {
+	h, err := netlink.NewHandleAt(hns, unix.NETLINK_ROUTE)
+	if err != nil {
+		return false
+	}
+	defer h.Close()
+	for {
+		link, err := h.LinkByName(name)
+		if err != nil {
+			var nf netlink.LinkNotFoundError
+			return errors.As(err, &nf)
+		}
+		// The kernel reports the peer's namespace id as -1 (unsigned:
+		// 4294967295; the library's -1 means no peer namespace at all)
+		// once that namespace is unhashed for cleanup.
+		if link.Type() != "veth" || link.Attrs().NetNsID != int(^uint32(0)) || time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // configureHost sets the host's end up with its addresses and routes.
@@ -635,16 +680,24 @@ func (h *nodeHandle) close() {
 // a lab's interfaces sooner than deleting a big switch's ports first in a
 // message of their own (single,1000: gone after 1.14-1.27 s against
 // 1.16-1.52 s). Down returns once every name is released; the kernel
-// finishes in the background (a benchmark waits for it).
+// finishes in the background (a benchmark waits for it). The one name
+// outside the lab's namespaces, the host attachment's end in the host
+// namespace, is deleted first and waited for (deleteHostLink), so that it
+// can be taken again as soon as Down returns.
 func removeLab(o Options, lab string) error {
 	dir := labDir(o.StateDir, lab)
 	ents, err := readJournal(dir)
 	if err != nil {
 		return fmt.Errorf("read journal of lab %q: %w", lab, err)
 	}
-	netnsDir := o.NetnsDir
-	if r, err := ReadRecord(o.StateDir, lab); err == nil && r.NetnsDir != "" {
-		netnsDir = r.NetnsDir
+	netnsDir, hostNetns := o.NetnsDir, o.HostNetns
+	if r, err := ReadRecord(o.StateDir, lab); err == nil {
+		if r.NetnsDir != "" {
+			netnsDir = r.NetnsDir
+		}
+		if r.HostNetns != "" {
+			hostNetns = r.HostNetns
+		}
 	}
 	var paths []string
 	inodes := map[uint64]bool{}
@@ -689,7 +742,7 @@ func removeLab(o Options, lab string) error {
 	}
 	for _, e := range ents {
 		if e.kind == jHostLink {
-			if err := deleteHostLink(netnsDir, e.arg, claimed); err != nil {
+			if err := deleteHostLink(netnsDir, hostNetns, e.arg, claimed); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -709,14 +762,20 @@ func removeLab(o Options, lab string) error {
 
 // deleteHostLink deletes the host attachment's veth pair from the lab's
 // side, whose end is in a namespace of the lab (so nothing in the host
-// namespace that might not be ours is ever touched): deleting one end of
-// a veth deletes its peer in the same kernel call, so the host's name is
-// free when this returns. Releasing the namespace alone frees it only once
-// the kernel's cleanup work has run, tens of milliseconds after Down
-// returned: an Up at once then found the name taken. arg is the journal's
-// "HOSTNAME NAMESPACE INDEX"; a journal line of another form, a namespace
-// the lab did not claim, or a pair already gone leaves nothing to do.
-func deleteHostLink(netnsDir, arg string, claimed map[string]bool) error {
+// namespace that might not be ours is ever touched): deleting one end of a
+// veth deletes its peer too. Releasing the namespace alone frees the
+// host's name only once the kernel's cleanup work has run, tens of
+// milliseconds after Down returned: an Up at once then found the name
+// taken.
+//
+// It returns once the host's end is gone from the host namespace
+// (hostNetns, "" for the one nslab runs in): the kernel unlists it within
+// 1-3 ms, but the deleting call itself returns only after an RCU barrier,
+// 17-30 ms here, so that call finishes in the background. arg is the
+// journal's "HOSTNAME NAMESPACE INDEX"; a journal line of another form, a
+// namespace the lab did not claim, or a pair already gone leaves nothing
+// to do.
+func deleteHostLink(netnsDir, hostNetns, arg string, claimed map[string]bool) error {
 	f := strings.Fields(arg)
 	if len(f) != 3 {
 		return nil
@@ -734,27 +793,82 @@ func deleteHostLink(netnsDir, arg string, claimed map[string]bool) error {
 	if err != nil {
 		return fmt.Errorf("delete host attachment %q: open namespace %s: %w", name, ns, err)
 	}
-	defer nsh.Close()
 	h, err := netlink.NewHandleAt(nsh, unix.NETLINK_ROUTE)
+	nsh.Close() // the socket keeps the namespace
 	if err != nil {
 		return fmt.Errorf("delete host attachment %q: %w", name, err)
 	}
-	defer h.Close()
 	link, err := h.LinkByIndex(idx)
-	if err != nil {
+	if err != nil || link.Type() != "veth" {
+		h.Close()
 		var nf netlink.LinkNotFoundError
-		if errors.As(err, &nf) || errors.Is(err, unix.ENODEV) {
+		if err == nil || errors.As(err, &nf) || errors.Is(err, unix.ENODEV) {
 			return nil // never made, or gone already
 		}
 		return fmt.Errorf("delete host attachment %q: find its lab end in %s: %w", name, ns, err)
 	}
-	if link.Type() != "veth" {
-		return nil
-	}
-	if err := h.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
+	// The veth's link is its peer: the host's end, by index in the host
+	// namespace.
+	peer := link.Attrs().ParentIndex
+	done := make(chan error, 1)
+	go func() {
+		defer h.Close()
+		err := h.LinkDel(link)
+		if errors.Is(err, unix.ENODEV) {
+			err = nil
+		}
+		done <- err
+	}()
+	wrap := func(err error) error {
 		return fmt.Errorf("delete host attachment %q (lab end %q in %s): %w", name, link.Attrs().Name, ns, err)
 	}
-	return nil
+	hns, err := openHostNetns(hostNetns)
+	if err != nil {
+		// The host namespace is gone, or cannot be watched: the call's
+		// return is then the end of the deletion.
+		if err := <-done; err != nil {
+			return wrap(err)
+		}
+		return nil
+	}
+	defer hns.Close()
+	hh, err := netlink.NewHandleAt(hns, unix.NETLINK_ROUTE)
+	if err != nil {
+		if err := <-done; err != nil {
+			return wrap(err)
+		}
+		return nil
+	}
+	defer hh.Close()
+	gone := func() bool {
+		l, err := hh.LinkByIndex(peer)
+		var nf netlink.LinkNotFoundError
+		if err != nil {
+			return errors.As(err, &nf) || errors.Is(err, unix.ENODEV)
+		}
+		return l.Attrs().Name != name // the index is someone else's now
+	}
+	deadline := time.Now().Add(hostNameWait)
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				return wrap(err)
+			}
+			if !gone() {
+				return wrap(fmt.Errorf("its end %q is still in the host namespace after the deletion", name))
+			}
+			return nil
+		default:
+		}
+		if gone() {
+			return nil // the deleting call finishes on its own
+		}
+		if time.Now().After(deadline) {
+			return wrap(fmt.Errorf("its end %q is still in the host namespace after %v", name, hostNameWait))
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
 }
 
 // killInNamespaces stops every process whose network namespace is one of

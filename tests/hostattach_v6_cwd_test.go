@@ -1,0 +1,75 @@
+package tests
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nslab/nslab/emulator"
+	"github.com/stretchr/testify/require"
+)
+
+// standInHost makes a throwaway network namespace that stands in for the
+// machine's own in a test of the host attachment, and returns its path.
+func standInHost(t *testing.T) (name, path string) {
+	t.Helper()
+	name = uniqueName("nslab-host")
+	out, err := exec.Command("ip", "netns", "add", name).CombinedOutput()
+	require.NoError(t, err, string(out))
+	t.Cleanup(func() { exec.Command("ip", "netns", "delete", name).Run() })
+	return name, "/run/netns/" + name
+}
+
+// Issue 12, item 4: a lab with a host attachment is brought up again at
+// once after Down, with the same interface name in the host namespace,
+// several times back to back. Down must return only once the host's end
+// is gone, so that the next Up can take the name again.
+func TestHostAttachmentUpDownCycles(t *testing.T) {
+	t.Parallel()
+	hostNS, hostPath := standInHost(t)
+	ifname := "nt" + tag + "c"
+	require.LessOrEqual(t, len(ifname), 15)
+	top := loadTopology(t, "lan.toml")
+	top.Host = &emulator.HostSpec{Node: "s1", Interface: ifname, Addresses: []string{"10.0.0.100/24"}}
+	plan, err := emulator.Resolve(top)
+	require.NoError(t, err)
+	for i := 0; i < 5; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		lab, err := emulator.Up(ctx, plan, emulator.Options{HostNetns: hostPath})
+		cancel()
+		require.NoError(t, err, "up #%d", i+1)
+		require.NoError(t, lab.Down(), "down #%d", i+1)
+		// The name is free the moment Down returns.
+		out, err := exec.Command("ip", "-n", hostNS, "-o", "link", "show", "dev", ifname).CombinedOutput()
+		require.Error(t, err, "after down #%d the host's end %q is still there: %s", i+1, ifname, strings.TrimSpace(string(out)))
+	}
+}
+
+// An interface of the host attachment's name that is not a lab's end on
+// its way out is not ours: Up fails at once with an error that says so,
+// rolls back, and leaves that interface as it was.
+func TestHostAttachmentNameTaken(t *testing.T) {
+	t.Parallel()
+	hostNS, hostPath := standInHost(t)
+	ifname := "nt" + tag + "t"
+	out, err := exec.Command("ip", "-n", hostNS, "link", "add", ifname, "type", "veth", "peer", "name", ifname+"p").CombinedOutput()
+	require.NoError(t, err, string(out))
+	top := loadTopology(t, "lan.toml")
+	top.Host = &emulator.HostSpec{Node: "s1", Interface: ifname, Addresses: []string{"10.0.0.100/24"}}
+	plan, err := emulator.Resolve(top)
+	require.NoError(t, err)
+	t0 := time.Now()
+	lab, err := emulator.Up(context.Background(), plan, emulator.Options{HostNetns: hostPath})
+	if lab != nil {
+		lab.Down()
+	}
+	require.Error(t, err)
+	require.Contains(t, err.Error(), `add veth "`+ifname+`" to the host`)
+	require.Contains(t, err.Error(), "already exists in the host namespace (not ours")
+	require.Less(t, time.Since(t0), time.Second, "a name that is not on its way out is not waited for")
+	out, err = exec.Command("ip", "-n", hostNS, "-o", "link", "show", "dev", ifname).CombinedOutput()
+	require.NoError(t, err, "the interface that was there is left alone: %s", out)
+	require.False(t, namespaceExists(top.Name+"-s1"), "the build was rolled back")
+}
