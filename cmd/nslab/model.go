@@ -1,0 +1,154 @@
+package main
+
+// This file: validate and generate: topology files, with no lab built.
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/nslab/nslab/emulator"
+	"github.com/urfave/cli/v2"
+)
+
+// validateCommand is `nslab validate`.
+func (g *globals) validateCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "validate",
+		Usage:     "check a topology file and create nothing",
+		ArgsUsage: "FILE...",
+		Description: `Decodes the file strictly (an unknown key is an error) and validates it,
+listing every problem with file:line:column. The file's [test] script, or
+the --script given, is checked against it too (unknown nodes and commands,
+malformed durations and patterns). Exit 0 when valid, 2 when not.
+
+   nslab validate topologies/*.toml
+   nslab validate topologies/lan.toml --script topologies/lan.nsl`,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "plan", Usage: "print the resolved addresses and routes"},
+			&cli.StringFlag{Name: "script", Usage: "check the script in `FILE` against each topology"},
+		},
+		OnUsageError: usageError,
+		Action:       g.cmdValidate,
+	}
+}
+
+// generateCommand is `nslab generate`.
+func (g *globals) generateCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "generate",
+		Usage:     "print the TOML of a built-in topology",
+		ArgsUsage: "SPEC",
+		Description: `Prints the file equivalent to --topo SPEC, to edit and keep.
+
+   nslab generate single,3 > my.toml
+   nslab generate tree,2,3 --name campus`,
+		Flags:        []cli.Flag{&cli.StringFlag{Name: "name", Usage: "lab `NAME`"}},
+		OnUsageError: usageError,
+		Action:       g.cmdGenerate,
+	}
+}
+
+func (g *globals) cmdValidate(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return emulator.BadInput(errors.New("usage: nslab validate FILE..."))
+	}
+	var errs []error
+	for _, f := range c.Args().Slice() {
+		t, err := loadFile(f)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		plan, err := emulator.Resolve(t)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		script, err := loadScript(c, plan)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		checked := ""
+		if script != nil {
+			checked = fmt.Sprintf("; its script (%d lines) fits it", len(script.Lines))
+		}
+		fmt.Fprintf(g.stdout, "%s: lab %s is valid: %s%s\n", f, plan.Lab, summarize(plan, 0).shape(), checked)
+		if c.Bool("plan") {
+			printPlan(g.stdout, plan)
+		}
+	}
+	if len(errs) > 0 {
+		return emulator.BadInput(errors.Join(errs...))
+	}
+	return nil
+}
+
+func printPlan(w io.Writer, p *emulator.Plan) {
+	for _, n := range p.Nodes {
+		if n.Bridge != "" {
+			fmt.Fprintf(w, "  %s (%s, netns %s, bridge %s)\n", n.Name, n.Kind, n.Namespace, n.Bridge)
+		} else {
+			fmt.Fprintf(w, "  %s (%s, netns %s)\n", n.Name, n.Kind, n.Namespace)
+		}
+		for _, i := range n.Ifaces {
+			var as []string
+			for _, a := range i.Addrs {
+				as = append(as, a.String())
+			}
+			peer := ""
+			if i.Peer != nil {
+				peer = fmt.Sprintf(" -> %s:%s", orHost(i.Peer.Node), i.Peer.Name)
+			}
+			fmt.Fprintf(w, "    %s%s %s\n", i.Name, peer, strings.Join(as, " "))
+		}
+		for _, r := range n.Routes {
+			fmt.Fprintf(w, "    route %s\n", r)
+		}
+		if len(n.Echo) > 0 {
+			fmt.Fprintf(w, "    echo service on udp and tcp %s\n", strings.Trim(fmt.Sprint(n.Echo), "[]"))
+		}
+		if n.NAT != nil {
+			profile := ""
+			if n.NAT.Profile != "" {
+				profile = ", profile " + n.NAT.Profile
+			}
+			fmt.Fprintf(w, "    nat out of %s%s\n", n.NAT.Outside, profile)
+		}
+	}
+	if h := p.Host; h != nil {
+		var as []string
+		for _, a := range h.Host.Addrs {
+			as = append(as, a.String())
+		}
+		fmt.Fprintf(w, "  host attachment (in the namespace nslab runs in)\n    %s -> %s:%s %s\n", h.Host.Name, h.Lab.Node, h.Lab.Name, strings.Join(as, " "))
+		for _, r := range h.Routes {
+			fmt.Fprintf(w, "    route %s\n", r)
+		}
+	}
+}
+
+func orHost(s string) string {
+	if s == "" {
+		return "host"
+	}
+	return s
+}
+
+func (g *globals) cmdGenerate(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return emulator.BadInput(errors.New("usage: nslab generate SPEC (single,N | linear,N | tree,DEPTH,FANOUT)"))
+	}
+	t, err := emulator.Generate(c.Args().First(), c.String("name"))
+	if err != nil {
+		return err
+	}
+	data, err := t.TOML()
+	if err != nil {
+		return err
+	}
+	_, err = g.stdout.Write(data)
+	return err
+}

@@ -1,0 +1,116 @@
+package main
+
+// This file: status: the labs, and one lab's nodes read live from the kernel.
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nslab/nslab/emulator"
+	"github.com/urfave/cli/v2"
+)
+
+// statusCommand is `nslab status`.
+func (g *globals) statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "status",
+		Usage:     "show labs, or one lab's nodes, interfaces, addresses and routes",
+		ArgsUsage: "[LAB]",
+		Description: `Without LAB, lists the labs. With LAB, reads every node's interfaces,
+addresses and routes live from the kernel.
+
+   nslab status
+   nslab status lan --json | jq '.nodes[].interfaces'`,
+		Flags:        []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+		OnUsageError: usageError,
+		Action:       g.cmdStatus,
+	}
+}
+
+func (g *globals) cmdStatus(c *cli.Context) error {
+	if c.NArg() == 0 {
+		labs, err := emulator.ListLabs(g.opts.StateDir)
+		if err != nil {
+			return err
+		}
+		type row struct {
+			Lab     string    `json:"lab"`
+			State   string    `json:"state"`
+			Note    string    `json:"note,omitempty"`
+			Nodes   int       `json:"nodes"`
+			PID     int       `json:"pid"`
+			Created time.Time `json:"created"`
+		}
+		var rows []row
+		for _, name := range labs {
+			r, err := emulator.ReadRecord(g.opts.StateDir, name)
+			if err != nil {
+				rows = append(rows, row{Lab: name, State: "half-built", Note: "no record: run nslab clean " + name})
+				continue
+			}
+			n := 0
+			if r.Topology != nil {
+				n = len(r.Topology.Nodes)
+			}
+			state, note := r.Condition(r.BuilderAlive())
+			rows = append(rows, row{name, state, note, n, r.PID, r.Created})
+		}
+		if c.Bool("json") {
+			if rows == nil {
+				rows = []row{}
+			}
+			writeJSON(g.stdout, rows)
+			return nil
+		}
+		if len(rows) == 0 {
+			fmt.Fprintln(g.stdout, "no labs are up")
+			return nil
+		}
+		fmt.Fprintf(g.stdout, "%-20s %-10s %6s  %s\n", "LAB", "STATE", "NODES", "CREATED")
+		for _, r := range rows {
+			fmt.Fprintf(g.stdout, "%-20s %-10s %6d  %s\n", r.Lab, r.State, r.Nodes, r.Created.Local().Format(time.DateTime))
+			if r.Note != "" {
+				fmt.Fprintf(g.stdout, "  %s\n", r.Note)
+			}
+		}
+		return nil
+	}
+	if err := needCaps(false); err != nil {
+		return err
+	}
+	lab, err := g.openLab(c, c.Args().First())
+	if err != nil {
+		return err
+	}
+	st, err := lab.Status()
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		writeJSON(g.stdout, st)
+		return nil
+	}
+	state, note := lab.Record.Condition(lab.Record.BuilderAlive())
+	fmt.Fprintf(g.stdout, "lab %s (%s), built by pid %d at %s\n", st.Lab, state, st.PID, st.Created.Local().Format(time.DateTime))
+	if note != "" {
+		fmt.Fprintf(g.stdout, "  %s\n", note)
+	}
+	for _, n := range st.Nodes {
+		fmt.Fprintf(g.stdout, "\n%s (%s, netns %s)\n", n.Name, n.Kind, n.Namespace)
+		if n.Error != "" {
+			fmt.Fprintf(g.stdout, "  error: %s\n", n.Error)
+		}
+		for _, i := range n.Interfaces {
+			extra := ""
+			if i.Master != "" {
+				extra = " master " + i.Master
+			}
+			fmt.Fprintf(g.stdout, "  %-15s %-8s %-17s mtu %d%s %s\n", i.Name, i.State, i.MAC, i.MTU, extra, strings.Join(i.Addrs, " "))
+		}
+		for _, r := range n.Routes {
+			fmt.Fprintf(g.stdout, "  route %s\n", r)
+		}
+	}
+	return nil
+}
