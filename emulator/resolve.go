@@ -212,6 +212,13 @@ type resolver struct {
 	all []*Iface
 	// the link path each iface came from, for messages
 	path map[*Iface]string
+	// families lists written on nodes (and switches) and on links, and
+	// the lists that apply to each interface (see applyFamilies)
+	nodeFam map[string]*famRule
+	linkFam map[*Iface]*famRule
+	allow   map[*Iface][]*famRule
+	// pool6 is true when addressing hands out IPv6 subnets
+	pool6 bool
 }
 
 func (r *resolver) run() {
@@ -220,6 +227,8 @@ func (r *resolver) run() {
 	r.plan = p
 	r.specIdx = map[string]int{}
 	r.path = map[*Iface]string{}
+	r.nodeFam = map[string]*famRule{}
+	r.linkFam = map[*Iface]*famRule{}
 
 	switch {
 	case t.Name == "":
@@ -269,6 +278,12 @@ func (r *resolver) run() {
 		}
 		r.specIdx[ns.Name] = i
 		n := &Node{Name: ns.Name, Kind: k, Namespace: t.Name + "-" + ns.Name, Start: ns.Start}
+		if fr := r.parseFamilies(path, obj, ns.Families); fr != nil {
+			if known[k].bridge {
+				fr.obj = fmt.Sprintf("switch %q", ns.Name)
+			}
+			r.nodeFam[ns.Name] = fr
+		}
 		if known[k].bridge {
 			n.Bridge = ns.Name
 			if ValidIfName(ns.Name) != "" || ns.Name == "lo" {
@@ -330,6 +345,13 @@ func (r *resolver) run() {
 		}
 		ia.Peer, ib.Peer = ib, ia
 		p.Links = append(p.Links, &Link{A: ia, B: ib, MTU: l.MTU})
+		if fr := r.parseFamilies(path, obj, l.Families); fr != nil {
+			if ia.Port && ib.Port {
+				c.add(path+".families", obj, "a link between two switches has no addresses: write families on a switch to cover its whole segment")
+				continue
+			}
+			r.linkFam[ia], r.linkFam[ib] = fr, fr
+		}
 	}
 
 	// Host attachment.
@@ -355,7 +377,9 @@ func (r *resolver) run() {
 
 	r.assignNames()
 	r.segments()
+	r.applyFamilies()
 	r.addresses()
+	r.checkFamilies()
 	r.checkSegments()
 	r.staticRoutes()
 	r.natAndFirewall()
@@ -587,6 +611,9 @@ func (r *resolver) addresses() {
 		pool6 = netip.Prefix{}
 	}
 
+	r.pool6 = pool6.IsValid()
+	r.dropRefused()
+
 	// Subnets written by hand, per segment.
 	var taken []netip.Prefix
 	for _, s := range r.plan.Segments {
@@ -620,7 +647,7 @@ func (r *resolver) addresses() {
 				}
 			}
 			if !sub.IsValid() {
-				if !fam.alloc.pool.IsValid() {
+				if !fam.alloc.pool.IsValid() || !r.anyAllowed(s, fam.v4) {
 					continue
 				}
 				var ok bool
@@ -648,7 +675,7 @@ func (r *resolver) fill(s *Segment, sub netip.Prefix, v4 bool) {
 				used[a.Addr()] = true
 			}
 		}
-		if !has {
+		if !has && r.allowed(m).has(v4) {
 			need = append(need, m)
 		}
 	}
@@ -672,6 +699,16 @@ func (r *resolver) fill(s *Segment, sub netip.Prefix, v4 bool) {
 		m.Addrs = append(m.Addrs, netip.PrefixFrom(addr, sub.Bits()))
 		used[addr] = true
 	}
+}
+
+// anyAllowed reports whether a member of s may have family v4 (or 6).
+func (r *resolver) anyAllowed(s *Segment, v4 bool) bool {
+	for _, m := range s.Members {
+		if r.allowed(m).has(v4) {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *resolver) isRouter(i *Iface) bool {
@@ -820,8 +857,13 @@ func (r *resolver) staticRoutes() {
 		}
 		path := fmt.Sprintf("nodes[%d]", si)
 		obj := fmt.Sprintf("node %q", n.Name)
+		fr := r.nodeFam[n.Name]
 		for _, g := range []struct{ key, val string }{{"gateway", ns.Gateway}, {"gateway6", ns.Gateway6}} {
 			if g.val == "" {
+				continue
+			}
+			if v4 := g.key == "gateway"; fr != nil && !fr.set.has(v4) {
+				r.c.add(path+"."+g.key, obj, "%s is an IPv%d default route, but the node has families = %s", g.key, ipVersion(v4), fr.text)
 				continue
 			}
 			rt, ok := r.route(path+"."+g.key, obj, n.Ifaces, RouteSpec{To: "default", Via: g.val}, g.key == "gateway6")
@@ -831,6 +873,10 @@ func (r *resolver) staticRoutes() {
 		}
 		for j, rs := range ns.Routes {
 			rpath := fmt.Sprintf("%s.routes[%d]", path, j)
+			if v4, known := routeFamily(rs); known && fr != nil && !fr.set.has(v4) {
+				r.c.add(rpath, obj, "route to %s is IPv%d, but the node has families = %s", rs.To, ipVersion(v4), fr.text)
+				continue
+			}
 			rt, ok := r.route(rpath, obj, n.Ifaces, rs, false)
 			if !ok {
 				continue
@@ -953,26 +999,40 @@ func (r *resolver) route(path, obj string, ifs []*Iface, rs RouteSpec, want6 boo
 }
 
 // autoRoutes gives every host and router a route to every subnet of the
-// lab that it is not on, through the first router of a shortest path.
+// lab that it is not on, through the first router of a shortest path. Each
+// family has its own paths: an IPv4 path crosses only routers with IPv4
+// addresses on both segments, so a router without IPv4 (families =
+// ["ipv6"]) is never an IPv4 next hop.
 func (r *resolver) autoRoutes() {
 	p, c := r.plan, r.c
-	// Which routers are on each segment.
-	segRouters := make([][]*Iface, len(p.Segments))
+	// A router that must be a next hop needs an address on every segment
+	// it joins, for each family the segment carries, unless a families
+	// list keeps that family off it.
 	for _, n := range p.Nodes {
 		if n.Kind != KindRouter {
 			continue
 		}
 		for _, i := range n.Ifaces {
-			segRouters[i.Segment] = append(segRouters[i.Segment], i)
+			for _, sub := range p.Segments[i.Segment].Subnets {
+				v4 := sub.Addr().Is4()
+				if !hasFamily(i.Addrs, v4) && r.allowed(i).has(v4) {
+					c.add(r.path[i], fmt.Sprintf("node %q", i.Node), "automatic routing: router interface %s has no IPv%d address on segment %s, so no route can go through it", i.Name, famNum(sub), sub)
+				}
+			}
 		}
 	}
-	// A router that must be a next hop needs an address on every segment
-	// it joins, for each family the segment carries.
-	for si, rs := range segRouters {
-		for _, i := range rs {
-			for _, sub := range p.Segments[si].Subnets {
-				if !hasFamily(i.Addrs, sub.Addr().Is4()) {
-					c.add(r.path[i], fmt.Sprintf("node %q", i.Node), "automatic routing: router interface %s has no IPv%d address on segment %s, so no route can go through it", i.Name, famNum(sub), sub)
+	// Per family, the interfaces routers have on each segment with an
+	// address of the family.
+	segRouters := map[bool][][]*Iface{}
+	for _, v4 := range []bool{true, false} {
+		segRouters[v4] = make([][]*Iface, len(p.Segments))
+		for _, rn := range p.Nodes {
+			if rn.Kind != KindRouter {
+				continue
+			}
+			for _, i := range rn.Ifaces {
+				if hasFamily(i.Addrs, v4) {
+					segRouters[v4][i.Segment] = append(segRouters[v4][i.Segment], i)
 				}
 			}
 		}
@@ -981,63 +1041,22 @@ func (r *resolver) autoRoutes() {
 		if n.Kind == KindSwitch || len(n.Ifaces) == 0 {
 			continue
 		}
-		// Breadth-first search over segments; hops are routers.
-		type hop struct {
-			via netip.Addr // per family, chosen later
-			out *Iface     // the node's own interface on the first segment
-			nh  *Iface     // the first router's interface on that segment
-		}
-		first := make([]*hop, len(p.Segments))
-		dist := make([]int, len(p.Segments))
-		for i := range dist {
-			dist[i] = -1
-		}
-		var queue []int
-		for _, i := range n.Ifaces {
-			if dist[i.Segment] < 0 {
-				dist[i.Segment] = 0
-				queue = append(queue, i.Segment)
-			}
-		}
-		for len(queue) > 0 {
-			s := queue[0]
-			queue = queue[1:]
-			for _, ri := range segRouters[s] {
-				if ri.Node == n.Name {
+		first := map[bool][]*hop{true: r.firstHops(n, true, segRouters[true]), false: r.firstHops(n, false, segRouters[false])}
+		for si, seg := range p.Segments {
+			for _, sub := range seg.Subnets {
+				v4 := sub.Addr().Is4()
+				h := first[v4][si]
+				if h == nil {
 					continue
 				}
-				router := p.byName[ri.Node]
-				for _, oi := range router.Ifaces {
-					t := oi.Segment
-					if dist[t] >= 0 {
-						continue
-					}
-					dist[t] = dist[s] + 1
-					if dist[s] == 0 {
-						first[t] = &hop{out: onSegment(n.Ifaces, s), nh: ri}
-					} else {
-						first[t] = first[s]
-					}
-					queue = append(queue, t)
-				}
-			}
-		}
-		for si, h := range first {
-			if h == nil {
-				continue
-			}
-			for _, sub := range p.Segments[si].Subnets {
 				var via netip.Addr
 				for _, a := range h.nh.Addrs {
-					if a.Addr().Is4() == sub.Addr().Is4() {
+					if a.Addr().Is4() == v4 {
 						via = a.Addr()
 						break
 					}
 				}
-				if !via.IsValid() || !hasFamily(h.out.Addrs, sub.Addr().Is4()) {
-					continue // reported above, or the node has no address of that family
-				}
-				if hasRoute(n.Routes, sub) {
+				if !via.IsValid() || hasRoute(n.Routes, sub) {
 					continue // a static route wins
 				}
 				n.Routes = append(n.Routes, Route{Dst: sub, Via: via, Dev: h.out.Name, Auto: true})
@@ -1046,9 +1065,63 @@ func (r *resolver) autoRoutes() {
 	}
 }
 
-func onSegment(ifs []*Iface, seg int) *Iface {
+// hop is the start of a route: out of the node's interface, to a router.
+type hop struct {
+	out *Iface // the node's own interface on the first segment
+	nh  *Iface // the first router's interface on that segment
+}
+
+// firstHops finds, for family v4 (or 6), the first hop from n toward each
+// segment it is not on, by a breadth-first search over segments that
+// crosses routers only: from a segment where a router has an address of
+// the family to its other segments where it has one too (segRouters
+// lists those router interfaces per segment). Between equally short paths
+// the first found wins (routers in file order). The result is indexed by
+// segment; nil where no path goes.
+func (r *resolver) firstHops(n *Node, v4 bool, segRouters [][]*Iface) []*hop {
+	p := r.plan
+	first := make([]*hop, len(p.Segments))
+	dist := make([]int, len(p.Segments))
+	for i := range dist {
+		dist[i] = -1
+	}
+	var queue []int
+	for _, i := range n.Ifaces {
+		if dist[i.Segment] < 0 && hasFamily(i.Addrs, v4) {
+			dist[i.Segment] = 0
+			queue = append(queue, i.Segment)
+		}
+	}
+	for len(queue) > 0 {
+		s := queue[0]
+		queue = queue[1:]
+		for _, ri := range segRouters[s] {
+			if ri.Node == n.Name {
+				continue
+			}
+			for _, oi := range p.byName[ri.Node].Ifaces {
+				t := oi.Segment
+				if dist[t] >= 0 || !hasFamily(oi.Addrs, v4) {
+					continue
+				}
+				dist[t] = dist[s] + 1
+				if dist[s] == 0 {
+					first[t] = &hop{out: onSegmentFam(n.Ifaces, s, v4), nh: ri}
+				} else {
+					first[t] = first[s]
+				}
+				queue = append(queue, t)
+			}
+		}
+	}
+	return first
+}
+
+// onSegmentFam returns the interface of ifs on segment seg that has an
+// address of family v4 (or 6).
+func onSegmentFam(ifs []*Iface, seg int, v4 bool) *Iface {
 	for _, i := range ifs {
-		if i.Segment == seg {
+		if i.Segment == seg && hasFamily(i.Addrs, v4) {
 			return i
 		}
 	}

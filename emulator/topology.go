@@ -76,12 +76,24 @@ type Addressing struct {
 	Disable bool `toml:"disable,omitempty"`
 }
 
+// The address families a node or link may list in Families.
+const (
+	FamilyIPv4 = "ipv4"
+	FamilyIPv6 = "ipv6"
+)
+
 // NodeSpec is one node of the lab.
 type NodeSpec struct {
 	// Name is unique in the lab; it becomes the hostname inside the node.
 	Name string `toml:"name"`
 	// Kind is "host" (the default), "router" or "switch".
 	Kind Kind `toml:"kind,omitempty"`
+	// Families lists the address families the node has, "ipv4" and/or
+	// "ipv6" (FamilyIPv4, FamilyIPv6); empty means every family the lab
+	// hands out. A node without "ipv4" gets no IPv4 address and is no
+	// IPv4 next hop. On a switch it applies to every interface of the
+	// switch's segment.
+	Families []string `toml:"families,omitempty"`
 	// Gateway is the IPv4 default gateway ("ip route add default via ...").
 	Gateway string `toml:"gateway,omitempty"`
 	// Gateway6 is the IPv6 default gateway.
@@ -125,6 +137,10 @@ type LinkSpec struct {
 	B         *EndpointSpec `toml:"b,omitempty"`
 	// MTU of both ends (default: the kernel's, 1500).
 	MTU int `toml:"mtu,omitempty"`
+	// Families lists the address families of the link's ends, as
+	// NodeSpec.Families does for a node: "ipv6" alone makes an
+	// IPv6-only link.
+	Families []string `toml:"families,omitempty"`
 }
 
 // EndpointSpec is one end of a link.
