@@ -313,6 +313,23 @@ func (r *resolver) resolveNAT(path, obj string, n *Node, s *NATSpec) *NAT {
 // timeout, refusing what nftables cannot express, with the reason.
 func (r *resolver) natBehaviour(path, obj string, n *Node, s *NATSpec, out *NAT) {
 	c := r.c
+	behaviours := []string{EndpointIndependent, AddressDependent, AddressAndPortDependent}
+	// An empty name is not the same as no name: `profile = ""` written in a
+	// file is refused, rather than read as "no behaviour" (plain
+	// masquerade, which hole punching cannot rely on).
+	empty := false
+	for _, x := range []struct {
+		key, v string
+		known  []string
+	}{{"profile", s.Profile, NATProfiles()}, {"mapping", s.Mapping, behaviours}, {"filtering", s.Filtering, behaviours}} {
+		if x.v == "" && r.written(path+"."+x.key) {
+			c.add(path+"."+x.key, obj, "%s is empty: write one of %s, or leave %s out", x.key, strings.Join(x.known, ", "), x.key)
+			empty = true
+		}
+	}
+	if empty {
+		return
+	}
 	if s.Profile == "" && s.Mapping == "" && s.Filtering == "" && !s.Hairpinning && s.MappingTimeout == "" && s.PortPreservation == nil {
 		return
 	}
@@ -320,7 +337,7 @@ func (r *resolver) natBehaviour(path, obj string, n *Node, s *NATSpec, out *NAT)
 	if s.Profile != "" {
 		pr, ok := natProfiles[s.Profile]
 		if !ok {
-			c.add(path+".profile", obj, "unknown NAT profile %q (known: %s)%s", s.Profile, strings.Join(NATProfiles(), ", "), suggest(s.Profile, NATProfiles()))
+			c.add(path+".profile", obj, "unknown NAT profile %q (known: %s)%s", s.Profile, strings.Join(NATProfiles(), ", "), didYouMean(s.Profile, NATProfiles()))
 			return
 		}
 		for _, x := range []struct{ key, given, preset string }{{"mapping", mapping, pr[0]}, {"filtering", filtering, pr[1]}} {
@@ -337,10 +354,9 @@ func (r *resolver) natBehaviour(path, obj string, n *Node, s *NATSpec, out *NAT)
 	if filtering == "" {
 		filtering = AddressAndPortDependent
 	}
-	known := []string{EndpointIndependent, AddressDependent, AddressAndPortDependent}
 	for _, x := range []struct{ key, v string }{{"mapping", mapping}, {"filtering", filtering}} {
-		if !containsStr(known, x.v) {
-			c.add(path+"."+x.key, obj, "unknown %s %q (known: %s)", x.key, x.v, strings.Join(known, ", "))
+		if !containsStr(behaviours, x.v) {
+			c.add(path+"."+x.key, obj, "unknown %s %q (known: %s)", x.key, x.v, strings.Join(behaviours, ", "))
 			return
 		}
 	}
@@ -380,6 +396,26 @@ func (r *resolver) natBehaviour(path, obj string, n *Node, s *NATSpec, out *NAT)
 		// holds; they are per network namespace.
 		n.Sysctls = append(n.Sysctls, Sysctl{"net.netfilter.nf_conntrack_udp_timeout", secs}, Sysctl{"net.netfilter.nf_conntrack_udp_timeout_stream", secs})
 	}
+}
+
+// written reports whether the topology file wrote the value at path
+// (false for a topology built in Go, where "" and absent are the same).
+func (r *resolver) written(path string) bool {
+	if r.c.src == nil {
+		return false
+	}
+	_, ok := r.c.src.pos[path]
+	return ok
+}
+
+// didYouMean is ` (did you mean "x"?)` when a known name is close to name,
+// else "": for messages that list the known names themselves (suggest
+// would add the list a second time).
+func didYouMean(name string, known []string) string {
+	if s := suggest(name, known); strings.HasPrefix(s, " (did you mean") {
+		return s
+	}
+	return ""
 }
 
 func containsStr(list []string, s string) bool {
