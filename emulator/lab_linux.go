@@ -414,6 +414,17 @@ func nodeSysctls(n *Node, inherited []string) []Sysctl {
 	// addresses get IPv6 address generation turned off as they come up
 	// (writing /proc/sys in each of many namespaces costs more: the
 	// kernel's sysctl lookups grow with the number of namespaces).
+	if n.IPv6 && n.Kind != KindSwitch {
+		// No duplicate address detection, for the link-local addresses
+		// too (the written ones are added "nodad"): before any interface
+		// exists, so that none is ever tentative. A router sends the
+		// neighbour solicitations for packets it forwards from its
+		// link-local address, and sends none while that is tentative: the
+		// first packet across a router waited a second for DAD, each
+		// router once. The kernel skips DAD only when both "all" and the
+		// interface's value are 0.
+		s = append(s, Sysctl{"net.ipv6.conf.all.accept_dad", "0"}, Sysctl{"net.ipv6.conf.default.accept_dad", "0"})
+	}
 	if n.Kind == KindRouter {
 		s = append(s, Sysctl{"net.ipv4.ip_forward", "1"}, Sysctl{"net.ipv6.conf.all.forwarding", "1"})
 	} else if n.Kind == KindHost {

@@ -361,21 +361,116 @@ func solicitedNode(a netip.Addr) netip.Addr {
 	return netip.AddrFrom16(g)
 }
 
-// waitIPv6Ready waits until every IPv6 address of the node can be found by
-// neighbour discovery: the kernel joins an address's solicited-node group
-// from a work queue after the address is added, and until then neighbour
-// solicitations for it are dropped (the first ping then waits a second
-// for the retransmission).
+// ipv6Addr is one IPv6 address of the namespace, as `ip -6 addr` lists it.
+type ipv6Addr struct {
+	index int
+	addr  netip.Addr
+	flags uint32 // IFA_F_*
+}
+
+// ipv6Addrs lists the namespace's IPv6 addresses with their flags.
+func (c *rtConn) ipv6Addrs() ([]ipv6Addr, error) {
+	msgs, err := retryDump(func() ([][]byte, error) {
+		req := nl.NewNetlinkRequest(unix.RTM_GETADDR, unix.NLM_F_DUMP)
+		req.AddData(nl.NewIfAddrmsg(unix.AF_INET6))
+		req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: &c.sh}
+		return req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWADDR)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []ipv6Addr
+	for _, m := range msgs {
+		if len(m) < unix.SizeofIfAddrmsg {
+			continue
+		}
+		msg := nl.DeserializeIfAddrmsg(m)
+		if msg.Family != unix.AF_INET6 {
+			continue
+		}
+		attrs, err := nl.ParseRouteAttr(m[unix.SizeofIfAddrmsg:])
+		if err != nil {
+			continue
+		}
+		a := ipv6Addr{index: int(msg.Index), flags: uint32(msg.Flags)}
+		for _, at := range attrs {
+			switch at.Attr.Type {
+			case unix.IFA_ADDRESS:
+				a.addr, _ = netip.AddrFromSlice(at.Value)
+			case unix.IFA_FLAGS: // all 32 bits of the flags, when present
+				if len(at.Value) >= 4 {
+					a.flags = nl.NativeEndian().Uint32(at.Value[:4])
+				}
+			}
+		}
+		if a.addr.IsValid() {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// waitIPv6Ready waits until IPv6 works on every interface of the node that
+// has IPv6 addresses, as `up` promises:
+//   - it has its link-local address (made by the kernel once the link has
+//     its carrier): a router solicits the neighbours of the packets it
+//     forwards from that address;
+//   - no address is tentative (duplicate address detection is off, see
+//     nodeSysctls; the kernel still clears the flag from a work queue);
+//   - every address can be found by neighbour discovery: the kernel joins
+//     an address's solicited-node group from a work queue after the
+//     address is added, and until then neighbour solicitations for it are
+//     dropped (the first ping then waits a second for the retransmission).
 func (c *rtConn) waitIPv6Ready(n *Node, deadline time.Time) error {
+	want := map[int]string{}
+	for _, i := range n.Ifaces {
+		if hasFamily(i.Addrs, false) { // has IPv6
+			want[i.Index] = i.Name
+		}
+	}
 	for delay := 100 * time.Microsecond; ; delay = min(delay*2, 20*time.Millisecond) {
 		groups, err := c.ipv6Groups()
 		if err != nil {
 			return err
 		}
+		addrs, err := c.ipv6Addrs()
+		if err != nil {
+			return err
+		}
+		have := map[int]map[netip.Addr]bool{}
+		linkLocal := map[int]bool{}
 		var missing []string
+		for _, a := range addrs {
+			name, ok := want[a.index]
+			if !ok {
+				continue
+			}
+			if a.flags&unix.IFA_F_DADFAILED != 0 {
+				return fmt.Errorf("IPv6 address %s of %q failed duplicate address detection", a.addr, name)
+			}
+			if have[a.index] == nil {
+				have[a.index] = map[netip.Addr]bool{}
+			}
+			have[a.index][a.addr] = true
+			if a.addr.IsLinkLocalUnicast() {
+				linkLocal[a.index] = true
+			}
+			switch {
+			case a.flags&unix.IFA_F_TENTATIVE != 0:
+				missing = append(missing, a.addr.String()+" (tentative)")
+			case !groups[a.index][solicitedNode(a.addr)]:
+				missing = append(missing, a.addr.String())
+			}
+		}
 		for _, i := range n.Ifaces {
+			if _, ok := want[i.Index]; !ok {
+				continue
+			}
+			if !linkLocal[i.Index] {
+				missing = append(missing, "a link-local address on "+i.Name)
+			}
 			for _, a := range i.Addrs {
-				if a.Addr().Is6() && !groups[i.Index][solicitedNode(a.Addr())] {
+				if a.Addr().Is6() && !have[i.Index][a.Addr()] {
 					missing = append(missing, a.Addr().String())
 				}
 			}
@@ -384,7 +479,7 @@ func (c *rtConn) waitIPv6Ready(n *Node, deadline time.Time) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("IPv6 addresses %s are not ready for neighbour discovery", strings.Join(missing, ", "))
+			return fmt.Errorf("IPv6 is not ready for neighbour discovery: %s", strings.Join(missing[:min(len(missing), 5)], ", "))
 		}
 		time.Sleep(delay)
 	}
