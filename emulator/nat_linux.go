@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -16,8 +18,9 @@ import (
 func nftTable(lab string) string { return "nslab-" + lab }
 
 // applyNftables writes the node's NAT and firewall as one inet table in
-// the node's own namespace, in one transaction (google/nftables, no nft
-// binary). It is the equivalent of `nft -f` with:
+// the node's own namespace, in one transaction (encoded mostly by
+// google/nftables, see nftBatch; no nft binary). It is the equivalent of
+// `nft -f` with:
 //
 //	table inet nslab-LAB {
 //	  chain prerouting  { type nat hook prerouting priority dstnat; ... dnat ip to A:P }
@@ -29,11 +32,10 @@ func (l *Lab) applyNftables(h *nodeHandle) error {
 	if n.NAT == nil && n.Firewall == nil {
 		return nil
 	}
-	c, err := nftables.New(nftables.WithNetNSFd(h.fd))
+	c, err := newNftBatch()
 	if err != nil {
 		return fmt.Errorf("nftables in node %q: %w", n.Name, err)
 	}
-	defer c.CloseLasting()
 	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: nftTable(l.Plan.Lab)})
 	fw := n.Firewall
 	if fw == nil {
@@ -80,7 +82,7 @@ func (l *Lab) applyNftables(h *nodeHandle) error {
 			return fmt.Errorf("NAT of node %q: %w", n.Name, err)
 		}
 	}
-	if err := c.Flush(); err != nil {
+	if err := c.commit(h.fd); err != nil {
 		return fmt.Errorf("add nftables table %q to node %q: %w", nftTable(l.Plan.Lab), n.Name, explainNft(err))
 	}
 	return nil
@@ -95,7 +97,184 @@ func explainNft(err error) error {
 	return err
 }
 
-func (l *Lab) natRules(c *nftables.Conn, t *nftables.Table, filter map[string]*nftables.Chain, nat *NAT) error {
+// nftBatch is the one nftables transaction of a node. google/nftables
+// encodes the tables, chains, sets and most rules: its Conn hands each
+// batch it would send to encode, which keeps the messages. addRule adds
+// the rules that google/nftables v0.3.0 cannot encode (see ctAddr), in
+// their place among the others, and commit sends everything to the node's
+// namespace as one batch, so that the kernel takes all of it or nothing.
+type nftBatch struct {
+	*nftables.Conn
+	msgs []netlink.Message
+}
+
+func newNftBatch() (*nftBatch, error) {
+	b := &nftBatch{}
+	c, err := nftables.New(nftables.WithTestDial(b.encode))
+	if err != nil {
+		return nil, err
+	}
+	b.Conn = c
+	return b, nil
+}
+
+// encode keeps the messages of a batch that google/nftables flushes, and
+// acknowledges them: nothing reaches the kernel before commit.
+func (b *nftBatch) encode(req []netlink.Message) ([]netlink.Message, error) {
+	if len(req) > 0 {
+		if len(req) < 2 || req[0].Header.Type != netlink.HeaderType(unix.NFNL_MSG_BATCH_BEGIN) || req[len(req)-1].Header.Type != netlink.HeaderType(unix.NFNL_MSG_BATCH_END) {
+			return nil, errors.New("nftables: only batches are encoded, not queries")
+		}
+		for _, m := range req[1 : len(req)-1] {
+			m.Header.Length, m.Header.Sequence, m.Header.PID = 0, 0, 0 // set when sent
+			b.msgs = append(b.msgs, m)
+		}
+	}
+	return []netlink.Message{{Header: netlink.Header{Type: netlink.Error}, Data: make([]byte, 4)}}, nil
+}
+
+// addRule appends a rule to chain, like Conn.AddRule, from expressions
+// that are expr.Any or ctAddr.
+func (b *nftBatch) addRule(t *nftables.Table, chain *nftables.Chain, exprs []any) error {
+	// What google/nftables holds comes first: the rule goes after it.
+	if err := b.Conn.Flush(); err != nil {
+		return err
+	}
+	list := make([]netlink.Attribute, len(exprs))
+	for i, e := range exprs {
+		var data []byte
+		var err error
+		switch e := e.(type) {
+		case ctAddr:
+			data, err = e.marshal()
+		case expr.Any:
+			data, err = expr.Marshal(byte(t.Family), e)
+		default:
+			err = fmt.Errorf("%T is not an nftables expression", e)
+		}
+		if err != nil {
+			return fmt.Errorf("rule in chain %q: %w", chain.Name, err)
+		}
+		list[i] = netlink.Attribute{Type: unix.NLA_F_NESTED | unix.NFTA_LIST_ELEM, Data: data}
+	}
+	encoded, err := netlink.MarshalAttributes(list)
+	if err != nil {
+		return err
+	}
+	data, err := netlink.MarshalAttributes([]netlink.Attribute{
+		{Type: unix.NFTA_RULE_TABLE, Data: []byte(t.Name + "\x00")},
+		{Type: unix.NFTA_RULE_CHAIN, Data: []byte(chain.Name + "\x00")},
+		{Type: unix.NLA_F_NESTED | unix.NFTA_RULE_EXPRESSIONS, Data: encoded},
+	})
+	if err != nil {
+		return err
+	}
+	b.msgs = append(b.msgs, netlink.Message{
+		Header: netlink.Header{
+			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWRULE),
+			Flags: netlink.Request | netlink.Acknowledge | netlink.Create | unix.NLM_F_APPEND,
+		},
+		Data: append(nfgenmsg(byte(t.Family)), data...),
+	})
+	return nil
+}
+
+// nfgenmsg is the header of every nfnetlink message: family, version,
+// resource id.
+func nfgenmsg(family byte) []byte { return []byte{family, unix.NFNETLINK_V0, 0, 0} }
+
+// commit sends the transaction into the namespace fd and waits for the
+// kernel to acknowledge every message, or returns its first error.
+func (b *nftBatch) commit(fd int) error {
+	if err := b.Conn.Flush(); err != nil {
+		return err
+	}
+	if len(b.msgs) == 0 {
+		return nil
+	}
+	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: fd})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	subsys := []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, unix.NFNL_SUBSYS_NFTABLES} // resource id: big endian
+	batch := make([]netlink.Message, 0, len(b.msgs)+2)
+	batch = append(batch, netlink.Message{Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_MSG_BATCH_BEGIN), Flags: netlink.Request}, Data: subsys})
+	want := 0
+	for _, m := range b.msgs {
+		batch = append(batch, m)
+		if m.Header.Flags&netlink.Acknowledge != 0 {
+			want++
+		}
+	}
+	batch = append(batch, netlink.Message{Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_MSG_BATCH_END), Flags: netlink.Request}, Data: subsys})
+	if _, err := conn.SendMessages(batch); err != nil {
+		return err
+	}
+	// The kernel has handled the whole batch when the send returns: its
+	// answers are queued already. The deadline only guards a miscount.
+	if err := conn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		return err
+	}
+	for acked := 0; acked < want; {
+		replies, err := conn.Receive() // an error message comes back as err
+		if err != nil {
+			return err
+		}
+		for _, r := range replies {
+			if r.Header.Type == netlink.Error {
+				acked++
+			}
+		}
+	}
+	return nil
+}
+
+// ctAddr is `ct original ip saddr` (or `ct original ip daddr` with Dst)
+// into a register: the conntrack keys NFT_CT_SRC_IP and NFT_CT_DST_IP,
+// which are IPv4 by themselves, in the original direction.
+//
+// google/nftables v0.3.0 cannot encode it: its expr.Ct sends a direction
+// only with the generic keys NFT_CT_SRC and NFT_CT_DST (`ct original
+// saddr`), and the kernel refuses NFT_CT_SRC_IP without one. The generic
+// key works in the kernel, but names no family: nft cannot tell its
+// length inside a concatenation and aborts listing the ruleset
+// (netlink_parse_concat_expr: Assertion `consumed > 0' failed, nft
+// 1.0.6), and nft itself never writes it ("specify either ip or ip6").
+type ctAddr struct {
+	Register uint32
+	Dst      bool
+}
+
+func (e ctAddr) marshal() ([]byte, error) {
+	key := uint32(unix.NFT_CT_SRC_IP)
+	if e.Dst {
+		key = unix.NFT_CT_DST_IP
+	}
+	data, err := netlink.MarshalAttributes([]netlink.Attribute{
+		{Type: unix.NFTA_CT_KEY, Data: binaryutil.BigEndian.PutUint32(key)},
+		{Type: unix.NFTA_CT_DREG, Data: binaryutil.BigEndian.PutUint32(e.Register)},
+		{Type: unix.NFTA_CT_DIRECTION, Data: []byte{0}}, // IP_CT_DIR_ORIGINAL, a u8
+	})
+	if err != nil {
+		return nil, err
+	}
+	return netlink.MarshalAttributes([]netlink.Attribute{
+		{Type: unix.NFTA_EXPR_NAME, Data: []byte("ct\x00")},
+		{Type: unix.NLA_F_NESTED | unix.NFTA_EXPR_DATA, Data: data},
+	})
+}
+
+// anyExprs turns expressions into parts of a rule for nftBatch.addRule.
+func anyExprs(ex []expr.Any) []any {
+	out := make([]any, len(ex))
+	for i, e := range ex {
+		out[i] = e
+	}
+	return out
+}
+
+func (l *Lab) natRules(c *nftBatch, t *nftables.Table, filter map[string]*nftables.Chain, nat *NAT) error {
 	forward := filter["forward"]
 	pre := c.AddChain(&nftables.Chain{Name: "prerouting", Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest})
@@ -196,7 +375,7 @@ const (
 //	map kept { type ipv4_addr . inet_service : inet_service; flags dynamic,timeout }
 //	chain postnat { oifname OUT udp update @kept { ct original ip saddr . ct original proto-src : udp sport } }
 //	chain postrouting { oifname OUT udp snat ip to OUTADDR : ip saddr . udp sport map @kept; ... masquerade fully-random }
-func (l *Lab) keptMappings(c *nftables.Conn, t *nftables.Table, post, postnat *nftables.Chain, nat *NAT) error {
+func (l *Lab) keptMappings(c *nftBatch, t *nftables.Table, post, postnat *nftables.Chain, nat *NAT) error {
 	key, err := nftables.ConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService)
 	if err != nil {
 		return err
@@ -207,12 +386,14 @@ func (l *Lab) keptMappings(c *nftables.Conn, t *nftables.Table, post, postnat *n
 		return fmt.Errorf("add map: %w", err)
 	}
 	out := append(ifname(expr.MetaKeyOIFNAME, nat.Outside), matchL4("udp")...)
-	c.AddRule(&nftables.Rule{Table: t, Chain: postnat, Exprs: append(append([]expr.Any{}, out...),
-		&expr.Ct{Register: 8, Key: expr.CtKeySRC, Direction: 0},
+	if err := c.addRule(t, postnat, append(anyExprs(out),
+		ctAddr{Register: 8},
 		&expr.Ct{Register: 9, Key: expr.CtKeyPROTOSRC, Direction: 0},
 		&expr.Payload{DestRegister: 2, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
 		&expr.Dynset{SrcRegKey: 8, SrcRegData: 2, SetName: kept.Name, SetID: kept.ID, Operation: unix.NFT_DYNSET_OP_UPDATE, Timeout: nat.MappingTimeout},
-	)})
+	)); err != nil {
+		return err
+	}
 	c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: append(append([]expr.Any{}, out...),
 		&expr.Payload{DestRegister: 8, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
 		&expr.Payload{DestRegister: 9, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
@@ -230,7 +411,7 @@ func (l *Lab) keptMappings(c *nftables.Conn, t *nftables.Table, post, postnat *n
 //	chain postnat { type filter hook postrouting priority srcnat + 10;
 //	  oifname OUT udp update @m { udp sport : ct original ip saddr . ct original proto-src } }
 //	chain prerouting { ... iifname OUT [ip saddr . udp dport @peers] dnat ip to udp dport map @m }
-func (l *Lab) mappingMap(c *nftables.Conn, t *nftables.Table, pre, post, postnat *nftables.Chain, nat *NAT) error {
+func (l *Lab) mappingMap(c *nftBatch, t *nftables.Table, pre, post, postnat *nftables.Chain, nat *NAT) error {
 	data, err := nftables.ConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService)
 	if err != nil {
 		return err
@@ -253,14 +434,16 @@ func (l *Lab) mappingMap(c *nftables.Conn, t *nftables.Table, pre, post, postnat
 		}
 	}
 	out := append(ifname(expr.MetaKeyOIFNAME, nat.Outside), matchL4("udp")...)
-	c.AddRule(&nftables.Rule{Table: t, Chain: postnat, Exprs: append(append([]expr.Any{}, out...),
+	if err := c.addRule(t, postnat, append(anyExprs(out),
 		// The key in register 2 (reg32 04-07): register 1 overlaps the
 		// 32-bit registers 8 and 9 that hold the concatenated data.
 		&expr.Payload{DestRegister: 2, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
-		&expr.Ct{Register: 8, Key: expr.CtKeySRC, Direction: 0},
+		ctAddr{Register: 8},
 		&expr.Ct{Register: 9, Key: expr.CtKeyPROTOSRC, Direction: 0},
 		&expr.Dynset{SrcRegKey: 2, SrcRegData: 8, SetName: m.Name, SetID: m.ID, Operation: unix.NFT_DYNSET_OP_UPDATE, Timeout: nat.MappingTimeout},
-	)})
+	)); err != nil {
+		return err
+	}
 	if peers != nil {
 		c.AddRule(&nftables.Rule{Table: t, Chain: postnat, Exprs: append(append([]expr.Any{}, out...),
 			&expr.Payload{DestRegister: 8, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
@@ -289,12 +472,14 @@ func (l *Lab) mappingMap(c *nftables.Conn, t *nftables.Table, pre, post, postnat
 		in := append(ifnameNot(expr.MetaKeyIIFNAME, nat.Outside), matchAddr(16, netip.PrefixFrom(nat.mappedAddr(), 32))...)
 		in = append(in, matchL4("udp")...)
 		c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: append(in, viaMap...)})
-		c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: append(ifnameNot(expr.MetaKeyOIFNAME, nat.Outside),
-			&expr.Ct{Register: 1, Key: expr.CtKeyDST, Direction: 0},
+		if err := c.addRule(t, post, append(anyExprs(ifnameNot(expr.MetaKeyOIFNAME, nat.Outside)),
+			ctAddr{Register: 1, Dst: true},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: nat.mappedAddr().AsSlice()},
 			&expr.Immediate{Register: 1, Data: nat.mappedAddr().AsSlice()},
 			&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1},
-		)})
+		)); err != nil {
+			return err
+		}
 	}
 	return nil
 }
