@@ -82,6 +82,11 @@ type nodeEnv struct {
 	netns    string // path of the network namespace
 	mntns    string // path of the lab's mount namespace, "" for none
 	hostname string
+	// dir is the working directory to take inside: the caller's. Entering
+	// a mount namespace moves the thread to that namespace's root, so
+	// without it every command ran in "/".
+	dir    string
+	dirErr error // why there is no dir
 }
 
 func (l *Lab) envOf(node string) (nodeEnv, error) {
@@ -93,6 +98,9 @@ func (l *Lab) envOf(node string) (nodeEnv, error) {
 	if pin := filepath.Join(l.dir, "mnt"); isNamespaceFile(pin) {
 		e.mntns = pin
 	}
+	// The calling goroutine's thread has never switched namespaces (only
+	// discarded threads do), so this is the directory nslab runs in.
+	e.dir, e.dirErr = os.Getwd()
 	return e, nil
 }
 
@@ -127,12 +135,23 @@ func (e nodeEnv) enter() error {
 	if err := unix.Setns(netfd, unix.CLONE_NEWNET); err != nil {
 		return fmt.Errorf("enter network namespace: %w", err)
 	}
+	// The same path in the lab's mount namespace: a copy of the machine's
+	// (and a slave of it, so later mounts appear in it too).
+	if e.dirErr != nil {
+		return fmt.Errorf("working directory: %w", e.dirErr)
+	}
+	if e.dir != "" {
+		if err := unix.Chdir(e.dir); err != nil {
+			return fmt.Errorf("enter working directory %s: %w", e.dir, err)
+		}
+	}
 	return nil
 }
 
 // Start starts cmd inside node, like `ip netns exec NS CMD` but with the
-// node's hostname and the lab's /etc/hosts, and no fork of ip. Wait for it
-// with cmd.Wait as usual.
+// node's hostname and the lab's /etc/hosts, and no fork of ip. It runs in
+// the caller's working directory, or in cmd.Dir when set (a relative
+// cmd.Dir is taken from the caller's). Wait for it with cmd.Wait as usual.
 func (l *Lab) Start(node string, cmd *exec.Cmd) error {
 	e, err := l.envOf(node)
 	if err != nil {
@@ -158,8 +177,9 @@ type ExecResult struct {
 	Duration time.Duration
 }
 
-// Exec runs argv in node and waits for it, returning its output and exit
-// code. A non-zero exit is not an error; failing to start is.
+// Exec runs argv in node, in the caller's working directory, and waits
+// for it, returning its output and exit code. A non-zero exit is not an
+// error; failing to start is.
 func (l *Lab) Exec(ctx context.Context, node string, argv ...string) (ExecResult, error) {
 	if len(argv) == 0 {
 		return ExecResult{}, BadInput(errors.New("exec: no command given"))
@@ -187,9 +207,9 @@ func (l *Lab) Exec(ctx context.Context, node string, argv ...string) (ExecResult
 	return res, nil
 }
 
-// ExecReplace replaces the calling process with argv running inside node:
-// stdin, stdout, stderr and the exit code are the command's own. It
-// returns only on failure.
+// ExecReplace replaces the calling process with argv running inside node,
+// in the working directory of the calling process: stdin, stdout, stderr
+// and the exit code are the command's own. It returns only on failure.
 func (l *Lab) ExecReplace(node string, argv []string, env []string) error {
 	if len(argv) == 0 {
 		return BadInput(errors.New("exec: no command given"))
@@ -212,7 +232,8 @@ func (l *Lab) ExecReplace(node string, argv []string, env []string) error {
 }
 
 // startServices starts each node's echo service and start commands in
-// the background, with output to StateDir/LAB/logs/NODE.log.
+// the background, with output to StateDir/LAB/logs/NODE.log, in the
+// working directory nslab runs in.
 func (l *Lab) startServices(ctx context.Context) error {
 	if err := l.startEcho(); err != nil {
 		return err

@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -121,4 +122,66 @@ func TestIPv6AcrossRoutersReadyAtUp(t *testing.T) {
 			require.Regexp(t, ifc.Name+`\s+inet6 fe80::\S+ scope link`, out, "node %s", node)
 		}
 	}
+}
+
+// Issue 12, item 6: commands in a node run where nslab runs, not in "/"
+// (entering the lab's mount namespace moved them to its root): Exec and
+// Start in the caller's working directory, start commands in the one
+// `up` ran in, and `nslab exec` in the shell's.
+func TestCommandsRunInCallersDirectory(t *testing.T) {
+	t.Parallel()
+	wd, err := os.Getwd()
+	require.NoError(t, err)
+	wd, err = filepath.EvalSymlinks(wd)
+	require.NoError(t, err)
+	require.NotEqual(t, "/", wd, "the test must not run in / to tell the two apart")
+
+	out := filepath.Join(t.TempDir(), "cwd")
+	top := loadTopology(t, "direct.toml")
+	top.Nodes[0].Start = []string{"pwd -P > " + out + ".tmp && mv " + out + ".tmp " + out}
+	lab := startLab(t, top, emptyOpts())
+	node := top.Nodes[0].Name
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	res, err := lab.Exec(ctx, node, "pwd", "-P")
+	require.NoError(t, err)
+	require.Zero(t, res.ExitCode, string(res.Stderr))
+	require.Equal(t, wd, strings.TrimSpace(string(res.Stdout)), "Lab.Exec runs in the caller's directory")
+
+	// A relative path works as it does outside the lab.
+	res, err = lab.Exec(ctx, node, "cat", "testdata/dualstack_routers.toml")
+	require.NoError(t, err)
+	require.Zero(t, res.ExitCode, string(res.Stderr))
+	require.Contains(t, string(res.Stdout), `name = "i12dual"`)
+
+	// cmd.Dir, when set, still wins.
+	other := t.TempDir()
+	cmd := exec.Command("pwd", "-P")
+	cmd.Dir = other
+	var buf strings.Builder
+	cmd.Stdout = &buf
+	require.NoError(t, lab.Start(node, cmd))
+	require.NoError(t, cmd.Wait())
+	other, err = filepath.EvalSymlinks(other)
+	require.NoError(t, err)
+	require.Equal(t, other, strings.TrimSpace(buf.String()))
+
+	// The start command, run by Up in this process's directory.
+	var got []byte
+	require.Eventually(t, func() bool {
+		got, err = os.ReadFile(out)
+		return err == nil
+	}, 5*time.Second, 10*time.Millisecond, "the start command wrote its directory")
+	require.Equal(t, wd, strings.TrimSpace(string(got)), "start commands run in the directory of up")
+
+	// The CLI: nslab exec, started in another directory, runs there.
+	dir := t.TempDir()
+	c := exec.Command(nslabBin, "exec", lab.Name(), node, "--", "pwd", "-P")
+	c.Dir = dir
+	b, err := c.CombinedOutput()
+	require.NoError(t, err, string(b))
+	dir, err = filepath.EvalSymlinks(dir)
+	require.NoError(t, err)
+	require.Equal(t, dir, strings.TrimSpace(string(b)), "nslab exec runs in the shell's directory")
 }
