@@ -240,6 +240,10 @@ type ProbeOptions struct {
 	FromPort int
 	// Timeout bounds the wait for the answer (default 1s).
 	Timeout time.Duration
+	// Connect, for TCP, ends the probe once the handshake completes,
+	// without waiting for an echo service's answer: a check of whatever
+	// listens at the target. Observed stays zero.
+	Connect bool
 }
 
 // ProbeResult is what a probe saw.
@@ -317,6 +321,10 @@ func (l *Lab) Probe(ctx context.Context, from string, to netip.AddrPort, proto s
 		}
 		defer c.Close()
 		res.Local = c.LocalAddr().(*net.TCPAddr).AddrPort()
+		if o.Connect {
+			res.RTT = time.Since(t0)
+			return res, nil
+		}
 		c.SetDeadline(deadline)
 		line, err := bufio.NewReader(c).ReadString('\n')
 		if err != nil {

@@ -27,6 +27,9 @@ type Validator struct {
 	ps      emulator.Problems
 	known   map[string]bool // nodes named that the lab has
 	unknown map[string]bool // nodes named that it does not
+	// oneLine is set for a line typed at the prompt: no wrong-lab hint
+	// for a single word.
+	oneLine bool
 }
 
 // Check validates s against plan with the commands of reg (nil: the
@@ -34,13 +37,17 @@ type Validator struct {
 // (bad input: the CLI exits 2), each naming the file, line and command.
 // `source` lines are read and checked too.
 func Check(s *Script, plan *emulator.Plan, reg *Registry) error {
+	return check(s, plan, reg, false)
+}
+
+func check(s *Script, plan *emulator.Plan, reg *Registry, oneLine bool) error {
 	if reg == nil {
 		reg = Builtins()
 	}
-	v := &Validator{Plan: plan, Reg: reg, known: map[string]bool{}, unknown: map[string]bool{}}
+	v := &Validator{Plan: plan, Reg: reg, known: map[string]bool{}, unknown: map[string]bool{}, oneLine: oneLine}
 	v.ps = append(v.ps, s.problems...)
 	v.lines(s.Lines, 0, map[string]bool{})
-	if len(v.unknown) > 0 && len(v.known) == 0 {
+	if len(v.unknown) > 0 && len(v.known) == 0 && !v.oneLine {
 		var names []string
 		for n := range v.unknown {
 			names = append(names, n)
@@ -70,9 +77,11 @@ func Check(s *Script, plan *emulator.Plan, reg *Registry) error {
 	return nil
 }
 
-// CheckLine validates one line (typed at the prompt).
+// CheckLine validates one line (typed at the prompt). Unlike Check, it
+// does not take an unknown word for a sign that the script is for
+// another lab: one line is too little to tell.
 func CheckLine(ln *Line, plan *emulator.Plan, reg *Registry) error {
-	return Check(&Script{File: ln.File, Lines: []*Line{ln}}, plan, reg)
+	return check(&Script{File: ln.File, Lines: []*Line{ln}}, plan, reg, true)
 }
 
 func (v *Validator) lines(lines []*Line, depth int, active map[string]bool) {
@@ -87,8 +96,7 @@ func (v *Validator) line(ln *Line, depth int, active map[string]bool) error {
 	c := v.Reg.Lookup(ln.Name)
 	if c == nil {
 		if v.Plan.Node(ln.Name) == nil {
-			v.unknown[ln.Name] = true
-			return fmt.Errorf("no command or node %q%s", ln.Name, suggest(ln.Name, append(v.Reg.Names(), v.Plan.NodeNames()...)))
+			return v.unknownCommand(ln.Name)
 		}
 		v.known[ln.Name] = true
 		if len(ln.Args) == 0 {
@@ -141,6 +149,105 @@ func (v *Validator) source(ln *Line, depth int, active map[string]bool) error {
 	v.lines(s.Lines, depth+1, active)
 	delete(active, path)
 	return nil
+}
+
+// mininetWords are words of Mininet's prompt that nslab has no command
+// for, with what to do instead. LAB stands for the lab's name.
+var mininetWords = map[string]string{
+	"iperf": "not yet: nslab has no throughput probe of its own. Run iperf3 in two nodes: " +
+		"`NODE iperf3 -s -D -1` (a server in the background, for one test), then `OTHER iperf3 -c NODE -t 5`",
+	"xterm": "nslab opens no windows: for a shell in a node, run `nslab shell LAB NODE` in another terminal",
+	"sh": "nslab runs programs in the lab's nodes, not on the machine itself: `NODE sh -c '...'` runs a " +
+		"shell command in NODE (use another terminal for the machine)",
+	"py": "the prompt has no Python: run python3 in a node (`NODE python3 -c '...'`), or write Go against " +
+		"the lab (docs/scripting.md, \"From Go\")",
+	"pingpair":    "`reach A B` and `reach B A` ping one pair",
+	"pingallfull": "`pingall` shows the matrix; `reach A B` shows one pair's round-trip time",
+}
+
+func init() {
+	mininetWords["iperfudp"] = mininetWords["iperf"]
+	mininetWords["iperf3"] = mininetWords["iperf"]
+	mininetWords["gterm"] = mininetWords["xterm"]
+	mininetWords["x"] = mininetWords["xterm"]
+	mininetWords["px"] = mininetWords["py"]
+}
+
+// unknownCommand reports a first word that is neither a command nor a
+// node: a word of Mininet's with what to write instead, or the close
+// names. A node's name mistyped counts toward the wrong-lab hint.
+func (v *Validator) unknownCommand(name string) error {
+	if hint, ok := mininetWords[name]; ok {
+		return fmt.Errorf("unknown command %q: %s", name, strings.ReplaceAll(hint, "LAB", v.Plan.Lab))
+	}
+	if len(closeNames(name, v.Reg.Names())) == 0 {
+		// Not a mistyped command: perhaps a node of another lab.
+		v.unknown[name] = true
+	}
+	msg := fmt.Sprintf("unknown command %q, and lab %q has no node of that name", name, v.Plan.Lab)
+	if close := closeNames(name, append(v.Reg.Names(), v.Plan.NodeNames()...)); len(close) > 0 {
+		msg += fmt.Sprintf(" (close: %s)", strings.Join(close, ", "))
+	}
+	return errors.New(msg + "; `help` lists the commands")
+}
+
+// closeNames lists the known names close to name, closest first: within a
+// few edits (one for a short word), or starting with it.
+func closeNames(name string, known []string) []string {
+	type cand struct {
+		name string
+		d    int
+	}
+	limit := 1
+	switch {
+	case len(name) > 8:
+		limit = 3
+	case len(name) > 4:
+		limit = 2
+	}
+	var cs []cand
+	seen := map[string]bool{}
+	for _, k := range known {
+		if seen[k] || k == name {
+			continue
+		}
+		seen[k] = true
+		d := levenshtein(name, k)
+		if d <= limit || (len(name) >= 2 && strings.HasPrefix(k, name)) {
+			cs = append(cs, cand{k, d})
+		}
+	}
+	sort.Slice(cs, func(i, j int) bool {
+		if cs[i].d != cs[j].d {
+			return cs[i].d < cs[j].d
+		}
+		return cs[i].name < cs[j].name
+	})
+	var out []string
+	for i := 0; i < len(cs) && i < 5; i++ {
+		out = append(out, cs[i].name)
+	}
+	return out
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // Node checks that name is a node of the lab.
@@ -211,6 +318,25 @@ func (v *Validator) Duration(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("malformed duration %q (write a positive number with a unit: 500ms, 2s, 1m)", s)
 	}
 	return d, nil
+}
+
+// limit checks a time limit: a positive duration, or off.
+func (v *Validator) limit(s string) error {
+	if s == "off" {
+		return nil
+	}
+	if d, err := time.ParseDuration(s); err != nil || d <= 0 {
+		return fmt.Errorf("malformed time limit %q (write a positive number with a unit: 500ms, 2s, 1m; or off)", s)
+	}
+	return nil
+}
+
+// parseLimit reads a time limit as the validator accepted it (off: 0).
+func parseLimit(s string) (time.Duration, error) {
+	if s == "off" {
+		return 0, nil
+	}
+	return time.ParseDuration(s)
 }
 
 // Regexp compiles a pattern as `expect` uses it.

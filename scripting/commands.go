@@ -116,10 +116,43 @@ Its output is shown and kept for the next ` + "`expect`" + `. Arguments that nam
 node are replaced by that node's first address (IPv4 first), as at
 Mininet's prompt: ` + "`red ping -c1 blue`" + ` pings blue's address. Quote a
 word ('blue') or write ` + "`set subst off`" + ` to keep it as it is. Use the exec
-form for a node whose name is also a command's.`,
+form for a node whose name is also a command's. PROGRAM is the one this
+machine has (` + "`red ping blue`" + ` is its ping, which runs until stopped).
+A program line has a time limit (` + "`set limit`" + `, 30s by default): then the
+program gets SIGINT, as from Ctrl-C, and the line fails.`,
 			Validate: func(v *Validator, ln *Line, args []string) error { return v.Node(args[0]) },
 			Run: func(ctx context.Context, s *Session, ln *Line, args []string) (Outcome, error) {
-				return s.runProgram(ctx, ln.Args[0].Text, ln.Args[1:])
+				return s.runProgram(ctx, ln.Args[0].Text, ln.Args[1:], s.Limit)
+			},
+		},
+		{
+			Name: "limit", Usage: "limit DURATION|off NODE PROGRAM [ARG...]", Check: true, MinArgs: 3, MaxArgs: -1,
+			Summary: "run a program in a node with a time limit of its own",
+			Help: `Runs the program as ` + "`NODE PROGRAM ARG...`" + ` does, for at most DURATION (as
+500ms, 2s, 1m) instead of the limit ` + "`set limit`" + ` gives the other lines;
+` + "`off`" + ` lifts it. When the time is up the program gets SIGINT (SIGKILL a
+second later) and the line fails, '!' or not: ` + "`limit 5s red ping blue`" + `.`,
+			Validate: func(v *Validator, ln *Line, args []string) error {
+				errs := []error{v.limit(args[0])}
+				node := args[1]
+				if node == "exec" && v.Plan.Node(node) == nil {
+					if len(args) < 4 {
+						return v.all(append(errs, fmt.Errorf("no program to run: usage is `limit DURATION|off NODE PROGRAM [ARG...]`"))...)
+					}
+					node = args[2]
+				}
+				if v.Reg.Lookup(node) != nil && v.Plan.Node(node) == nil {
+					return v.all(append(errs, fmt.Errorf("limit bounds a program in a node, and %q is a command, not a node (reach, pingall, nat, tcp and udp wait as long as `set timeout` says; wait has its own DURATION)", node))...)
+				}
+				return v.all(append(errs, v.Node(node))...)
+			},
+			Run: func(ctx context.Context, s *Session, ln *Line, args []string) (Outcome, error) {
+				d, _ := parseLimit(args[0])
+				words := ln.Args[1:]
+				if words[0].Text == "exec" && s.Lab.Plan.Node("exec") == nil {
+					words = words[1:]
+				}
+				return s.runProgram(ctx, words[0].Text, words[1:], d)
 			},
 		},
 		{
@@ -264,6 +297,18 @@ share more than one cable.`,
 			},
 		},
 		{
+			Name: "net", Usage: "net", Summary: "list each node's interfaces and what they are cabled to (as Mininet's net)",
+			Run: func(ctx context.Context, s *Session, ln *Line, args []string) (Outcome, error) {
+				return Outcome{Output: listNet(s.Lab.Plan)}, nil
+			},
+		},
+		{
+			Name: "intfs", Usage: "intfs", Summary: "list each node's interfaces (as Mininet's intfs)",
+			Run: func(ctx context.Context, s *Session, ln *Line, args []string) (Outcome, error) {
+				return Outcome{Output: listIntfs(s.Lab.Plan)}, nil
+			},
+		},
+		{
 			Name: "links", Usage: "links", Summary: "list the cables and the state of their ends",
 			Run: func(ctx context.Context, s *Session, ln *Line, args []string) (Outcome, error) {
 				out, err := listLinks(s.Lab)
@@ -299,11 +344,12 @@ share more than one cable.`,
 			},
 		},
 		{
-			Name: "set", Usage: "set subst on|off | set timeout DURATION", MinArgs: 2, MaxArgs: 2,
+			Name: "set", Usage: "set subst on|off | timeout DURATION | limit DURATION|off", MinArgs: 2, MaxArgs: 2,
 			Summary: "change a setting for the lines that follow",
 			Help: `subst: replace node names in program arguments by addresses (on by
 default). timeout: how long reach, pingall, nat, tcp and udp wait for an
-answer (1s by default).`,
+answer (1s by default). limit: how long a program line may run before it
+is stopped and fails (30s by default; off: no limit).`,
 			Validate: validateSet,
 			Run: func(ctx context.Context, s *Session, ln *Line, args []string) (Outcome, error) {
 				switch args[0] {
@@ -311,6 +357,8 @@ answer (1s by default).`,
 					s.Subst = args[1] == "on"
 				case "timeout":
 					s.Timeout, _ = time.ParseDuration(args[1])
+				case "limit":
+					s.Limit, _ = parseLimit(args[1])
 				}
 				return Outcome{}, nil
 			},
@@ -340,6 +388,9 @@ under another (nslab run --name, the unique names of nslabtest).`,
 			Name: "help", Usage: "help [COMMAND]", MaxArgs: 1, Summary: "list the commands, or explain one",
 			Validate: func(v *Validator, ln *Line, args []string) error {
 				if len(args) == 1 && v.Reg.Lookup(args[0]) == nil {
+					if hint, ok := mininetWords[args[0]]; ok {
+						return fmt.Errorf("unknown command %q: %s", args[0], strings.ReplaceAll(hint, "LAB", v.Plan.Lab))
+					}
 					return fmt.Errorf("no command %q%s", args[0], suggest(args[0], v.Reg.Names()))
 				}
 				return nil
@@ -372,8 +423,10 @@ func validateSet(v *Validator, ln *Line, args []string) error {
 	case "timeout":
 		_, err := v.Duration(args[1])
 		return err
+	case "limit":
+		return v.limit(args[1])
 	default:
-		return fmt.Errorf("no setting %q%s", args[0], suggest(args[0], []string{"subst", "timeout"}))
+		return fmt.Errorf("no setting %q%s", args[0], suggest(args[0], []string{"subst", "timeout", "limit"}))
 	}
 	return nil
 }
@@ -429,6 +482,45 @@ func listNodes(p *emulator.Plan) string {
 			}
 		}
 		fmt.Fprintf(&b, "%-12s %-7s %s\n", n.Name, n.Kind, strings.Join(addrs, ", "))
+	}
+	return b.String()
+}
+
+// listNet writes, for each node, its interfaces and the node and
+// interface at the other end of each cable: "red  eth0->v-net-0:red".
+func listNet(p *emulator.Plan) string {
+	var b strings.Builder
+	width := 0
+	for _, n := range p.Nodes {
+		width = max(width, len(n.Name))
+	}
+	for _, n := range p.Nodes {
+		var ends []string
+		for _, i := range n.Ifaces {
+			peer := "?"
+			if i.Peer != nil {
+				owner := i.Peer.Node
+				if owner == "" {
+					owner = "(host)"
+				}
+				peer = owner + ":" + i.Peer.Name
+			}
+			ends = append(ends, i.Name+"->"+peer)
+		}
+		fmt.Fprintf(&b, "%-*s  %s\n", width, n.Name, strings.Join(ends, " "))
+	}
+	return b.String()
+}
+
+// listIntfs writes each node's interfaces: "red: eth0 eth1".
+func listIntfs(p *emulator.Plan) string {
+	var b strings.Builder
+	for _, n := range p.Nodes {
+		var names []string
+		for _, i := range n.Ifaces {
+			names = append(names, i.Name)
+		}
+		fmt.Fprintf(&b, "%s: %s\n", n.Name, strings.Join(names, " "))
 	}
 	return b.String()
 }

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/nslab/nslab/emulator"
 )
@@ -35,24 +37,41 @@ the prompt) ends. ` + "`tcp`" + ` and ` + "`udp`" + ` probe it.`,
 			return Outcome{Said: fmt.Sprintf("echo service on %s %s/%d", args[0], args[1], port)}, nil
 		},
 	}
-	cmds := []*Command{serve}
-	for _, proto := range []string{"tcp", "udp"} {
-		cmds = append(cmds, &Command{
-			Name: proto, Usage: proto + " A TARGET", Check: true, MinArgs: 2, MaxArgs: 2,
-			Summary: "A gets an answer from the echo service at TARGET over " + strings.ToUpper(proto),
-			Help: `TARGET is NODE:PORT or ADDRESS:PORT. For NODE:PORT with no service started by
-` + "`serve`" + ` there, one is started for the check. The answer tells the source
-address B saw, shown after the check: a port forward or a NAT on the way
-shows there. ` + "`!" + proto + " A TARGET`" + ` holds when no answer comes.`,
-			Validate: func(v *Validator, ln *Line, args []string) error {
-				return v.all(v.Source(args[0]), v.target(args[1]))
-			},
-			Run: func(ctx context.Context, s *Session, ln *Line, args []string) (Outcome, error) {
-				return s.probe(ctx, proto, args[0], args[1])
-			},
-		})
+	tcp := &Command{
+		Name: "tcp", Usage: "tcp A TARGET", Check: true, MinArgs: 2, MaxArgs: 2,
+		Summary: "A connects over TCP to whatever listens at TARGET",
+		Help: `TARGET is NODE:PORT or ADDRESS:PORT. Holds when the TCP handshake from node A
+completes: a program listens there and nothing on the way stops it. A
+refused, reset, unreachable or unanswered connection does not hold. No
+service is started: the check tests what is there. When nslab's echo
+service serves TARGET (a ` + "`serve`" + ` line before, or the node's echo ports), its
+answer tells the source address it saw: a port forward or a NAT on the
+way shows there. ` + "`!tcp A TARGET`" + ` holds when no connection is made.`,
+		Validate: func(v *Validator, ln *Line, args []string) error {
+			return v.all(v.Source(args[0]), v.target(args[1]))
+		},
+		Run: func(ctx context.Context, s *Session, ln *Line, args []string) (Outcome, error) {
+			return s.probe(ctx, "tcp", args[0], args[1])
+		},
 	}
-	return cmds
+	udp := &Command{
+		Name: "udp", Usage: "udp A TARGET", Check: true, MinArgs: 2, MaxArgs: 2,
+		Summary: "A gets an answer over UDP from nslab's echo service at TARGET",
+		Help: `TARGET is NODE:PORT or ADDRESS:PORT. UDP has no handshake: a datagram that
+nothing answers looks the same as one that was dropped. So the check sends
+nslab's probe and holds when nslab's echo service answers, telling the
+source it saw. For NODE:PORT the echo service must be there (a
+` + "`serve NODE udp PORT`" + ` line before, or the node's echo ports), else the
+line fails, '!' or not. ADDRESS:PORT is sent to as is (a port forward, a service of
+` + "`nslab serve`" + `). ` + "`!udp A TARGET`" + ` holds when no answer comes.`,
+		Validate: func(v *Validator, ln *Line, args []string) error {
+			return v.all(v.Source(args[0]), v.target(args[1]))
+		},
+		Run: func(ctx context.Context, s *Session, ln *Line, args []string) (Outcome, error) {
+			return s.probe(ctx, "udp", args[0], args[1])
+		},
+	}
+	return []*Command{serve, tcp, udp}
 }
 
 func validProto(p string) error {
@@ -82,38 +101,101 @@ func (v *Validator) target(t string) error {
 	return v.all(v.Source(node), validPort(port))
 }
 
+// probe runs `tcp` and `udp`: a connection to whatever listens (tcp), or
+// a probe of nslab's echo service (udp, and tcp where one is known to
+// serve). It never starts a service.
 func (s *Session) probe(ctx context.Context, proto, from, target string) (Outcome, error) {
-	o := Outcome{Want: from + " to get an answer from " + target + " over " + proto, WantNot: from + " to get no answer from " + target + " over " + proto}
-	to, err := netip.ParseAddrPort(target)
+	to, node, err := s.probeTarget(target)
 	if err != nil {
-		node, p, _ := strings.Cut(target, ":")
-		port, _ := strconv.Atoi(p)
-		if to, err = s.Lab.AddrOf(node, 4, port); err != nil {
-			if to, err = s.Lab.AddrOf(node, 6, port); err != nil {
-				return o, err
-			}
-		}
-		if !s.serving(node, proto, port) {
-			svc, err := s.Lab.Serve(node, proto, port)
-			if err != nil {
-				return o, err
-			}
-			defer svc.Close()
-		}
+		return Outcome{}, err
 	}
-	r, err := s.Lab.Probe(ctx, from, to, proto, emulator.ProbeOptions{Timeout: s.Timeout})
+	echo := s.echoAt(node, to, proto)
+	o := Outcome{Want: from + " to connect to " + target + " over tcp", WantNot: from + " not to connect to " + target + " over tcp"}
+	if proto == "udp" || echo {
+		o = Outcome{Want: from + " to get an answer from the echo service at " + target + " over " + proto, WantNot: from + " to get no answer from the echo service at " + target + " over " + proto}
+	}
+	if proto == "udp" && node != "" && !echo {
+		port := to.Port()
+		return o, fmt.Errorf("no echo service of nslab's at %s: UDP has no handshake, so only nslab's echo service can answer a udp check; start one with `serve %s udp %d` before this line, or add echo = [%d] to node %q (for a service started elsewhere, as by nslab serve, name its address: udp %s %s)",
+			target, node, port, port, node, from, to)
+	}
+	r, err := s.Lab.Probe(ctx, from, to, proto, emulator.ProbeOptions{Timeout: s.Timeout, Connect: proto == "tcp" && !echo})
 	switch {
 	case ctx.Err() != nil:
 		return o, ctx.Err()
+	case noAnswer(err) && proto == "udp":
+		o.Said = err.Error() + " (UDP has no handshake: the datagram may have been dropped on the way, or nothing there answers nslab's probe)"
+		return o, nil
+	case noAnswer(err) && !r.Local.IsValid():
+		o.Said = fmt.Sprintf("%s -> %s: %s", from, to, whyNoConnection(err, to, s.Timeout))
+		return o, nil
 	case noAnswer(err):
-		o.Said = err.Error()
+		o.Said = fmt.Sprintf("%s -> %s: connected, but no answer from the echo service: %v", from, to, err)
 		return o, nil
 	case err != nil:
 		return o, err // not an answer either way: the line fails
 	}
 	o.Held = true
+	if !echo && proto == "tcp" {
+		o.Said = fmt.Sprintf("%s -> %s: connected (the TCP handshake completed, from %s)", from, to, r.Local)
+		return o, nil
+	}
 	o.Said = fmt.Sprintf("%s answered; it saw %s (sent from %s)", to, r.Observed, r.Local)
 	return o, nil
+}
+
+// probeTarget reads NODE:PORT (node is then set) or ADDRESS:PORT.
+func (s *Session) probeTarget(target string) (to netip.AddrPort, node string, err error) {
+	if to, err := netip.ParseAddrPort(target); err == nil {
+		return to, "", nil
+	}
+	node, p, _ := strings.Cut(target, ":")
+	port, _ := strconv.Atoi(p)
+	if to, err = s.Lab.AddrOf(node, 4, port); err != nil {
+		if to, err = s.Lab.AddrOf(node, 6, port); err != nil {
+			return to, node, err
+		}
+	}
+	return to, node, nil
+}
+
+// echoAt tells whether nslab's echo service is known to serve proto at
+// the target: started by `serve` in this session, or one of the node's
+// echo ports (which serve UDP and TCP). For ADDRESS:PORT, the node that
+// has the address counts.
+func (s *Session) echoAt(node string, to netip.AddrPort, proto string) bool {
+	port := int(to.Port())
+	if node == "" {
+		for _, n := range s.Lab.Plan.Nodes {
+			for _, i := range n.Ifaces {
+				for _, a := range i.Addrs {
+					if a.Addr() == to.Addr() {
+						node = n.Name
+					}
+				}
+			}
+		}
+	}
+	n := s.Lab.Plan.Node(node)
+	return n != nil && (s.serving(node, proto, port) || slices.Contains(n.Echo, port))
+}
+
+// whyNoConnection says in words why a TCP connection was not made.
+func whyNoConnection(err error, to netip.AddrPort, timeout time.Duration) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused: nothing listens on port " + strconv.Itoa(int(to.Port())) + " there, or a firewall rejects it"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, syscall.ENETUNREACH):
+		return "network unreachable: no route"
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		return "host unreachable: no route, or no neighbour answered"
+	case errors.As(err, &ne) && ne.Timeout():
+		return fmt.Sprintf("no answer to the handshake within %s: dropped on the way, or nobody there", timeout)
+	}
+	return err.Error()
 }
 
 // noAnswer tells whether a probe's error means that no answer came: a

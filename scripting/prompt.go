@@ -107,9 +107,7 @@ func Prompt(ctx context.Context, sess *Session, o PromptOptions) error {
 	fmt.Fprintf(o.Out, "lab %s: %d nodes. Type `help` for the commands, Ctrl-D to leave.\n", sess.Lab.Name(), len(sess.Lab.Plan.Nodes))
 	num := 0
 	for {
-		if w, h, err := term.GetSize(fd); err == nil {
-			t.SetSize(w, h)
-		}
+		t.SetSize(termSize(term.GetSize(fd)))
 		line, err := readLine(ctx, fd, t)
 		if errors.Is(err, io.EOF) {
 			fmt.Fprintln(o.Out)
@@ -140,6 +138,20 @@ func Prompt(ctx context.Context, sess *Session, o PromptOptions) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// termSize is the terminal's size as the line editor needs it: a terminal
+// that reports 0 columns or rows (under script(1), a pty nobody sized), or
+// none at all, counts as 80x24, else every character typed would land on
+// a line of its own.
+func termSize(w, h int, err error) (int, int) {
+	if err != nil || w <= 0 {
+		w = 80
+	}
+	if err != nil || h <= 0 {
+		h = 24
+	}
+	return w, h
 }
 
 // readLine reads one line in raw mode, giving up when ctx ends.
@@ -208,9 +220,11 @@ func complete(t *term.Terminal, sess *Session, line string, pos int) (string, in
 	case fields[0] == "help":
 		cands = sess.Reg.Names()
 	case fields[0] == "set" && len(fields) == 1:
-		cands = []string{"subst", "timeout"}
+		cands = []string{"subst", "timeout", "limit"}
 	case fields[0] == "set" && len(fields) == 2 && fields[1] == "subst":
 		cands = []string{"on", "off"}
+	case (fields[0] == "set" && len(fields) == 2 && fields[1] == "limit") || (fields[0] == "limit" && len(fields) == 1):
+		cands = []string{"off"}
 	case fields[0] == "link" && len(fields) == 3:
 		cands = []string{"down", "up"}
 	case fields[0] == "wait" && len(fields) == 1:

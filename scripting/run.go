@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nslab/nslab/emulator"
@@ -24,10 +26,21 @@ type Options struct {
 	KeepGoing bool
 	// Registry holds the commands (nil: Builtins()).
 	Registry *Registry
-	// Timeout is how long reach, pingall and nat wait for an answer
-	// (default 1s; `set timeout` changes it).
+	// Timeout is how long reach, pingall, nat, tcp and udp wait for an
+	// answer (default 1s; `set timeout` changes it).
 	Timeout time.Duration
+	// Limit is how long a program line may run before it is stopped and
+	// fails (default DefaultLimit; negative: no limit). `set limit` changes
+	// it for the lines that follow, `limit DURATION NODE PROGRAM...` for
+	// one line.
+	Limit time.Duration
 }
+
+// DefaultLimit is a program line's time limit when Options.Limit is zero:
+// long enough for iperf3's default ten-second run, short enough that a
+// program that never ends on its own (`red ping blue`) fails in a script
+// instead of hanging it.
+const DefaultLimit = 30 * time.Second
 
 // Result is what a script run did.
 type Result struct {
@@ -125,9 +138,11 @@ type Session struct {
 	// Stdin is given to programs (nil: none).
 	Stdin io.Reader
 	// Echo prints each line with its place before its result (scripts).
-	Echo      bool
-	Subst     bool
-	Timeout   time.Duration
+	Echo    bool
+	Subst   bool
+	Timeout time.Duration
+	// Limit is a program line's time limit (0: none).
+	Limit     time.Duration
 	KeepGoing bool
 
 	last     string // output of the last program
@@ -148,6 +163,12 @@ func NewSession(lab *emulator.Lab, o Options) *Session {
 	if s.Timeout <= 0 {
 		s.Timeout = time.Second
 	}
+	switch {
+	case o.Limit == 0:
+		s.Limit = DefaultLimit
+	case o.Limit > 0:
+		s.Limit = o.Limit
+	}
 	return s
 }
 
@@ -159,7 +180,11 @@ func (s *Session) runLines(ctx context.Context, lines []*Line) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if ok := s.RunLine(ctx, ln); !ok && !s.KeepGoing {
+		ok := s.RunLine(ctx, ln)
+		if err := ctx.Err(); err != nil {
+			return err // the line was reported as interrupted
+		}
+		if !ok && !s.KeepGoing {
 			return errStop
 		}
 	}
@@ -184,9 +209,14 @@ func (s *Session) RunLine(ctx context.Context, ln *Line) bool {
 	}
 	o, err := c.Run(ctx, s, ln, args)
 	var msg string
+	interrupted := false
 	switch {
-	case errors.Is(err, errStop):
+	case errors.Is(err, errStop) || (c.Name == "source" && ctx.Err() != nil):
 		return false // a sourced line failed, and was reported
+	case ctx.Err() != nil || errors.Is(err, errInterrupted):
+		// Ctrl-C at the prompt, or a signal to the script's run: whatever
+		// the line said is not its answer.
+		interrupted, msg = true, stoppedBy(ctx)
 	case err != nil:
 		msg = err.Error()
 	case c.Check && o.Held == ln.Neg:
@@ -222,9 +252,14 @@ func (s *Session) RunLine(ctx context.Context, ln *Line) bool {
 	if msg != "" {
 		f := Failure{File: ln.File, Line: ln.Num, Command: ln.Text, Message: msg}
 		s.res.Failures = append(s.res.Failures, f)
-		if s.Echo {
+		switch {
+		case s.Echo:
 			fmt.Fprintf(s.Out, "     %s\n", indentRest(msg, "     "))
-		} else {
+		case interrupted:
+			// At the prompt: the person asked for it. The terminal has
+			// echoed ^C, with no new line.
+			fmt.Fprintf(s.Out, "\n%s\n", msg)
+		default:
 			fmt.Fprintf(s.Out, "FAIL: %s\n", indentRest(msg, "      "))
 		}
 		return false
@@ -232,7 +267,7 @@ func (s *Session) RunLine(ctx context.Context, ln *Line) bool {
 	if c.Check {
 		s.res.Passed++
 	}
-	if o.Said != "" && (!s.Echo || c.Name != "exec") {
+	if o.Said != "" && (!s.Echo || (c.Name != "exec" && c.Name != "limit")) {
 		indent := "     "
 		if !s.Echo {
 			indent = ""
@@ -242,9 +277,25 @@ func (s *Session) RunLine(ctx context.Context, ln *Line) bool {
 	return true
 }
 
+// errInterrupted is a program's end by Ctrl-C at the prompt, seen before
+// the prompt has stopped the line (the terminal signals the program and
+// nslab at once).
+var errInterrupted = errors.New("interrupted")
+
+// stoppedBy says why a line's context ended.
+func stoppedBy(ctx context.Context) string {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return "stopped: the run's own deadline passed"
+	}
+	return "interrupted"
+}
+
 // runProgram runs a program in a node, with node names among its
-// arguments replaced by addresses.
-func (s *Session) runProgram(ctx context.Context, node string, words []Word) (Outcome, error) {
+// arguments replaced by addresses, for at most limit (0: no limit). When
+// the limit passes (or the line is stopped) the program gets SIGINT, as
+// from Ctrl-C, and SIGKILL a second later if it is still there: ping
+// prints its statistics, a shell script runs its traps.
+func (s *Session) runProgram(ctx context.Context, node string, words []Word, limit time.Duration) (Outcome, error) {
 	argv := make([]string, len(words))
 	for i, w := range words {
 		argv[i] = w.Text
@@ -259,12 +310,18 @@ func (s *Session) runProgram(ctx context.Context, node string, words []Word) (Ou
 	if s.Live != nil {
 		w = io.MultiWriter(&buf, s.Live)
 	}
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	lctx, cancel := ctx, context.CancelFunc(func() {})
+	if limit > 0 {
+		lctx, cancel = context.WithTimeout(ctx, limit)
+	}
+	defer cancel()
+	cmd := exec.CommandContext(lctx, argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr, cmd.Stdin = w, w, s.Stdin
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = time.Second
 	if cmd.Err != nil {
 		hint := ""
-		if argv[0] == "ping" || argv[0] == "ping6" {
+		if (argv[0] == "ping" || argv[0] == "ping6") && len(argv) > 1 {
 			hint = fmt.Sprintf(" (nslab's own probe needs none: `reach %s %s`)", node, argv[len(argv)-1])
 		}
 		return o, emulator.BadInput(fmt.Errorf("no program %q to run in node %q: %w%s", argv[0], node, cmd.Err, hint))
@@ -279,6 +336,13 @@ func (s *Session) runProgram(ctx context.Context, node string, words []Word) (Ou
 	}
 	var ee *exec.ExitError
 	switch {
+	case ctx.Err() == nil && errors.Is(lctx.Err(), context.DeadlineExceeded):
+		return o, limitError(node, words, argv, limit)
+	case ctx.Err() != nil:
+		return o, ctx.Err()
+	case s.Stdin != nil && errors.As(err, &ee) && signalled(ee, syscall.SIGINT):
+		// Ctrl-C at the prompt reached the program first.
+		return o, errInterrupted
 	case err == nil:
 		o.Held, o.Said = true, "exit status 0"
 	case errors.As(err, &ee):
@@ -287,6 +351,42 @@ func (s *Session) runProgram(ctx context.Context, node string, words []Word) (Ou
 		return o, fmt.Errorf("run %q in node %q: %w", argv[0], node, err)
 	}
 	return o, nil
+}
+
+// signalled tells whether a program ended by the signal sig.
+func signalled(ee *exec.ExitError, sig syscall.Signal) bool {
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == sig
+}
+
+// limitError says that a program line ran out of time, and how to give it
+// more.
+func limitError(node string, words []Word, argv []string, limit time.Duration) error {
+	more := fmtLimit(2 * limit)
+	written := make([]string, len(words))
+	for i, w := range words {
+		written[i] = w.Text
+	}
+	hint := ""
+	if (argv[0] == "ping" || argv[0] == "ping6") && !slices.ContainsFunc(argv[1:], func(a string) bool {
+		return strings.HasPrefix(a, "-c") || strings.HasPrefix(a, "-w")
+	}) {
+		hint = fmt.Sprintf("; ping runs until it is stopped: give it a count, as in `%s ping -c 3 %s`", node, strings.Join(written[1:], " "))
+	}
+	return fmt.Errorf("stopped after the line's time limit of %s (`set limit %s` gives the lines that follow more, `limit %s %s %s` this line alone, `set limit off` lifts it)%s",
+		fmtLimit(limit), more, more, node, strings.Join(written, " "), hint)
+}
+
+// fmtLimit shows a limit as it is written in a script: 30s, 1m, 1m30s,
+// 500ms.
+func fmtLimit(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	}
+	return d.String()
 }
 
 // addressOf replaces a node's name by its first address (IPv4 first).

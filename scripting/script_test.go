@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/nslab/nslab/emulator"
 	"github.com/stretchr/testify/require"
@@ -119,6 +120,14 @@ tcp red 10.0.0.2:80
 punch red blue via host
 set subst off
 set timeout 300ms
+set limit 1m
+set limit off
+limit 5s red ping -c 1 blue
+limit off exec red true
+!limit 500ms red false
+wait limit 1s red true 3s
+net
+intfs
 sleep 10ms
 nodes
 links
@@ -173,5 +182,81 @@ func TestCtrlCClearsTheLine(t *testing.T) {
 		got, err = io.ReadAll(c)
 		require.NoError(t, err)
 		require.Equal(t, tc.want, string(got), "%q", tc.in)
+	}
+}
+
+// TestCheckLineUnknownWord: a word that is no command or node, typed at
+// the prompt, is said to be an unknown command with the close names, not
+// taken for a sign of another lab's script (as it is in a script file).
+func TestCheckLineUnknownWord(t *testing.T) {
+	plan := testPlan(t)
+	for _, tc := range []struct {
+		line, want string
+	}{
+		{"nodez", `unknown command "nodez", and lab "tutorial" has no node of that name (close: nodes); ` + "`help`"},
+		{"h1 ping h2", `unknown command "h1", and lab "tutorial" has no node of that name`},
+		{"iperf h1 h2", `unknown command "iperf": not yet: nslab has no throughput probe of its own`},
+		{"help iperf", `unknown command "iperf": not yet`},
+		{"xterm red", "`nslab shell tutorial NODE`"},
+	} {
+		s, err := Parse("", tc.line, 1)
+		require.NoError(t, err)
+		err = CheckLine(s.Lines[0], plan, nil)
+		require.ErrorContains(t, err, tc.want, tc.line)
+		require.NotContains(t, err.Error(), "another lab", tc.line)
+	}
+	for _, line := range []string{"net", "intfs", "nodes", "links", "dump"} {
+		s, err := Parse("", line, 1)
+		require.NoError(t, err)
+		require.NoError(t, CheckLine(s.Lines[0], plan, nil), line)
+	}
+	// In a script file, a line that names another lab's node still gets
+	// the hint; a mistyped command does not.
+	s, _ := Parse("x.nsl", "h1 ping h2", 1)
+	require.ErrorContains(t, Check(s, plan, nil), "has none of the nodes this script names (h1)")
+	s, _ = Parse("x.nsl", "rech red blue\niperf a b", 1)
+	require.NotContains(t, Check(s, plan, nil).Error(), "another lab")
+}
+
+func TestCloseNames(t *testing.T) {
+	known := []string{"nat", "net", "nodes", "reach", "red", "set", "links"}
+	require.Equal(t, []string{"net"}, closeNames("nat", known))
+	require.Equal(t, []string{"reach"}, closeNames("rech", known))
+	require.Equal(t, []string{"nodes"}, closeNames("no", known))
+	require.Equal(t, []string{"links"}, closeNames("lnks", known))
+	require.Empty(t, closeNames("iperf", known))
+}
+
+func TestLimitMessage(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		30 * time.Second: "30s", time.Minute: "1m", 90 * time.Second: "1m30s",
+		500 * time.Millisecond: "500ms", 2 * time.Hour: "2h", 1500 * time.Millisecond: "1.5s",
+	} {
+		require.Equal(t, want, fmtLimit(d))
+	}
+	words := []Word{{Text: "ping"}, {Text: "blue"}}
+	err := limitError("red", words, []string{"ping", "192.168.15.2"}, 30*time.Second)
+	require.EqualError(t, err, "stopped after the line's time limit of 30s (`set limit 1m` gives the lines that follow more, "+
+		"`limit 1m red ping blue` this line alone, `set limit off` lifts it); ping runs until it is stopped: give it a count, as in `red ping -c 3 blue`")
+	err = limitError("red", []Word{{Text: "ping"}, {Text: "-c"}, {Text: "100"}, {Text: "blue"}}, []string{"ping", "-c", "100", "192.168.15.2"}, time.Second)
+	require.NotContains(t, err.Error(), "give it a count")
+}
+
+// TestTermSize: a terminal of no size (0 columns under script(1), or no
+// answer) is edited as 80x24.
+func TestTermSize(t *testing.T) {
+	for _, tc := range []struct {
+		w, h   int
+		err    error
+		ww, wh int
+	}{
+		{160, 40, nil, 160, 40},
+		{0, 0, nil, 80, 24},
+		{0, 50, nil, 80, 50},
+		{120, 0, nil, 120, 24},
+		{5, 5, io.EOF, 80, 24},
+	} {
+		w, h := termSize(tc.w, tc.h, tc.err)
+		require.Equal(t, [2]int{tc.ww, tc.wh}, [2]int{w, h}, "%+v", tc)
 	}
 }

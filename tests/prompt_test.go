@@ -28,6 +28,13 @@ type ptyRun struct {
 
 func startPty(t *testing.T, env []string, args ...string) *ptyRun {
 	t.Helper()
+	return startPtySized(t, 40, 160, env, args...)
+}
+
+// startPtySized is startPty on a terminal of rows x cols (0 x 0: one
+// nobody sized, as under script(1)).
+func startPtySized(t *testing.T, rows, cols uint16, env []string, args ...string) *ptyRun {
+	t.Helper()
 	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
 	require.NoError(t, err)
 	require.NoError(t, unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0))
@@ -35,7 +42,7 @@ func startPty(t *testing.T, env []string, args ...string) *ptyRun {
 	require.NoError(t, err)
 	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
 	require.NoError(t, err)
-	require.NoError(t, unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 40, Col: 160}))
+	require.NoError(t, unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols}))
 	cmd := exec.Command(nslabBin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = s, s, s
@@ -144,7 +151,23 @@ func TestPrompt(t *testing.T) {
 	p.typeIn("red sleep 30\r")
 	time.Sleep(300 * time.Millisecond)
 	p.typeIn("\x03")
-	p.waitFor("FAIL: ", 2)
+	p.waitFor("\r\ninterrupted\r\n", 1)
+	require.NotContains(t, p.text(), "signal: ")
+	// A line's time limit, set at the prompt.
+	p.typeIn("set limit 500ms\r")
+	p.typeIn("red sleep 30\r")
+	p.waitFor("FAIL: stopped after the line's time limit of 500ms (`set limit 1s` gives the lines that follow more", 1)
+	// Mininet's words: net and intfs list, iperf is not there yet, and an
+	// unknown word is an unknown command, not a sign of another lab.
+	p.typeIn("net\r")
+	p.waitFor("eth0->v-net-0:red", 1)
+	p.typeIn("intfs\r")
+	p.waitFor("red: eth0", 1)
+	p.typeIn("iperf red blue\r")
+	p.waitFor(`unknown command "iperf": not yet: nslab has no throughput probe of its own`, 1)
+	p.typeIn("nodez\r")
+	p.waitFor(`unknown command "nodez", and lab "`+name+`" has no node of that name (close: nodes)`, 1)
+	require.NotContains(t, p.text(), "another lab")
 	p.typeIn("help\r")
 	p.waitFor("Commands (NODE PROGRAM ARG... runs a program in a node", 1)
 
@@ -177,4 +200,18 @@ func TestAttachPrompt(t *testing.T) {
 	require.Contains(t, p.text(), "after ")
 	require.NotContains(t, p.text(), "FAIL")
 	require.True(t, namespaceExists(name+"-red"), "attach leaves the lab up")
+}
+
+// TestPromptZeroWidth: on a terminal that reports 0 columns (script(1), a
+// pty nobody sized) the prompt edits as on 80: what is typed stays on one
+// line, not one character a line.
+func TestPromptZeroWidth(t *testing.T) {
+	t.Parallel()
+	p := startPtySized(t, 0, 0, []string{"NSLAB_HISTORY="}, "run", "--prompt", "--test", "none", "--name", uniqueName("zw"), "../topologies/tutorial.toml")
+	p.waitFor("nslab> ", 1)
+	p.typeIn("echo typed on a terminal of no width\r")
+	p.waitFor("\r\ntyped on a terminal of no width\r\n", 1)
+	require.Contains(t, p.text(), "nslab> echo typed on a terminal of no width")
+	p.typeIn("exit\r")
+	require.Equal(t, 0, p.wait(), p.text())
 }

@@ -53,21 +53,29 @@ func TestScriptCommands(t *testing.T) {
 		{"program fails", "red sh -c 'echo oops >&2; exit 3'", "t.nsl:1: red sh -c 'echo oops >&2; exit 3': expected `red sh -c echo oops >&2; exit 3` to exit 0, but exit status 3"},
 		{"negated program fails", "!red true", "expected `red true` to fail, but exit status 0"},
 		{"no program", "red no-such-program-here", `t.nsl:1: red no-such-program-here: no program "no-such-program-here" to run in node "red"`},
-		{"ping is our own", "red ping blue", "nslab's own probe needs none: `reach red 192.168.15.2`"},
 		{"names become addresses", "red echo blue 'blue' \\blue lan:80\nexpect '^192\\.168\\.15\\.2 blue blue lan:80$'", ""},
 		{"subst off", "set subst off\nred echo blue\nexpect '^blue$'", ""},
 		{"expect", "red echo hello world\nexpect 'wor.d'\n!expect bye", ""},
 		{"expect fails", "red echo hello\nexpect bye", "t.nsl:2: expect bye: expected the output of `red echo hello` to match \"bye\", but it printed:\n        hello"},
 		{"negated expect fails", "red echo hello\n!expect hel+o", "expected the output of `red echo hello` not to match \"hel+o\", but matched"},
 		{"expect before any program", "expect x", "no program has run yet"},
-		{"serve tcp udp", "serve blue tcp 80\ntcp lan 192.168.1.2:80\n!tcp lan blue:80\nudp red blue:5353\n!udp red lan:5353", ""},
-		{"tcp fails", "tcp red lan:80", "t.nsl:1: tcp red lan:80: expected red to get an answer from lan:80 over tcp, but "},
+		{"serve tcp udp", "serve blue tcp 80\ntcp lan 192.168.1.2:80\n!tcp lan blue:80\nserve blue udp 5353\nudp red blue:5353\nserve lan udp 5353\n!udp red lan:5353", ""},
+		{"tcp fails", "tcp red lan:80", "t.nsl:1: tcp red lan:80: expected red to connect to lan:80 over tcp, but "},
+		{"tcp refused", "tcp red blue:81", "t.nsl:1: tcp red blue:81: expected red to connect to blue:81 over tcp, but red -> 192.168.15.2:81: connection refused: nothing listens on port 81 there, or a firewall rejects it"},
+		{"udp needs an echo service", "udp red blue:5353", "t.nsl:1: udp red blue:5353: no echo service of nslab's at blue:5353: UDP has no handshake"},
+		{"negated udp needs one too", "!udp red blue:5353", "start one with `serve blue udp 5353` before this line, or add echo = [5353] to node \"blue\""},
+		{"udp to an address", "udp red 192.168.15.2:5353", "UDP has no handshake: the datagram may have been dropped on the way, or nothing there answers nslab's probe"},
+		{"limit", "limit 2s red true\nlimit off exec red true\n!limit 2s red false", ""},
+		{"limit stops a program", "limit 200ms red sleep 10", "t.nsl:1: limit 200ms red sleep 10: stopped after the line's time limit of 200ms (`set limit 400ms` gives the lines that follow more, `limit 400ms red sleep 10` this line alone, `set limit off` lifts it)"},
+		{"set limit", "set limit 200ms\nred true\nred sleep 10", "t.nsl:3: red sleep 10: stopped after the line's time limit of 200ms"},
+		{"negated limit fails too", "!limit 200ms red sleep 10", "t.nsl:1: !limit 200ms red sleep 10: stopped after the line's time limit of 200ms"},
+		{"mininet listings", "net\nintfs", ""},
 		{"wait", "wait reach red blue 1s\nwait !reach red lan 1s\n!wait reach red lan 300ms", ""},
 		{"wait forms", "wait ! reach red lan 1s\nwait red true 1s\nwait !exec blue false 1s", ""},
 		// A check that holds all along never makes `wait !CHECK` pass,
 		// however the time runs out.
 		{"wait negated fails", "wait !reach red blue 300ms", "t.nsl:1: wait !reach red blue 300ms: expected within 300ms, red not to reach blue, but after "},
-		{"wait negated tcp fails", "serve blue tcp 80\nwait !tcp red blue:80 300ms", "t.nsl:2: wait !tcp red blue:80 300ms: expected within 300ms, red to get no answer from blue:80 over tcp, but after "},
+		{"wait negated tcp fails", "serve blue tcp 80\nwait !tcp red blue:80 300ms", "t.nsl:2: wait !tcp red blue:80 300ms: expected within 300ms, red to get no answer from the echo service at blue:80 over tcp, but after "},
 		{"sleep echo help", "sleep 10ms\necho hello\nhelp\nhelp reach", ""},
 		{"listings", "nodes\nlinks\ndump red", ""},
 		{"lab", "lab tutorial", ""},
@@ -91,7 +99,9 @@ func TestScriptCommands(t *testing.T) {
 func TestScriptOutputs(t *testing.T) {
 	t.Parallel()
 	lab := nslabtest.StartFile(t, "../topologies/tutorial.toml")
-	_, out := scriptRun(t, lab, "nodes\nlinks\ndump blue\nhelp\nhelp wait\nblue ip -4 -o addr show dev eth0", false)
+	_, out := scriptRun(t, lab, "nodes\nlinks\ndump blue\nhelp\nhelp wait\nblue ip -4 -o addr show dev eth0\nnet\nintfs", false)
+	require.Contains(t, out, "eth0->v-net-0:red")
+	require.Contains(t, out, "red: eth0")
 	require.Contains(t, out, "blue         host    eth0 192.168.15.2/24")
 	require.Contains(t, out, "red:eth0 (up) -- v-net-0:red (up)")
 	require.Contains(t, out, "route 192.168.1.0/24 via 192.168.15.5")
