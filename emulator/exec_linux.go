@@ -216,7 +216,7 @@ func (l *Lab) ExecReplace(node string, argv []string, env []string) error {
 	}
 	path, err := exec.LookPath(argv[0])
 	if err != nil {
-		return BadInput(fmt.Errorf("exec in node %q: %w", node, err))
+		return BadInput(&ProgramError{Node: node, Program: argv[0], Err: err})
 	}
 	e, err := l.envOf(node)
 	if err != nil {
@@ -227,9 +227,25 @@ func (l *Lab) ExecReplace(node string, argv []string, env []string) error {
 			return false, fmt.Errorf("enter node %q: %w", node, err)
 		}
 		err := unix.Exec(path, argv, env)
-		return false, fmt.Errorf("exec %q in node %q: %w", path, node, err)
+		return false, &ProgramError{Node: node, Program: path, Err: err}
 	})
 }
+
+// ProgramError is a program that could not be started in a node: not
+// found (Err is exec.ErrNotFound or fs.ErrNotExist) or not executable
+// (fs.ErrPermission), as opposed to a failure to enter the node. The CLI
+// exits 127 and 126 on these, as shells do.
+type ProgramError struct {
+	Node    string
+	Program string
+	Err     error
+}
+
+func (e *ProgramError) Error() string {
+	return fmt.Sprintf("exec %q in node %q: %v", e.Program, e.Node, e.Err)
+}
+
+func (e *ProgramError) Unwrap() error { return e.Err }
 
 // startServices starts each node's echo service and start commands in
 // the background, with output to StateDir/LAB/logs/NODE.log, in the

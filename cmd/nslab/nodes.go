@@ -22,7 +22,9 @@ func (g *globals) execCommand() *cli.Command {
 		ArgsUsage: "LAB NODE [--] CMD [ARG...]",
 		Description: `Runs CMD in the node's network namespace, with the node's name as hostname
 and the lab's /etc/hosts (every node by name); stdin, stdout, stderr, the
-environment and the exit code are the command's own. No fork of ip.
+environment, the working directory (the one you run nslab in) and the exit
+code are the command's own; a program that is not found exits 127, one that
+cannot be executed 126, as in a shell. No fork of ip.
 
    nslab exec lan h1 -- ip -br addr
    nslab exec lan h2 -- getent hosts h3`,
@@ -37,7 +39,7 @@ func (g *globals) shellCommand() *cli.Command {
 		Name:         "shell",
 		Usage:        "an interactive shell inside a node",
 		ArgsUsage:    "LAB NODE",
-		Description:  "Starts $SHELL (or /bin/sh) inside the node, on your terminal. Exit the shell to\nleave the node.\n\n   nslab shell lan h1",
+		Description:  "Starts $SHELL (or /bin/sh) inside the node, on your terminal, in the directory\nyou run nslab in. Exit the shell to leave the node.\n\n   nslab shell lan h1",
 		OnUsageError: usageError,
 		Action:       g.cmdShell,
 	}
@@ -89,13 +91,18 @@ func (g *globals) cmdExec(c *cli.Context) error {
 // execStatus gives a program that cannot be started the exit codes shells
 // use (127 not found, 126 not executable), so that a program's own exit 2
 // is not mistaken for nslab's bad input.
+// Only the program's own lookup counts: a working directory that is gone
+// is nslab's failure (exit 1), not a missing program.
 func execStatus(err error) error {
+	var pe *emulator.ProgramError
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, exec.ErrNotFound), errors.Is(err, fs.ErrNotExist):
+	case !errors.As(err, &pe):
+		return err
+	case errors.Is(pe.Err, exec.ErrNotFound), errors.Is(pe.Err, fs.ErrNotExist):
 		return &exitStatus{127, err}
-	case errors.Is(err, fs.ErrPermission), errors.Is(err, exec.ErrDot), errors.Is(err, syscall.EISDIR):
+	case errors.Is(pe.Err, fs.ErrPermission), errors.Is(pe.Err, exec.ErrDot), errors.Is(pe.Err, syscall.EISDIR), errors.Is(pe.Err, syscall.ENOEXEC):
 		return &exitStatus{126, err}
 	}
 	return err
