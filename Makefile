@@ -9,7 +9,7 @@ PKGS    := ./...
 # Integration tests build real labs; they run as root and must not skip.
 TESTFLAGS ?= -count=1 -timeout 20m
 
-.PHONY: all build run test test-without-tools unit integration vet fuzz bench clean-labs
+.PHONY: all build run test test-netem test-without-tools unit integration vet fuzz bench clean-labs
 
 all: build
 
@@ -32,6 +32,14 @@ integration: build
 
 test: vet build
 	$(GO) test $(TESTFLAGS) ./...
+	$(MAKE) test-netem
+
+# The tests that need the kernel's netem (test files with //go:build netem):
+# natively where this kernel has sch_netem, otherwise in a throwaway qemu VM
+# booting Debian's stock kernel (tests/netemvm; docs/testing.md).
+test-netem:
+	$(GO) build -o bin/netemvm ./tests/netemvm
+	./bin/netemvm -go $(GO) ./...
 
 # The tests that run programs in nodes, again as on a machine without ping,
 # tcpdump, iperf3 and the like (hidden from PATH): the suite must pass with
