@@ -25,7 +25,7 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
 unit:
-	$(GO) test $(TESTFLAGS) ./emulator/... ./cmd/... ./scripting/...
+	$(GO) test $(TESTFLAGS) ./topo/... ./emulator/... ./cmd/... ./scripting/...
 
 integration: build
 	$(GO) test $(TESTFLAGS) -p 1 ./tests/...
@@ -50,7 +50,7 @@ test-without-tools: build
 # A short run of the decoder's fuzz target (longer: FUZZTIME=5m make fuzz).
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./emulator/
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./topo/
 
 # Benchmarks: medians of several runs, and a report in bench-out/.
 BENCHTIME ?= 5x

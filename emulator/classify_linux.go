@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/nslab/nslab/topo"
 )
 
 // NATBehaviour is what a classification observed on the path from an
@@ -38,13 +40,13 @@ func (l *Lab) ClassifyNAT(ctx context.Context, inside, outside string) (NATBehav
 	in, out := l.Plan.Node(inside), l.Plan.Node(outside)
 	for _, x := range []struct {
 		name string
-		n    *Node
+		n    *topo.Node
 	}{{inside, in}, {outside, out}} {
 		if x.n == nil {
-			return b, l.Plan.unknownNode(x.name)
+			return b, l.Plan.UnknownNode(x.name)
 		}
-		if x.n.Kind == KindSwitch {
-			return b, BadInput(fmt.Errorf("node %q is a switch: it has no address to probe with", x.name))
+		if x.n.Kind == topo.KindSwitch {
+			return b, topo.BadInput(fmt.Errorf("node %q is a switch: it has no address to probe with", x.name))
 		}
 	}
 	var addrs []netip.Addr
@@ -56,7 +58,7 @@ func (l *Lab) ClassifyNAT(ctx context.Context, inside, outside string) (NATBehav
 		}
 	}
 	if len(addrs) < 3 {
-		return b, BadInput(fmt.Errorf("classify: outside node %q needs three IPv4 addresses (it has %d): give its link more addresses", outside, len(addrs)))
+		return b, topo.BadInput(fmt.Errorf("classify: outside node %q needs three IPv4 addresses (it has %d): give its link more addresses", outside, len(addrs)))
 	}
 	sock, err := l.ListenUDP(inside, netip.AddrPort{})
 	if err != nil {
@@ -116,7 +118,7 @@ func (l *Lab) ClassifyNAT(ctx context.Context, inside, outside string) (NATBehav
 	b.Mapped = m1
 	b.Local = localOf(sock.LocalAddr(), inside, l, a1.LocalAddr().(*net.UDPAddr).AddrPort())
 	if m1.Addr() == b.Local.Addr() {
-		return b, BadInput(fmt.Errorf("classify %s -> %s: %w", inside, outside, ErrNoNAT))
+		return b, topo.BadInput(fmt.Errorf("classify %s -> %s: %w", inside, outside, ErrNoNAT))
 	}
 	m2, err := mapped(a2)
 	if err != nil {
@@ -128,11 +130,11 @@ func (l *Lab) ClassifyNAT(ctx context.Context, inside, outside string) (NATBehav
 	}
 	switch {
 	case m1 == m2 && m2 == m3:
-		b.Mapping = EndpointIndependent
+		b.Mapping = topo.EndpointIndependent
 	case m1 == m2:
-		b.Mapping = AddressDependent
+		b.Mapping = topo.AddressDependent
 	default:
-		b.Mapping = AddressAndPortDependent
+		b.Mapping = topo.AddressAndPortDependent
 	}
 	b.PortPreservation = m1.Port() == b.Local.Port()
 
@@ -147,11 +149,11 @@ func (l *Lab) ClassifyNAT(ctx context.Context, inside, outside string) (NATBehav
 	}
 	switch {
 	case arrives(newAddr):
-		b.Filtering = EndpointIndependent
+		b.Filtering = topo.EndpointIndependent
 	case arrives(newPort):
-		b.Filtering = AddressDependent
+		b.Filtering = topo.AddressDependent
 	default:
-		b.Filtering = AddressAndPortDependent
+		b.Filtering = topo.AddressAndPortDependent
 	}
 	return b, nil
 }

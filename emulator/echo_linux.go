@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/nslab/nslab/topo"
 )
 
 // The echo service of a node (echo = [...] in a topology) must outlive the
@@ -111,7 +113,7 @@ func (l *Lab) startEcho() error {
 	return nil
 }
 
-func (l *Lab) startEchoIn(n *Node) error {
+func (l *Lab) startEchoIn(n *topo.Node) error {
 	ports := make([]string, len(n.Echo))
 	for i, p := range n.Echo {
 		ports[i] = strconv.Itoa(p)

@@ -12,24 +12,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nslab/nslab/topo"
 	"golang.org/x/sys/unix"
 )
-
-// HostsFile returns the /etc/hosts that processes in the lab see: the
-// machine's localhost lines and every node of the lab by name.
-func (p *Plan) HostsFile() []byte {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "# /etc/hosts of nslab lab %q (the machine's own file is unchanged)\n", p.Lab)
-	b.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
-	for _, n := range p.Nodes {
-		for _, fam := range []int{4, 6} {
-			if a, ok := n.FirstAddr(fam); ok {
-				fmt.Fprintf(&b, "%s\t%s\n", a, n.Name)
-			}
-		}
-	}
-	return b.Bytes()
-}
 
 // makeEtc writes the lab's hosts file and makes the lab's mount namespace:
 // a copy of the machine's in which /etc/hosts is that file. Commands run
@@ -92,7 +77,7 @@ type nodeEnv struct {
 func (l *Lab) envOf(node string) (nodeEnv, error) {
 	n := l.Plan.Node(node)
 	if n == nil {
-		return nodeEnv{}, l.Plan.unknownNode(node)
+		return nodeEnv{}, l.Plan.UnknownNode(node)
 	}
 	e := nodeEnv{netns: filepath.Join(l.Record.NetnsDir, n.Namespace), hostname: n.Name}
 	if pin := filepath.Join(l.dir, "mnt"); isNamespaceFile(pin) {
@@ -182,7 +167,7 @@ type ExecResult struct {
 // error; failing to start is.
 func (l *Lab) Exec(ctx context.Context, node string, argv ...string) (ExecResult, error) {
 	if len(argv) == 0 {
-		return ExecResult{}, BadInput(errors.New("exec: no command given"))
+		return ExecResult{}, topo.BadInput(errors.New("exec: no command given"))
 	}
 	var out, errb bytes.Buffer
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
@@ -212,11 +197,11 @@ func (l *Lab) Exec(ctx context.Context, node string, argv ...string) (ExecResult
 // and the exit code are the command's own. It returns only on failure.
 func (l *Lab) ExecReplace(node string, argv []string, env []string) error {
 	if len(argv) == 0 {
-		return BadInput(errors.New("exec: no command given"))
+		return topo.BadInput(errors.New("exec: no command given"))
 	}
 	path, err := exec.LookPath(argv[0])
 	if err != nil {
-		return BadInput(&ProgramError{Node: node, Program: argv[0], Err: err})
+		return topo.BadInput(&ProgramError{Node: node, Program: argv[0], Err: err})
 	}
 	e, err := l.envOf(node)
 	if err != nil {
@@ -293,7 +278,7 @@ func Open(name string, opts Options) (*Lab, error) {
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			labs, _ := ListLabs(opts.StateDir)
-			return nil, BadInput(&NoSuchLabError{Lab: name, Labs: labs})
+			return nil, topo.BadInput(&NoSuchLabError{Lab: name, Labs: labs})
 		}
 		return nil, err
 	}
@@ -303,7 +288,7 @@ func Open(name string, opts Options) (*Lab, error) {
 	if r.Topology == nil {
 		return nil, fmt.Errorf("record of lab %q has no topology", name)
 	}
-	plan, err := Resolve(r.Topology)
+	plan, err := topo.Resolve(r.Topology)
 	if err != nil {
 		return nil, fmt.Errorf("record of lab %q: %w", name, err)
 	}
@@ -320,7 +305,7 @@ func Open(name string, opts Options) (*Lab, error) {
 func Clean(name string, opts Options) error {
 	opts = opts.withDefaults()
 	if name == "" || strings.ContainsAny(name, "/") || name == "." || name == ".." {
-		return BadInput(fmt.Errorf("bad lab name %q", name))
+		return topo.BadInput(fmt.Errorf("bad lab name %q", name))
 	}
 	if r, err := ReadRecord(opts.StateDir, name); err == nil {
 		if r.State == StateBuilding && builderAlive(r) && r.PID != os.Getpid() {

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nslab/nslab/topo"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -24,7 +25,7 @@ import (
 // Lab is a running lab: the plan it was built from and a handle bundle per
 // node. Get one from Up (build) or Open (a lab another process built).
 type Lab struct {
-	Plan   *Plan
+	Plan   *topo.Plan
 	Record *Record
 
 	opts  Options
@@ -43,7 +44,7 @@ type Lab struct {
 // nodeHandle is the bundle of handles of one node: its namespace and a
 // route netlink socket opened inside it.
 type nodeHandle struct {
-	node *Node
+	node *topo.Node
 	path string // NetnsDir/<namespace>
 	fd   int    // the namespace, -1 once closed
 	rt   *rtConn
@@ -52,7 +53,7 @@ type nodeHandle struct {
 // Up builds the lab described by plan and returns it running. If anything
 // fails, or ctx is cancelled, everything done so far is removed again and
 // the error names the object that failed.
-func Up(ctx context.Context, plan *Plan, opts Options) (*Lab, error) {
+func Up(ctx context.Context, plan *topo.Plan, opts Options) (*Lab, error) {
 	opts = opts.withDefaults()
 	l := &Lab{Plan: plan, opts: opts, dir: labDir(opts.StateDir, plan.Lab), nodes: map[string]*nodeHandle{}, owned: true}
 	if err := l.claim(); err != nil {
@@ -80,7 +81,7 @@ func (l *Lab) claim() error {
 	}
 	if err := os.Mkdir(l.dir, 0o755); err != nil {
 		if errors.Is(err, os.ErrExist) {
-			return BadInput(existsError(o.StateDir, l.Plan.Lab))
+			return topo.BadInput(existsError(o.StateDir, l.Plan.Lab))
 		}
 		return fmt.Errorf("create lab record: %w", err)
 	}
@@ -146,7 +147,7 @@ func (l *Lab) build(ctx context.Context) error {
 	p, o := l.Plan, l.opts
 	var nonSwitch int
 	for _, n := range p.Nodes {
-		if n.Kind != KindSwitch {
+		if n.Kind != topo.KindSwitch {
 			nonSwitch++
 		}
 	}
@@ -186,7 +187,7 @@ func (l *Lab) build(ctx context.Context) error {
 	handles := make([]*nodeHandle, len(p.Nodes))
 	var switches []int
 	for i, n := range p.Nodes {
-		if n.Kind == KindSwitch {
+		if n.Kind == topo.KindSwitch {
 			switches = append(switches, i)
 		}
 	}
@@ -266,7 +267,7 @@ func (l *Lab) build(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if h.node.Kind == KindSwitch {
+		if h.node.Kind == topo.KindSwitch {
 			if err := h.rt.bridgeAdd(h.node.Bridge, 2, bridgeMAC(p.Lab, h.node.Name)); err != nil {
 				return fmt.Errorf("add bridge %q to switch %q: %w", h.node.Bridge, h.node.Name, err)
 			}
@@ -309,7 +310,7 @@ func (l *Lab) build(ctx context.Context) error {
 	pr.setPhase("addresses")
 	if err := parallel(ctx, len(handles), o.Workers, func(i int) error {
 		h := handles[i]
-		if h.node.Kind == KindSwitch {
+		if h.node.Kind == topo.KindSwitch {
 			return nil // its ports were created up, in the bridge
 		}
 		err := l.configureNode(h)
@@ -345,7 +346,7 @@ func (l *Lab) build(ctx context.Context) error {
 	deadline := time.Now().Add(o.ReadyTimeout)
 	if err := parallel(ctx, len(handles), o.Workers, func(i int) error {
 		h := handles[i]
-		if h.node.Kind == KindSwitch {
+		if h.node.Kind == topo.KindSwitch {
 			if err := h.rt.waitAllUp(h.node, deadline); err != nil {
 				return fmt.Errorf("wait for ports of switch %q: %w", h.node.Name, err)
 			}
@@ -400,21 +401,21 @@ func (l *Lab) build(ctx context.Context) error {
 // nodeSysctls are the settings written in a node's namespace at creation,
 // before any interface exists, so that they are the defaults of its
 // interfaces.
-func nodeSysctls(n *Node, inherited []string) []Sysctl {
-	var s []Sysctl
+func nodeSysctls(n *topo.Node, inherited []string) []topo.Sysctl {
+	var s []topo.Sysctl
 	switch {
-	case n.Kind == KindSwitch:
+	case n.Kind == topo.KindSwitch:
 		// Bridge ports need no IPv6: without it no duplicate-address
 		// detection or router solicitation is flooded to every port.
 		// Only "default" is needed: every interface of the switch but lo
 		// is created after this write.
-		s = append(s, Sysctl{"net.ipv6.conf.default.disable_ipv6", "1"})
+		s = append(s, topo.Sysctl{Key: "net.ipv6.conf.default.disable_ipv6", Value: "1"})
 	}
 	// Hosts and routers need no setting here: interfaces without IPv6
 	// addresses get IPv6 address generation turned off as they come up
 	// (writing /proc/sys in each of many namespaces costs more: the
 	// kernel's sysctl lookups grow with the number of namespaces).
-	if n.IPv6 && n.Kind != KindSwitch {
+	if n.IPv6 && n.Kind != topo.KindSwitch {
 		// No duplicate address detection, for the link-local addresses
 		// too (the written ones are added "nodad"): before any interface
 		// exists, so that none is ever tentative. A router sends the
@@ -423,16 +424,16 @@ func nodeSysctls(n *Node, inherited []string) []Sysctl {
 		// first packet across a router waited a second for DAD, each
 		// router once. The kernel skips DAD only when both "all" and the
 		// interface's value are 0.
-		s = append(s, Sysctl{"net.ipv6.conf.all.accept_dad", "0"}, Sysctl{"net.ipv6.conf.default.accept_dad", "0"})
+		s = append(s, topo.Sysctl{Key: "net.ipv6.conf.all.accept_dad", Value: "0"}, topo.Sysctl{Key: "net.ipv6.conf.default.accept_dad", Value: "0"})
 	}
-	if n.Kind == KindRouter {
-		s = append(s, Sysctl{"net.ipv4.ip_forward", "1"}, Sysctl{"net.ipv6.conf.all.forwarding", "1"})
-	} else if n.Kind == KindHost {
+	if n.Kind == topo.KindRouter {
+		s = append(s, topo.Sysctl{Key: "net.ipv4.ip_forward", Value: "1"}, topo.Sysctl{Key: "net.ipv6.conf.all.forwarding", Value: "1"})
+	} else if n.Kind == topo.KindHost {
 		// A new namespace copies its IPv4 settings (and, on some machines,
 		// its IPv6 ones) from the machine's: where the machine forwards, a
 		// host would too. Only then is it worth a write.
 		for _, f := range inherited {
-			s = append(s, Sysctl{f, "0"})
+			s = append(s, topo.Sysctl{Key: f, Value: "0"})
 		}
 	}
 	return append(s, n.Sysctls...)
@@ -458,7 +459,7 @@ func (l *Lab) handle(name string) *nodeHandle {
 }
 
 // addLink creates one veth pair.
-func (l *Lab) addLink(k *Link) error {
+func (l *Lab) addLink(k *topo.Link) error {
 	a, b := k.A, k.B
 	if b.Port && !a.Port {
 		a, b = b, a // create from the switch: its end gets the master at once
@@ -611,7 +612,7 @@ func (l *Lab) configureNode(h *nodeHandle) error {
 	}
 	for _, i := range n.Ifaces {
 		up := h.rt.linkSetUpNoIPv6
-		if hasFamily(i.Addrs, false) {
+		if i.HasFamily(6) {
 			up = func(index int) error { return h.rt.linkSetUp(index, true) }
 		}
 		if err := up(i.Index); err != nil {

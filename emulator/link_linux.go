@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"path/filepath"
 
+	"github.com/nslab/nslab/topo"
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -19,7 +20,7 @@ import (
 // The kernel drops a downed interface's IPv6 addresses and every route
 // through it; bringing the cable up restores the addresses and routes the
 // plan gives those interfaces, so the lab is as it was built.
-func (l *Lab) SetLink(a, b string, up bool) (*Link, error) {
+func (l *Lab) SetLink(a, b string, up bool) (*topo.Link, error) {
 	k, err := l.Plan.FindLink(a, b)
 	if err != nil {
 		return nil, err
@@ -28,7 +29,7 @@ func (l *Lab) SetLink(a, b string, up bool) (*Link, error) {
 	if up {
 		state = "up"
 	}
-	for _, i := range []*Iface{k.A, k.B} {
+	for _, i := range []*topo.Iface{k.A, k.B} {
 		if err := l.setIface(i, up); err != nil {
 			return k, fmt.Errorf("set %q of node %q %s: %w", i.Name, i.Node, state, err)
 		}
@@ -36,7 +37,7 @@ func (l *Lab) SetLink(a, b string, up bool) (*Link, error) {
 	return k, nil
 }
 
-func (l *Lab) setIface(i *Iface, up bool) error {
+func (l *Lab) setIface(i *topo.Iface, up bool) error {
 	n := l.Plan.Node(i.Node)
 	c, err := l.rtAt(n)
 	if err != nil {
@@ -63,7 +64,7 @@ func (l *Lab) setIface(i *Iface, up bool) error {
 }
 
 // rtAt opens a route netlink socket inside node's namespace.
-func (l *Lab) rtAt(n *Node) (*rtConn, error) {
+func (l *Lab) rtAt(n *topo.Node) (*rtConn, error) {
 	ns, err := netns.GetFromPath(filepath.Join(l.opts.NetnsDir, n.Namespace))
 	if err != nil {
 		return nil, fmt.Errorf("open namespace of node %q: %w", n.Name, err)

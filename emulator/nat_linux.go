@@ -10,6 +10,7 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/mdlayher/netlink"
+	"github.com/nslab/nslab/topo"
 	"golang.org/x/sys/unix"
 )
 
@@ -39,7 +40,7 @@ func (l *Lab) applyNftables(h *nodeHandle) error {
 	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: nftTable(l.Plan.Lab)})
 	fw := n.Firewall
 	if fw == nil {
-		fw = &Firewall{Input: "accept", Forward: "accept", Output: "accept"}
+		fw = &topo.Firewall{Input: "accept", Forward: "accept", Output: "accept"}
 	}
 	chains := map[string]*nftables.Chain{}
 	for _, ch := range []struct {
@@ -274,7 +275,7 @@ func anyExprs(ex []expr.Any) []any {
 	return out
 }
 
-func (l *Lab) natRules(c *nftBatch, t *nftables.Table, filter map[string]*nftables.Chain, nat *NAT) error {
+func (l *Lab) natRules(c *nftBatch, t *nftables.Table, filter map[string]*nftables.Chain, nat *topo.NAT) error {
 	forward := filter["forward"]
 	pre := c.AddChain(&nftables.Chain{Name: "prerouting", Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest})
@@ -309,12 +310,12 @@ func (l *Lab) natRules(c *nftBatch, t *nftables.Table, filter map[string]*nftabl
 		}
 		return postnat
 	}
-	if nat.Filtering == EndpointIndependent || nat.Filtering == AddressDependent || nat.Hairpinning {
+	if nat.Filtering == topo.EndpointIndependent || nat.Filtering == topo.AddressDependent || nat.Hairpinning {
 		if err := l.mappingMap(c, t, pre, post, postNAT(), nat); err != nil {
 			return err
 		}
 	}
-	if nat.Mapping == EndpointIndependent && !nat.PortPreservation {
+	if nat.Mapping == topo.EndpointIndependent && !nat.PortPreservation {
 		if err := l.keptMappings(c, t, post, postNAT(), nat); err != nil {
 			return err
 		}
@@ -375,7 +376,7 @@ const (
 //	map kept { type ipv4_addr . inet_service : inet_service; flags dynamic,timeout }
 //	chain postnat { oifname OUT udp update @kept { ct original ip saddr . ct original proto-src : udp sport } }
 //	chain postrouting { oifname OUT udp snat ip to OUTADDR : ip saddr . udp sport map @kept; ... masquerade fully-random }
-func (l *Lab) keptMappings(c *nftBatch, t *nftables.Table, post, postnat *nftables.Chain, nat *NAT) error {
+func (l *Lab) keptMappings(c *nftBatch, t *nftables.Table, post, postnat *nftables.Chain, nat *topo.NAT) error {
 	key, err := nftables.ConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService)
 	if err != nil {
 		return err
@@ -398,7 +399,7 @@ func (l *Lab) keptMappings(c *nftBatch, t *nftables.Table, post, postnat *nftabl
 		&expr.Payload{DestRegister: 8, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
 		&expr.Payload{DestRegister: 9, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
 		&expr.Lookup{SourceRegister: 8, DestRegister: 2, IsDestRegSet: true, SetName: kept.Name, SetID: kept.ID},
-		&expr.Immediate{Register: 1, Data: nat.mappedAddr().AsSlice()},
+		&expr.Immediate{Register: 1, Data: nat.MappedAddr().AsSlice()},
 		&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
 	)})
 	return nil
@@ -411,7 +412,7 @@ func (l *Lab) keptMappings(c *nftBatch, t *nftables.Table, post, postnat *nftabl
 //	chain postnat { type filter hook postrouting priority srcnat + 10;
 //	  oifname OUT udp update @m { udp sport : ct original ip saddr . ct original proto-src } }
 //	chain prerouting { ... iifname OUT [ip saddr . udp dport @peers] dnat ip to udp dport map @m }
-func (l *Lab) mappingMap(c *nftBatch, t *nftables.Table, pre, post, postnat *nftables.Chain, nat *NAT) error {
+func (l *Lab) mappingMap(c *nftBatch, t *nftables.Table, pre, post, postnat *nftables.Chain, nat *topo.NAT) error {
 	data, err := nftables.ConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService)
 	if err != nil {
 		return err
@@ -422,7 +423,7 @@ func (l *Lab) mappingMap(c *nftBatch, t *nftables.Table, pre, post, postnat *nft
 		return fmt.Errorf("add map: %w", err)
 	}
 	var peers *nftables.Set
-	if nat.Filtering == AddressDependent {
+	if nat.Filtering == topo.AddressDependent {
 		key, err := nftables.ConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService)
 		if err != nil {
 			return err
@@ -456,7 +457,7 @@ func (l *Lab) mappingMap(c *nftBatch, t *nftables.Table, pre, post, postnat *nft
 		&expr.Lookup{SourceRegister: 2, DestRegister: 8, IsDestRegSet: true, SetName: m.Name, SetID: m.ID},
 		&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 8, RegProtoMin: 9, Specified: true},
 	}
-	if nat.Filtering == EndpointIndependent || nat.Filtering == AddressDependent {
+	if nat.Filtering == topo.EndpointIndependent || nat.Filtering == topo.AddressDependent {
 		in := append(ifname(expr.MetaKeyIIFNAME, nat.Outside), matchL4("udp")...)
 		if peers != nil {
 			in = append(in,
@@ -469,13 +470,13 @@ func (l *Lab) mappingMap(c *nftBatch, t *nftables.Table, pre, post, postnat *nft
 	if nat.Hairpinning {
 		// Inside to the gateway's outside address and a mapped port: to the
 		// inside host behind it, seen as coming from the outside address.
-		in := append(ifnameNot(expr.MetaKeyIIFNAME, nat.Outside), matchAddr(16, netip.PrefixFrom(nat.mappedAddr(), 32))...)
+		in := append(ifnameNot(expr.MetaKeyIIFNAME, nat.Outside), matchAddr(16, netip.PrefixFrom(nat.MappedAddr(), 32))...)
 		in = append(in, matchL4("udp")...)
 		c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: append(in, viaMap...)})
 		if err := c.addRule(t, post, append(anyExprs(ifnameNot(expr.MetaKeyOIFNAME, nat.Outside)),
 			ctAddr{Register: 1, Dst: true},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: nat.mappedAddr().AsSlice()},
-			&expr.Immediate{Register: 1, Data: nat.mappedAddr().AsSlice()},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: nat.MappedAddr().AsSlice()},
+			&expr.Immediate{Register: 1, Data: nat.MappedAddr().AsSlice()},
 			&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1},
 		)); err != nil {
 			return err
@@ -484,8 +485,8 @@ func (l *Lab) mappingMap(c *nftBatch, t *nftables.Table, pre, post, postnat *nft
 	return nil
 }
 
-func (l *Lab) sourceNAT(nat *NAT) []expr.Any {
-	if nat.Mapping == AddressAndPortDependent || (nat.Mapping == EndpointIndependent && !nat.PortPreservation) {
+func (l *Lab) sourceNAT(nat *topo.NAT) []expr.Any {
+	if nat.Mapping == topo.AddressAndPortDependent || (nat.Mapping == topo.EndpointIndependent && !nat.PortPreservation) {
 		// A random port for every new flow: a mapping per destination, or,
 		// with the kept map in front, the first mapping of an endpoint.
 		if nat.Masquerade {
@@ -520,7 +521,7 @@ func (l *Lab) sourceNAT(nat *NAT) []expr.Any {
 	return append(ex, n)
 }
 
-func ruleExprs(r Rule) []expr.Any {
+func ruleExprs(r topo.Rule) []expr.Any {
 	var ex []expr.Any
 	if r.IIF != "" {
 		ex = append(ex, ifname(expr.MetaKeyIIFNAME, r.IIF)...)

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/nslab/nslab/topo"
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -36,7 +37,7 @@ func onThread(fn func() (restored bool, err error)) error {
 // (`ip netns add` + `ip netns exec NS sysctl ...`). It returns the
 // namespace's file descriptor and the socket. Nothing is mounted yet: the
 // namespace disappears if the descriptor is closed before mountNetns.
-func newNetns(sysctls []Sysctl) (fd int, sock *nl.NetlinkSocket, err error) {
+func newNetns(sysctls []topo.Sysctl) (fd int, sock *nl.NetlinkSocket, err error) {
 	fd = -1
 	err = onThread(func() (bool, error) {
 		orig, err := netns.Get()
@@ -74,7 +75,7 @@ func newNetns(sysctls []Sysctl) (fd int, sock *nl.NetlinkSocket, err error) {
 
 // writeSysctls writes settings in the calling thread's network namespace:
 // /proc/sys/net is resolved by the namespace of the thread that opens it.
-func writeSysctls(ss []Sysctl) error {
+func writeSysctls(ss []topo.Sysctl) error {
 	for _, s := range ss {
 		path := "/proc/sys/" + strings.ReplaceAll(s.Key, ".", "/")
 		if strings.Contains(s.Key, "/") {

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nslab/nslab/topo"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
@@ -155,24 +156,24 @@ func (c *icmpConn) recv(deadline time.Time) (reply, error) {
 }
 
 // pingTarget picks the address to ping and the family.
-func (l *Lab) pingTarget(from, to string, o PingOptions) (src, dst *Node, target netip.Addr, err error) {
+func (l *Lab) pingTarget(from, to string, o PingOptions) (src, dst *topo.Node, target netip.Addr, err error) {
 	src, dst = l.Plan.Node(from), l.Plan.Node(to)
 	for _, x := range []struct {
 		name string
-		n    *Node
+		n    *topo.Node
 	}{{from, src}, {to, dst}} {
 		if x.n == nil && (x.name != "" || !o.Target.IsValid() || x.n == src) {
-			return nil, nil, target, l.Plan.unknownNode(x.name)
+			return nil, nil, target, l.Plan.UnknownNode(x.name)
 		}
 	}
-	if src.Kind == KindSwitch {
-		return nil, nil, target, BadInput(fmt.Errorf("node %q is a switch: it has no address to probe from", from))
+	if src.Kind == topo.KindSwitch {
+		return nil, nil, target, topo.BadInput(fmt.Errorf("node %q is a switch: it has no address to probe from", from))
 	}
 	if o.Target.IsValid() {
 		return src, dst, o.Target, nil
 	}
-	if dst.Kind == KindSwitch {
-		return nil, nil, target, BadInput(fmt.Errorf("node %q is a switch: it has no address to probe", to))
+	if dst.Kind == topo.KindSwitch {
+		return nil, nil, target, topo.BadInput(fmt.Errorf("node %q is a switch: it has no address to probe", to))
 	}
 	fams := []int{4, 6}
 	if o.Family != 0 {
@@ -185,7 +186,7 @@ func (l *Lab) pingTarget(from, to string, o PingOptions) (src, dst *Node, target
 			return src, dst, a, nil
 		}
 	}
-	return nil, nil, target, BadInput(fmt.Errorf("nodes %q and %q have no address family in common to probe", from, to))
+	return nil, nil, target, topo.BadInput(fmt.Errorf("nodes %q and %q have no address family in common to probe", from, to))
 }
 
 // Ping sends ICMP echo requests from one node to another, in process:
@@ -339,7 +340,7 @@ func (l *Lab) PingAll(ctx context.Context, nodes []string, o PingOptions) (*Matr
 	o = o.withDefaults()
 	if len(nodes) == 0 {
 		for _, n := range l.Plan.Nodes {
-			if n.Kind != KindSwitch {
+			if n.Kind != topo.KindSwitch {
 				nodes = append(nodes, n.Name)
 			}
 		}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/nslab/nslab/topo"
 )
 
 // Punch runs a UDP hole punch between hosts a and b, in process, as P2P
@@ -93,10 +95,10 @@ func (l *Lab) Punch(ctx context.Context, a, b string, o PunchOptions) (PunchResu
 			if parent := context.Cause(ctx); errors.Is(parent, context.Canceled) {
 				return res, fmt.Errorf("punch %s <-> %s: %w", a, b, parent)
 			}
-			return res, BadInput(fmt.Errorf("punch: the echo service of %q (%s, udp) does not answer node %s within %s: is it reachable from both peers, and running?",
+			return res, topo.BadInput(fmt.Errorf("punch: the echo service of %q (%s, udp) does not answer node %s within %s: is it reachable from both peers, and running?",
 				o.Via, rv, strings.Join(missing, " nor "), o.Timeout))
 		}
-		if IsBadInput(err) {
+		if topo.IsBadInput(err) {
 			return res, err
 		}
 		return res, fmt.Errorf("punch %s <-> %s: %w", a, b, err)
@@ -136,27 +138,27 @@ func (l *Lab) punchCheck(a, b string, o *PunchOptions) (netip.AddrPort, error) {
 	for _, name := range []string{a, b} {
 		n := l.Plan.Node(name)
 		if n == nil {
-			return none, fmt.Errorf("punch: %w", l.Plan.unknownNode(name))
+			return none, fmt.Errorf("punch: %w", l.Plan.UnknownNode(name))
 		}
-		if n.Kind != KindHost {
-			return none, BadInput(fmt.Errorf("punch: node %q is a %s, not a host: punch between the hosts behind the gateways", name, n.Kind))
+		if n.Kind != topo.KindHost {
+			return none, topo.BadInput(fmt.Errorf("punch: node %q is a %s, not a host: punch between the hosts behind the gateways", name, n.Kind))
 		}
 	}
 	if a == b {
-		return none, BadInput(fmt.Errorf("punch: node %q given twice: a hole punch needs two different hosts", a))
+		return none, topo.BadInput(fmt.Errorf("punch: node %q given twice: a hole punch needs two different hosts", a))
 	}
 	if o.First != "" && o.First != a && o.First != b {
-		return none, BadInput(fmt.Errorf("punch: the peer to send first, %q, is neither %q nor %q", o.First, a, b))
+		return none, topo.BadInput(fmt.Errorf("punch: the peer to send first, %q, is neither %q nor %q", o.First, a, b))
 	}
 	switch {
 	case o.Rounds < 0:
-		return none, BadInput(fmt.Errorf("punch: rounds %d is negative", o.Rounds))
+		return none, topo.BadInput(fmt.Errorf("punch: rounds %d is negative", o.Rounds))
 	case o.Interval < 0:
-		return none, BadInput(fmt.Errorf("punch: interval %s is negative", o.Interval))
+		return none, topo.BadInput(fmt.Errorf("punch: interval %s is negative", o.Interval))
 	case o.Timeout < 0:
-		return none, BadInput(fmt.Errorf("punch: timeout %s is negative", o.Timeout))
+		return none, topo.BadInput(fmt.Errorf("punch: timeout %s is negative", o.Timeout))
 	case o.Port < 0 || o.Port > 65535:
-		return none, BadInput(fmt.Errorf("punch: echo port %d is outside 1-65535", o.Port))
+		return none, topo.BadInput(fmt.Errorf("punch: echo port %d is outside 1-65535", o.Port))
 	}
 	if o.Via == "" {
 		var echo []string
@@ -167,23 +169,23 @@ func (l *Lab) punchCheck(a, b string, o *PunchOptions) (netip.AddrPort, error) {
 		}
 		switch len(echo) {
 		case 0:
-			return none, BadInput(fmt.Errorf("punch: no node of lab %q runs an echo service to meet at: add echo = [%d] to a node outside the NATs, or name one with via", l.Plan.Lab, DefaultEchoPort))
+			return none, topo.BadInput(fmt.Errorf("punch: no node of lab %q runs an echo service to meet at: add echo = [%d] to a node outside the NATs, or name one with via", l.Plan.Lab, topo.DefaultEchoPort))
 		case 1:
 			o.Via = echo[0]
 		default:
-			return none, BadInput(fmt.Errorf("punch: nodes %s run echo services: say which to meet at (via)", strings.Join(echo, ", ")))
+			return none, topo.BadInput(fmt.Errorf("punch: nodes %s run echo services: say which to meet at (via)", strings.Join(echo, ", ")))
 		}
 	}
 	v := l.Plan.Node(o.Via)
 	switch {
 	case v == nil:
-		return none, BadInput(fmt.Errorf("punch: lab %q has no node %q to meet at%s", l.Plan.Lab, o.Via, suggest(o.Via, l.Plan.NodeNames())))
+		return none, topo.BadInput(fmt.Errorf("punch: lab %q has no node %q to meet at%s", l.Plan.Lab, o.Via, topo.Suggest(o.Via, l.Plan.NodeNames())))
 	case o.Via == a || o.Via == b:
-		return none, BadInput(fmt.Errorf("punch: the rendezvous %q is one of the peers: meet at a third node", o.Via))
-	case v.Kind == KindSwitch:
-		return none, BadInput(fmt.Errorf("punch: node %q is a switch: it has no address to meet at", o.Via))
+		return none, topo.BadInput(fmt.Errorf("punch: the rendezvous %q is one of the peers: meet at a third node", o.Via))
+	case v.Kind == topo.KindSwitch:
+		return none, topo.BadInput(fmt.Errorf("punch: node %q is a switch: it has no address to meet at", o.Via))
 	case o.Port == 0 && len(v.Echo) == 0:
-		return none, BadInput(fmt.Errorf("punch: node %q runs no echo service: add echo = [%d] to it in the topology (or give the port of one started with nslab serve)", o.Via, DefaultEchoPort))
+		return none, topo.BadInput(fmt.Errorf("punch: node %q runs no echo service: add echo = [%d] to it in the topology (or give the port of one started with nslab serve)", o.Via, topo.DefaultEchoPort))
 	case o.Port == 0:
 		o.Port = v.Echo[0]
 	}
@@ -267,7 +269,7 @@ func (p *puncher) learn(ctx context.Context, interval time.Duration) ([2]netip.A
 				continue
 			}
 			if _, err := s.WriteToUDPAddrPort([]byte(probeHello), p.rv); err != nil {
-				return BadInput(fmt.Errorf("punch: node %q cannot reach the rendezvous's echo service at %s: %w", p.nodes[i], p.rv, err))
+				return topo.BadInput(fmt.Errorf("punch: node %q cannot reach the rendezvous's echo service at %s: %w", p.nodes[i], p.rv, err))
 			}
 		}
 		return nil

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/nslab/nslab/topo"
 )
 
 // Record is the ownership record of a lab, kept in StateDir/LAB/record.json.
@@ -30,7 +32,7 @@ type Record struct {
 	// namespace nslab ran in).
 	HostNetns string `json:"host_netns,omitempty"`
 	// Topology is the lab as written; resolving it again gives the plan.
-	Topology *Topology `json:"topology"`
+	Topology *topo.Topology `json:"topology"`
 }
 
 // Record states.

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nslab/nslab/topo"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -197,7 +198,7 @@ func (c *rtConn) addrAdd(index int, p netip.Prefix) error {
 	req.AddData(nl.NewRtAttr(unix.IFA_LOCAL, a))
 	req.AddData(nl.NewRtAttr(unix.IFA_ADDRESS, a))
 	if fam == unix.AF_INET {
-		if brd := lastAddr(p); p.Bits() < 31 {
+		if brd := topo.LastAddr(p); p.Bits() < 31 {
 			req.AddData(nl.NewRtAttr(unix.IFA_BROADCAST, brd.AsSlice()))
 		}
 	}
@@ -288,7 +289,7 @@ func (c *rtConn) linkDump() ([]netlink.Link, error) {
 }
 
 // waitAllUp waits until every port of a switch is operationally up.
-func (c *rtConn) waitAllUp(n *Node, deadline time.Time) error {
+func (c *rtConn) waitAllUp(n *topo.Node, deadline time.Time) error {
 	want := map[int]string{}
 	for _, i := range n.Ifaces {
 		want[i.Index] = i.Name
@@ -421,10 +422,10 @@ func (c *rtConn) ipv6Addrs() ([]ipv6Addr, error) {
 //     an address's solicited-node group from a work queue after the
 //     address is added, and until then neighbour solicitations for it are
 //     dropped (the first ping then waits a second for the retransmission).
-func (c *rtConn) waitIPv6Ready(n *Node, deadline time.Time) error {
+func (c *rtConn) waitIPv6Ready(n *topo.Node, deadline time.Time) error {
 	want := map[int]string{}
 	for _, i := range n.Ifaces {
-		if hasFamily(i.Addrs, false) { // has IPv6
+		if i.HasFamily(6) { // has IPv6
 			want[i.Index] = i.Name
 		}
 	}

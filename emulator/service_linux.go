@@ -12,6 +12,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/nslab/nslab/topo"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -71,15 +72,15 @@ type Service struct {
 // proto "udp" or "tcp", port 1-65535.
 func (l *Lab) Serve(node, proto string, port int) (*Service, error) {
 	if port < 1 || port > 65535 {
-		return nil, BadInput(fmt.Errorf("serve: port %d is outside 1-65535", port))
+		return nil, topo.BadInput(fmt.Errorf("serve: port %d is outside 1-65535", port))
 	}
-	if n := l.Plan.Node(node); n != nil && n.Kind == KindSwitch {
-		return nil, BadInput(fmt.Errorf("node %q is a switch: it has no address to serve on", node))
+	if n := l.Plan.Node(node); n != nil && n.Kind == topo.KindSwitch {
+		return nil, topo.BadInput(fmt.Errorf("node %q is a switch: it has no address to serve on", node))
 	}
 	switch proto {
 	case "udp", "tcp":
 	default:
-		return nil, BadInput(fmt.Errorf("serve: protocol %q is not udp or tcp", proto))
+		return nil, topo.BadInput(fmt.Errorf("serve: protocol %q is not udp or tcp", proto))
 	}
 	s, err := listenEcho(proto, port, func(fn func() error) error { return l.inNode(node, fn) })
 	if err != nil {
@@ -142,7 +143,7 @@ func listenEcho(proto string, port int, open func(func() error) error) (*Service
 		s.wg.Add(1)
 		go s.tcpLoop(ln)
 	default:
-		return nil, BadInput(fmt.Errorf("serve: protocol %q is not udp or tcp", proto))
+		return nil, topo.BadInput(fmt.Errorf("serve: protocol %q is not udp or tcp", proto))
 	}
 	return s, nil
 }
@@ -271,8 +272,8 @@ func (l *Lab) Probe(ctx context.Context, from string, to netip.AddrPort, proto s
 	if o.Timeout <= 0 {
 		o.Timeout = time.Second
 	}
-	if n := l.Plan.Node(from); n != nil && n.Kind == KindSwitch {
-		return ProbeResult{}, BadInput(fmt.Errorf("node %q is a switch: it has no address to probe from", from))
+	if n := l.Plan.Node(from); n != nil && n.Kind == topo.KindSwitch {
+		return ProbeResult{}, topo.BadInput(fmt.Errorf("node %q is a switch: it has no address to probe from", from))
 	}
 	res := ProbeResult{From: from, Proto: proto, To: to}
 	deadline := time.Now().Add(o.Timeout)
@@ -333,7 +334,7 @@ func (l *Lab) Probe(ctx context.Context, from string, to netip.AddrPort, proto s
 		res.RTT = time.Since(t0)
 		return res, parseEcho(&res, line)
 	}
-	return res, BadInput(fmt.Errorf("probe: protocol %q is not udp or tcp", proto))
+	return res, topo.BadInput(fmt.Errorf("probe: protocol %q is not udp or tcp", proto))
 }
 
 // localOf gives the probing socket's address; for an unbound UDP socket
@@ -376,11 +377,11 @@ func parseEcho(r *ProbeResult, line string) error {
 func (l *Lab) AddrOf(node string, family, port int) (netip.AddrPort, error) {
 	n := l.Plan.Node(node)
 	if n == nil {
-		return netip.AddrPort{}, l.Plan.unknownNode(node)
+		return netip.AddrPort{}, l.Plan.UnknownNode(node)
 	}
 	a, ok := n.FirstAddr(family)
 	if !ok {
-		return netip.AddrPort{}, BadInput(fmt.Errorf("node %q has no IPv%d address", node, family))
+		return netip.AddrPort{}, topo.BadInput(fmt.Errorf("node %q has no IPv%d address", node, family))
 	}
 	return netip.AddrPortFrom(a, uint16(port)), nil
 }
@@ -390,8 +391,8 @@ func (l *Lab) AddrOf(node string, family, port int) (netip.AddrPort, error) {
 // the node's namespace and can be used from any goroutine; close it when
 // done. It is the building block for probes of one's own.
 func (l *Lab) ListenUDP(node string, addr netip.AddrPort) (*net.UDPConn, error) {
-	if n := l.Plan.Node(node); n != nil && n.Kind == KindSwitch {
-		return nil, BadInput(fmt.Errorf("node %q is a switch: it has no address", node))
+	if n := l.Plan.Node(node); n != nil && n.Kind == topo.KindSwitch {
+		return nil, topo.BadInput(fmt.Errorf("node %q is a switch: it has no address", node))
 	}
 	var pc *net.UDPConn
 	err := l.inNode(node, func() (err error) {

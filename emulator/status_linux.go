@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/nslab/nslab/topo"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -24,7 +25,7 @@ type LabStatus struct {
 // NodeStatus is one node as the kernel has it.
 type NodeStatus struct {
 	Name       string        `json:"name"`
-	Kind       Kind          `json:"kind"`
+	Kind       topo.Kind     `json:"kind"`
 	Namespace  string        `json:"namespace"`
 	Interfaces []IfaceStatus `json:"interfaces"`
 	Routes     []string      `json:"routes"`

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/topo"
 )
 
 // maxSourceDepth bounds `source` nesting.
@@ -21,10 +21,10 @@ const maxSourceDepth = 8
 // well formed, every sourced file readable. Command.Validate functions get
 // it to check their arguments.
 type Validator struct {
-	Plan *emulator.Plan
+	Plan *topo.Plan
 	Reg  *Registry
 
-	ps      emulator.Problems
+	ps      topo.Problems
 	known   map[string]bool // nodes named that the lab has
 	unknown map[string]bool // nodes named that it does not
 	// oneLine is set for a line typed at the prompt: no wrong-lab hint
@@ -33,14 +33,14 @@ type Validator struct {
 }
 
 // Check validates s against plan with the commands of reg (nil: the
-// built-ins). It returns every problem at once, as emulator.Problems
+// built-ins). It returns every problem at once, as topo.Problems
 // (bad input: the CLI exits 2), each naming the file, line and command.
 // `source` lines are read and checked too.
-func Check(s *Script, plan *emulator.Plan, reg *Registry) error {
+func Check(s *Script, plan *topo.Plan, reg *Registry) error {
 	return check(s, plan, reg, false)
 }
 
-func check(s *Script, plan *emulator.Plan, reg *Registry, oneLine bool) error {
+func check(s *Script, plan *topo.Plan, reg *Registry, oneLine bool) error {
 	if reg == nil {
 		reg = Builtins()
 	}
@@ -54,7 +54,7 @@ func check(s *Script, plan *emulator.Plan, reg *Registry, oneLine bool) error {
 		}
 		sort.Strings(names)
 		file := s.File
-		v.ps = append(emulator.Problems{{File: file, Msg: fmt.Sprintf("lab %q has none of the nodes this script names (%s): is the script for another lab? Its nodes: %s",
+		v.ps = append(topo.Problems{{File: file, Msg: fmt.Sprintf("lab %q has none of the nodes this script names (%s): is the script for another lab? Its nodes: %s",
 			plan.Lab, strings.Join(names, ", "), strings.Join(plan.NodeNames(), ", "))}}, v.ps...)
 	}
 	if len(v.ps) > 0 {
@@ -80,14 +80,14 @@ func check(s *Script, plan *emulator.Plan, reg *Registry, oneLine bool) error {
 // CheckLine validates one line (typed at the prompt). Unlike Check, it
 // does not take an unknown word for a sign that the script is for
 // another lab: one line is too little to tell.
-func CheckLine(ln *Line, plan *emulator.Plan, reg *Registry) error {
+func CheckLine(ln *Line, plan *topo.Plan, reg *Registry) error {
 	return check(&Script{File: ln.File, Lines: []*Line{ln}}, plan, reg, true)
 }
 
 func (v *Validator) lines(lines []*Line, depth int, active map[string]bool) {
 	for _, ln := range lines {
 		for _, err := range flatten(v.line(ln, depth, active)) {
-			v.ps = append(v.ps, emulator.Problem{File: ln.File, Pos: emulator.Pos{Line: ln.Num}, Object: ln.Text, Msg: err.Error()})
+			v.ps = append(v.ps, topo.Problem{File: ln.File, Pos: topo.Pos{Line: ln.Num}, Object: ln.Text, Msg: err.Error()})
 		}
 	}
 }
@@ -278,7 +278,7 @@ func (v *Validator) Source(name string) error {
 	if err := v.Node(name); err != nil {
 		return err
 	}
-	if v.Plan.Node(name).Kind == emulator.KindSwitch {
+	if v.Plan.Node(name).Kind == topo.KindSwitch {
 		return fmt.Errorf("node %q is a switch: it has no address", name)
 	}
 	return nil
@@ -289,7 +289,7 @@ func (v *Validator) host(name string) error {
 	if err := v.Node(name); err != nil {
 		return err
 	}
-	if k := v.Plan.Node(name).Kind; k != emulator.KindHost {
+	if k := v.Plan.Node(name).Kind; k != topo.KindHost {
 		return fmt.Errorf("node %q is a %s, not a host", name, k)
 	}
 	return nil
@@ -378,4 +378,4 @@ func flatten(err error) []error {
 	return []error{err}
 }
 
-func suggest(name string, known []string) string { return emulator.Suggest(name, known) }
+func suggest(name string, known []string) string { return topo.Suggest(name, known) }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/topo"
 )
 
 // Command is one command of the script language. The built-in commands
@@ -472,7 +473,7 @@ func waitLine(ln *Line, reg *Registry) *Line {
 	return in
 }
 
-func listNodes(p *emulator.Plan) string {
+func listNodes(p *topo.Plan) string {
 	var b strings.Builder
 	for _, n := range p.Nodes {
 		var addrs []string
@@ -488,7 +489,7 @@ func listNodes(p *emulator.Plan) string {
 
 // listNet writes, for each node, its interfaces and the node and
 // interface at the other end of each cable: "red  eth0->v-net-0:red".
-func listNet(p *emulator.Plan) string {
+func listNet(p *topo.Plan) string {
 	var b strings.Builder
 	width := 0
 	for _, n := range p.Nodes {
@@ -513,7 +514,7 @@ func listNet(p *emulator.Plan) string {
 }
 
 // listIntfs writes each node's interfaces: "red: eth0 eth1".
-func listIntfs(p *emulator.Plan) string {
+func listIntfs(p *topo.Plan) string {
 	var b strings.Builder
 	for _, n := range p.Nodes {
 		var names []string

@@ -4,20 +4,20 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/nslab/nslab/emulator"
 	"github.com/nslab/nslab/scripting"
+	"github.com/nslab/nslab/topo"
 )
 
 // A script is parsed, then checked against a lab's plan before anything
 // runs: every problem at once, with the file, the line and the closest
 // known name. No lab is built here.
 func ExampleCheck() {
-	top, _ := emulator.Decode("lab.toml", []byte(`
+	top, _ := topo.Decode("lab.toml", []byte(`
 name = "tutorial"
 nodes = [{ name = "red" }, { name = "blue" }]
 links = [{ endpoints = ["red", "blue"] }]
 `))
-	plan, _ := emulator.Resolve(top)
+	plan, _ := topo.Resolve(top)
 	s, _ := scripting.Parse("exp.nsl", `reach red blue
 !reach red bleu        # a typo
 wait reach red blue 2  # no unit

@@ -5,7 +5,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/topo"
 )
 
 // Script is a parsed script: its command lines in order. Comments and
@@ -18,7 +18,7 @@ type Script struct {
 
 	// problems are the lines Parse could not read; Check reports them
 	// with the rest.
-	problems emulator.Problems
+	problems topo.Problems
 }
 
 // Line is one command line.
@@ -66,7 +66,7 @@ func (l *Line) Strings() []string {
 func ParseFile(path string) (*Script, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, emulator.BadInput(fmt.Errorf("read script: %w", err))
+		return nil, topo.BadInput(fmt.Errorf("read script: %w", err))
 	}
 	return Parse(path, string(data), 1)
 }
@@ -79,15 +79,15 @@ func ParseFile(path string) (*Script, error) {
 // `script = ”'` for a script embedded in a topology file). Words are
 // separated by blanks; single quotes keep everything literally, double
 // quotes allow \" and \\; a '#' that starts a word starts a comment. An
-// unterminated quote is reported as an emulator.Problems error.
+// unterminated quote is reported as an topo.Problems error.
 func Parse(file, src string, firstLine int) (*Script, error) {
 	s := &Script{File: file}
-	var ps emulator.Problems
+	var ps topo.Problems
 	for i, text := range strings.Split(src, "\n") {
 		num := firstLine + i
 		words, code, err := splitWords(text)
 		if err != nil {
-			ps = append(ps, emulator.Problem{File: file, Pos: emulator.Pos{Line: num, Col: err.col}, Object: strings.TrimSpace(text), Msg: err.msg})
+			ps = append(ps, topo.Problem{File: file, Pos: topo.Pos{Line: num, Col: err.col}, Object: strings.TrimSpace(text), Msg: err.msg})
 			continue
 		}
 		if len(words) == 0 {
@@ -101,7 +101,7 @@ func Parse(file, src string, firstLine int) (*Script, error) {
 				words = words[1:]
 			}
 			if len(words) == 0 {
-				ps = append(ps, emulator.Problem{File: file, Pos: emulator.Pos{Line: num, Col: 1}, Object: ln.Text, Msg: "'!' needs a check after it, as in `!reach a b`"})
+				ps = append(ps, topo.Problem{File: file, Pos: topo.Pos{Line: num, Col: 1}, Object: ln.Text, Msg: "'!' needs a check after it, as in `!reach a b`"})
 				continue
 			}
 		}

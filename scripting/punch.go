@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/topo"
 )
 
 // punchCommand is `punch A B [via NODE]`: the hole-punch probe of
@@ -43,7 +44,7 @@ NAT profiles and what each pair gives.`,
 				} else if err := v.Source(args[3]); err != nil {
 					errs = append(errs, err)
 				} else if len(v.Plan.Node(args[3]).Echo) == 0 {
-					errs = append(errs, fmt.Errorf("node %q runs no echo service to meet at (add echo = [%d] to it in the topology)", args[3], emulator.DefaultEchoPort))
+					errs = append(errs, fmt.Errorf("node %q runs no echo service to meet at (add echo = [%d] to it in the topology)", args[3], topo.DefaultEchoPort))
 				}
 			}
 			return v.all(errs...)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/topo"
 )
 
 // Options tune Run.
@@ -104,7 +105,7 @@ func (e *FailedError) Error() string {
 }
 
 // Run checks s against the lab (every problem reported at once, before
-// anything runs, as emulator.Problems) and then runs its lines in order.
+// anything runs, as topo.Problems) and then runs its lines in order.
 // A failing line stops the script unless o.KeepGoing is set. The error is
 // for bad input and cancellation; failed checks are in the Result.
 func Run(ctx context.Context, lab *emulator.Lab, s *Script, o Options) (*Result, error) {
@@ -324,7 +325,7 @@ func (s *Session) runProgram(ctx context.Context, node string, words []Word, lim
 		if (argv[0] == "ping" || argv[0] == "ping6") && len(argv) > 1 {
 			hint = fmt.Sprintf(" (nslab's own probe needs none: `reach %s %s`)", node, argv[len(argv)-1])
 		}
-		return o, emulator.BadInput(fmt.Errorf("no program %q to run in node %q: %w%s", argv[0], node, cmd.Err, hint))
+		return o, topo.BadInput(fmt.Errorf("no program %q to run in node %q: %w%s", argv[0], node, cmd.Err, hint))
 	}
 	if err := s.Lab.Start(node, cmd); err != nil {
 		return o, err
@@ -392,7 +393,7 @@ func fmtLimit(d time.Duration) string {
 // addressOf replaces a node's name by its first address (IPv4 first).
 func (s *Session) addressOf(word string) string {
 	n := s.Lab.Plan.Node(word)
-	if n == nil || n.Kind == emulator.KindSwitch {
+	if n == nil || n.Kind == topo.KindSwitch {
 		return word
 	}
 	for _, f := range []int{4, 6} {
@@ -511,7 +512,7 @@ func (s *Session) wait(ctx context.Context, ln *Line) (Outcome, error) {
 		switch {
 		case ctx.Err() != nil:
 			return o, ctx.Err()
-		case err != nil && emulator.IsBadInput(err):
+		case err != nil && topo.IsBadInput(err):
 			return o, err
 		case err != nil && cut:
 			err, o.Held, o.Said = nil, false, "no answer before the time was up"

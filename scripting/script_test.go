@@ -10,17 +10,17 @@ import (
 	"testing/iotest"
 	"time"
 
-	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/topo"
 	"github.com/stretchr/testify/require"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of testdata/bad")
 
-func testPlan(t *testing.T) *emulator.Plan {
+func testPlan(t *testing.T) *topo.Plan {
 	t.Helper()
-	top, err := emulator.LoadFile("testdata/lab.toml")
+	top, err := topo.LoadFile("testdata/lab.toml")
 	require.NoError(t, err)
-	p, err := emulator.Resolve(top)
+	p, err := topo.Resolve(top)
 	require.NoError(t, err)
 	return p
 }
@@ -85,7 +85,7 @@ func TestBad(t *testing.T) {
 				err = Check(s, plan, nil)
 			}
 			require.Error(t, err, "a bad script must be refused")
-			require.True(t, emulator.IsBadInput(err), "bad input: %v", err)
+			require.True(t, topo.IsBadInput(err), "bad input: %v", err)
 			golden := strings.TrimSuffix(f, ".nsl") + ".err"
 			if *update {
 				require.NoError(t, os.WriteFile(golden, []byte(err.Error()+"\n"), 0o644))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nslab/nslab/emulator"
 	"github.com/nslab/nslab/emulator/nslabtest"
+	"github.com/nslab/nslab/topo"
 )
 
 // Benchmarks of the engine. Run them with `make bench`, which runs each
@@ -48,11 +49,11 @@ func benchUpDown(b *testing.B, spec string) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		top, err := emulator.Generate(spec, uniqueName("bench"))
+		top, err := topo.Generate(spec, uniqueName("bench"))
 		if err != nil {
 			b.Fatal(err)
 		}
-		plan, err := emulator.Resolve(top)
+		plan, err := topo.Resolve(top)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -240,11 +241,11 @@ func BenchmarkPingAll50(b *testing.B) {
 // lab, as `nslab run` does it: every pair starts with no neighbour entry,
 // so every probe waits for an ARP exchange.
 func BenchmarkPingAll50Cold(b *testing.B) {
-	top, err := emulator.Generate("single,50", uniqueName("bench"))
+	top, err := topo.Generate("single,50", uniqueName("bench"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	plan, err := emulator.Resolve(top)
+	plan, err := topo.Resolve(top)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -279,7 +280,7 @@ func BenchmarkPingAll50Cold(b *testing.B) {
 
 func benchLab(b *testing.B, spec string) *emulator.Lab {
 	b.Helper()
-	top, err := emulator.Generate(spec, uniqueName("bench"))
+	top, err := topo.Generate(spec, uniqueName("bench"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -289,7 +290,7 @@ func benchLab(b *testing.B, spec string) *emulator.Lab {
 // BenchmarkNslabtestLab10 starts and stops a 10-host lab through the test
 // API, as a test does.
 func BenchmarkNslabtestLab10(b *testing.B) {
-	top, err := emulator.Generate("single,10", "bt")
+	top, err := topo.Generate("single,10", "bt")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -369,7 +370,7 @@ func BenchmarkPunchGrid(b *testing.B) {
 func punchOnce(pa, pb, first string, want bool) error {
 	top := p2pTopology(pa, pb)
 	top.Name = uniqueName("bench")
-	plan, err := emulator.Resolve(top)
+	plan, err := topo.Resolve(top)
 	if err != nil {
 		return err
 	}
@@ -388,9 +389,9 @@ func punchOnce(pa, pb, first string, want bool) error {
 	return nil
 }
 
-func benchLabFrom(b *testing.B, top *emulator.Topology) *emulator.Lab {
+func benchLabFrom(b *testing.B, top *topo.Topology) *emulator.Lab {
 	b.Helper()
-	plan, err := emulator.Resolve(top)
+	plan, err := topo.Resolve(top)
 	if err != nil {
 		b.Fatal(err)
 	}

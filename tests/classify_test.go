@@ -7,6 +7,7 @@ import (
 
 	"github.com/nslab/nslab/emulator"
 	"github.com/nslab/nslab/emulator/nslabtest"
+	"github.com/nslab/nslab/topo"
 	"github.com/stretchr/testify/require"
 )
 
@@ -19,14 +20,14 @@ func TestClassifyNATProfiles(t *testing.T) {
 		mapping, filtering string
 		preserved          bool
 	}{
-		{"full-cone", emulator.EndpointIndependent, emulator.EndpointIndependent, true},
-		{"restricted-cone", emulator.EndpointIndependent, emulator.AddressDependent, true},
-		{"port-restricted", emulator.EndpointIndependent, emulator.AddressAndPortDependent, true},
-		{"symmetric", emulator.AddressAndPortDependent, emulator.AddressAndPortDependent, false},
+		{"full-cone", topo.EndpointIndependent, topo.EndpointIndependent, true},
+		{"restricted-cone", topo.EndpointIndependent, topo.AddressDependent, true},
+		{"port-restricted", topo.EndpointIndependent, topo.AddressAndPortDependent, true},
+		{"symmetric", topo.AddressAndPortDependent, topo.AddressAndPortDependent, false},
 	} {
 		t.Run(tc.profile, func(t *testing.T) {
 			t.Parallel()
-			top := profileLabTopology(emulator.NATSpec{Profile: tc.profile})
+			top := profileLabTopology(topo.NATSpec{Profile: tc.profile})
 			lab := nslabtest.Start(t, top)
 			b := lab.RequireNAT("client", "net", tc.mapping, tc.filtering)
 			require.Equal(t, tc.preserved, b.PortPreservation)
@@ -40,10 +41,10 @@ func TestClassifyNATBadInput(t *testing.T) {
 	lab := nslabtest.StartFile(t, "../topologies/routed.toml")
 	_, err := lab.Lab.ClassifyNAT(context.Background(), "h1", "h3")
 	require.Error(t, err)
-	require.True(t, emulator.IsBadInput(err))
+	require.True(t, topo.IsBadInput(err))
 	require.Contains(t, err.Error(), `outside node "h3" needs three IPv4 addresses`)
 
-	top := profileLabTopology(emulator.NATSpec{Profile: "full-cone"})
+	top := profileLabTopology(topo.NATSpec{Profile: "full-cone"})
 	nat := nslabtest.Start(t, top)
 	_, err = nat.Lab.ClassifyNAT(context.Background(), "client", "client2")
 	require.Error(t, err)
@@ -61,12 +62,12 @@ func TestNslabtestHairpinsAndTransportMatrix(t *testing.T) {
 	t.Parallel()
 	t.Run("hairpin", func(t *testing.T) {
 		t.Parallel()
-		lab := nslabtest.Start(t, profileLabTopology(emulator.NATSpec{Profile: "full-cone", Hairpinning: true}))
+		lab := nslabtest.Start(t, profileLabTopology(topo.NATSpec{Profile: "full-cone", Hairpinning: true}))
 		require.True(t, lab.Hairpins("client", "client2", "net"))
 	})
 	t.Run("no hairpin", func(t *testing.T) {
 		t.Parallel()
-		lab := nslabtest.Start(t, profileLabTopology(emulator.NATSpec{Profile: "full-cone"}))
+		lab := nslabtest.Start(t, profileLabTopology(topo.NATSpec{Profile: "full-cone"}))
 		require.False(t, lab.Hairpins("client", "client2", "net"))
 	})
 	t.Run("matrix", func(t *testing.T) {
@@ -81,7 +82,7 @@ func TestNslabtestHairpinsAndTransportMatrix(t *testing.T) {
 // address, not the outside interface's first one.
 func TestNATProfileWithSNATAddress(t *testing.T) {
 	t.Parallel()
-	top := profileLabTopology(emulator.NATSpec{Profile: "full-cone", Hairpinning: true})
+	top := profileLabTopology(topo.NATSpec{Profile: "full-cone", Hairpinning: true})
 	for i := range top.Nodes {
 		if top.Nodes[i].Name == "gw" {
 			top.Nodes[i].NAT.Masquerade = false
@@ -90,7 +91,7 @@ func TestNATProfileWithSNATAddress(t *testing.T) {
 	}
 	top.Links[3].A.Addresses = append(top.Links[3].A.Addresses, "203.0.113.5/24")
 	lab := nslabtest.Start(t, top)
-	b := lab.RequireNAT("client", "net", emulator.EndpointIndependent, emulator.EndpointIndependent)
+	b := lab.RequireNAT("client", "net", topo.EndpointIndependent, topo.EndpointIndependent)
 	require.Equal(t, "203.0.113.5", b.Mapped.Addr().String())
 	require.True(t, lab.Hairpins("client", "client2", "net"))
 }

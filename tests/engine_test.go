@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/topo"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -78,7 +79,7 @@ func TestNoRouteNoReach(t *testing.T) {
 // away through blue, a host that does not forward.
 func TestNoForwardThroughHost(t *testing.T) {
 	t.Parallel()
-	b := emulator.NewBuilder(uniqueName("chain")).Host("red").Host("blue").Host("green")
+	b := topo.NewBuilder(uniqueName("chain")).Host("red").Host("blue").Host("green")
 	b.Link("red", "blue").Link("blue", "green")
 	lab := startLab(t, b.Topology(), emulator.Options{})
 	reach(t, lab, "red", "blue", true)
@@ -89,7 +90,7 @@ func TestNoForwardThroughHost(t *testing.T) {
 // A chain of five routers: automatic routing writes every route.
 func TestRouterChainAutoRoutes(t *testing.T) {
 	t.Parallel()
-	b := emulator.NewBuilder(uniqueName("chain5")).AutoRoutes().Host("left").Host("right")
+	b := topo.NewBuilder(uniqueName("chain5")).AutoRoutes().Host("left").Host("right")
 	for i := 1; i <= 5; i++ {
 		b.Router("r" + strconv.Itoa(i))
 	}
@@ -106,11 +107,11 @@ func TestRouterChainAutoRoutes(t *testing.T) {
 
 func TestIPv6(t *testing.T) {
 	t.Parallel()
-	top := &emulator.Topology{
+	top := &topo.Topology{
 		Name:       uniqueName("v6"),
-		Addressing: emulator.Addressing{IPv6: "fd00:1::/48"},
-		Nodes:      []emulator.NodeSpec{{Name: "s1", Kind: emulator.KindSwitch}, {Name: "a"}, {Name: "b"}},
-		Links:      []emulator.LinkSpec{{Endpoints: []string{"a", "s1"}}, {Endpoints: []string{"b", "s1"}}},
+		Addressing: topo.Addressing{IPv6: "fd00:1::/48"},
+		Nodes:      []topo.NodeSpec{{Name: "s1", Kind: topo.KindSwitch}, {Name: "a"}, {Name: "b"}},
+		Links:      []topo.LinkSpec{{Endpoints: []string{"a", "s1"}}, {Endpoints: []string{"b", "s1"}}},
 	}
 	lab := startLab(t, top, emulator.Options{})
 	r, err := lab.Ping(context.Background(), "a", "b", emulator.PingOptions{Family: 6, Count: 2})
@@ -163,23 +164,23 @@ func TestExecHostnameHostsAndExitCode(t *testing.T) {
 
 	_, err = lab.Exec(ctx, "nosuch", "true")
 	require.Error(t, err)
-	require.True(t, emulator.IsBadInput(err))
+	require.True(t, topo.IsBadInput(err))
 	require.Contains(t, err.Error(), `no node "nosuch"`)
 }
 
 func TestSysctlsAndStartCommands(t *testing.T) {
 	t.Parallel()
 	marker := "nslab-test-marker-" + tag + "-start"
-	top := &emulator.Topology{
+	top := &topo.Topology{
 		Name: uniqueName("svc"),
-		Nodes: []emulator.NodeSpec{
+		Nodes: []topo.NodeSpec{
 			{Name: "a", Sysctls: map[string]string{"net.ipv4.conf.all.rp_filter": "2"},
 				Start: []string{"sleep 1000; echo " + marker}},
 			{Name: "b"},
 		},
-		Links: []emulator.LinkSpec{{Endpoints: []string{"a", "b"}}},
+		Links: []topo.LinkSpec{{Endpoints: []string{"a", "b"}}},
 	}
-	plan, err := emulator.Resolve(top)
+	plan, err := topo.Resolve(top)
 	require.NoError(t, err)
 	lab, err := emulator.Up(context.Background(), plan, emulator.Options{})
 	require.NoError(t, err)
@@ -229,7 +230,7 @@ func TestHostAttachment(t *testing.T) {
 	require.LessOrEqual(t, len(ifname), 15)
 
 	top := loadTopology(t, "lan.toml")
-	top.Host = &emulator.HostSpec{Node: "s1", Interface: ifname, Addresses: []string{"10.0.0.100/24"}}
+	top.Host = &topo.HostSpec{Node: "s1", Interface: ifname, Addresses: []string{"10.0.0.100/24"}}
 	lab := startLab(t, top, emulator.Options{HostNetns: "/run/netns/" + hostNS})
 
 	out, err = exec.Command("ip", "-n", hostNS, "-o", "addr", "show", "dev", ifname).CombinedOutput()
@@ -253,12 +254,12 @@ func TestSecondLabWithSameNameRefused(t *testing.T) {
 	t.Parallel()
 	top := loadTopology(t, "direct.toml")
 	lab := startLab(t, top, emulator.Options{})
-	plan, err := emulator.Resolve(top)
+	plan, err := topo.Resolve(top)
 	require.NoError(t, err)
 	_, err = emulator.Up(context.Background(), plan, emulator.Options{})
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "is already up")
-	require.True(t, emulator.IsBadInput(err))
+	require.True(t, topo.IsBadInput(err))
 	reach(t, lab, "red", "blue", true) // the first lab is untouched
 }
 
@@ -284,7 +285,7 @@ func TestRollbackOnKernelError(t *testing.T) {
 	require.NoError(t, err, string(out))
 	defer exec.Command("ip", "netns", "delete", foreign).Run()
 
-	plan, err := emulator.Resolve(top)
+	plan, err := topo.Resolve(top)
 	require.NoError(t, err)
 	_, err = emulator.Up(context.Background(), plan, emulator.Options{})
 	require.Error(t, err)
@@ -303,9 +304,9 @@ func TestRollbackOnKernelError(t *testing.T) {
 // error names the link, and everything built so far is gone.
 func TestLinkFailureRollsBack(t *testing.T) {
 	t.Parallel()
-	top, err := emulator.Generate("single,60", uniqueName("linkfail"))
+	top, err := topo.Generate("single,60", uniqueName("linkfail"))
 	require.NoError(t, err)
-	plan, err := emulator.Resolve(top)
+	plan, err := topo.Resolve(top)
 	require.NoError(t, err)
 	bad := plan.Links[40]
 	bad.B.Name = "bad/name" // the host's end; the kernel refuses a '/' in a name
@@ -327,9 +328,9 @@ func TestLinkFailureRollsBack(t *testing.T) {
 
 func TestCancelRollsBack(t *testing.T) {
 	t.Parallel()
-	top, err := emulator.Generate("single,200", uniqueName("cancel"))
+	top, err := topo.Generate("single,200", uniqueName("cancel"))
 	require.NoError(t, err)
-	plan, err := emulator.Resolve(top)
+	plan, err := topo.Resolve(top)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	var once bool

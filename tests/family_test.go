@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/topo"
 	"github.com/stretchr/testify/require"
 )
 
@@ -17,7 +18,7 @@ import (
 // every pair it is in as answering (probed over IPv6).
 func TestIPv6OnlyNode(t *testing.T) {
 	t.Parallel()
-	top, err := emulator.LoadFile(filepath.Join("testdata", "family_v6only.toml"))
+	top, err := topo.LoadFile(filepath.Join("testdata", "family_v6only.toml"))
 	require.NoError(t, err)
 	top.Name = uniqueName("fam6")
 	lab := startLab(t, top, emulator.Options{})
@@ -59,7 +60,7 @@ func TestIPv6OnlyNode(t *testing.T) {
 	// Over IPv4 there is nothing to probe from: bad input, not a loss.
 	_, err = lab.Ping(ctx, "h6", "h2", emulator.PingOptions{Family: 4})
 	require.Error(t, err)
-	require.True(t, emulator.IsBadInput(err), "%v", err)
+	require.True(t, topo.IsBadInput(err), "%v", err)
 
 	// pingall: every pair answers; those with h6 over IPv6, the others
 	// over IPv4.

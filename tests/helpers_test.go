@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/topo"
 	"github.com/stretchr/testify/require"
 )
 
@@ -111,9 +112,9 @@ func leftovers() []string {
 }
 
 // startLab builds top and tears it down when the test ends.
-func startLab(t testing.TB, top *emulator.Topology, opts emulator.Options) *emulator.Lab {
+func startLab(t testing.TB, top *topo.Topology, opts emulator.Options) *emulator.Lab {
 	t.Helper()
-	plan, err := emulator.Resolve(top)
+	plan, err := topo.Resolve(top)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -124,10 +125,10 @@ func startLab(t testing.TB, top *emulator.Topology, opts emulator.Options) *emul
 }
 
 // loadTopology reads a file from topologies/ and renames the lab.
-func loadTopology(t testing.TB, file string) *emulator.Topology {
+func loadTopology(t testing.TB, file string) *topo.Topology {
 	t.Helper()
 	_, here, _, _ := runtime.Caller(0)
-	top, err := emulator.LoadFile(filepath.Join(filepath.Dir(filepath.Dir(here)), "topologies", file))
+	top, err := topo.LoadFile(filepath.Join(filepath.Dir(filepath.Dir(here)), "topologies", file))
 	require.NoError(t, err)
 	top.Name = uniqueName(strings.TrimSuffix(file, ".toml"))
 	return top

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/topo"
 	"github.com/stretchr/testify/require"
 )
 
@@ -36,8 +37,8 @@ func TestHostAttachmentUpDownCycles(t *testing.T) {
 	ifname := "nt" + tag + "c"
 	require.LessOrEqual(t, len(ifname), 15)
 	top := loadTopology(t, "lan.toml")
-	top.Host = &emulator.HostSpec{Node: "s1", Interface: ifname, Addresses: []string{"10.0.0.100/24"}}
-	plan, err := emulator.Resolve(top)
+	top.Host = &topo.HostSpec{Node: "s1", Interface: ifname, Addresses: []string{"10.0.0.100/24"}}
+	plan, err := topo.Resolve(top)
 	require.NoError(t, err)
 	for i := 0; i < 5; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -61,8 +62,8 @@ func TestHostAttachmentNameTaken(t *testing.T) {
 	out, err := exec.Command("ip", "-n", hostNS, "link", "add", ifname, "type", "veth", "peer", "name", ifname+"p").CombinedOutput()
 	require.NoError(t, err, string(out))
 	top := loadTopology(t, "lan.toml")
-	top.Host = &emulator.HostSpec{Node: "s1", Interface: ifname, Addresses: []string{"10.0.0.100/24"}}
-	plan, err := emulator.Resolve(top)
+	top.Host = &topo.HostSpec{Node: "s1", Interface: ifname, Addresses: []string{"10.0.0.100/24"}}
+	plan, err := topo.Resolve(top)
 	require.NoError(t, err)
 	t0 := time.Now()
 	lab, err := emulator.Up(context.Background(), plan, emulator.Options{HostNetns: hostPath})
@@ -80,10 +81,10 @@ func TestHostAttachmentNameTaken(t *testing.T) {
 
 // loadTestdata reads a file from tests/testdata/ and renames the lab
 // after prefix.
-func loadTestdata(t testing.TB, file, prefix string) *emulator.Topology {
+func loadTestdata(t testing.TB, file, prefix string) *topo.Topology {
 	t.Helper()
 	_, here, _, _ := runtime.Caller(0)
-	top, err := emulator.LoadFile(filepath.Join(filepath.Dir(here), "testdata", file))
+	top, err := topo.LoadFile(filepath.Join(filepath.Dir(here), "testdata", file))
 	require.NoError(t, err)
 	top.Name = uniqueName(prefix)
 	return top

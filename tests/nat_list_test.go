@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/topo"
 	"github.com/stretchr/testify/require"
 )
 
@@ -26,17 +26,17 @@ func TestNATRulesetLists(t *testing.T) {
 	)
 	for _, tc := range []struct {
 		name string
-		spec emulator.NATSpec
+		spec topo.NATSpec
 		want []string // lines of the ip table, besides its name
 	}{
-		{"full-cone", emulator.NATSpec{Profile: "full-cone"}, []string{fillMappings, `iifname "wan" dnat ip to udp dport map @mappings`}},
-		{"restricted-cone", emulator.NATSpec{Profile: "restricted-cone"}, []string{fillMappings, `update @peers { ip daddr . udp sport timeout 2m }`}},
-		{"port-restricted", emulator.NATSpec{Profile: "port-restricted"}, []string{`oifname "wan" iifname != "wan" masquerade`}},
-		{"symmetric", emulator.NATSpec{Profile: "symmetric"}, []string{`masquerade fully-random`}},
-		{"port-restricted+random-ports", emulator.NATSpec{Profile: "port-restricted", PortPreservation: new(false)}, []string{fillKept, `snat to 203.0.113.1:ip saddr . udp sport map @kept`}},
-		{"full-cone+random-ports+hairpin", emulator.NATSpec{Profile: "full-cone", PortPreservation: new(false), Hairpinning: true}, []string{fillMappings, fillKept, hairpin}},
-		{"port-restricted+hairpin", emulator.NATSpec{Profile: "port-restricted", Hairpinning: true}, []string{fillMappings, hairpin}},
-		{"mapping and filtering", emulator.NATSpec{Mapping: emulator.EndpointIndependent, Filtering: emulator.AddressDependent}, []string{fillMappings}},
+		{"full-cone", topo.NATSpec{Profile: "full-cone"}, []string{fillMappings, `iifname "wan" dnat ip to udp dport map @mappings`}},
+		{"restricted-cone", topo.NATSpec{Profile: "restricted-cone"}, []string{fillMappings, `update @peers { ip daddr . udp sport timeout 2m }`}},
+		{"port-restricted", topo.NATSpec{Profile: "port-restricted"}, []string{`oifname "wan" iifname != "wan" masquerade`}},
+		{"symmetric", topo.NATSpec{Profile: "symmetric"}, []string{`masquerade fully-random`}},
+		{"port-restricted+random-ports", topo.NATSpec{Profile: "port-restricted", PortPreservation: new(false)}, []string{fillKept, `snat to 203.0.113.1:ip saddr . udp sport map @kept`}},
+		{"full-cone+random-ports+hairpin", topo.NATSpec{Profile: "full-cone", PortPreservation: new(false), Hairpinning: true}, []string{fillMappings, fillKept, hairpin}},
+		{"port-restricted+hairpin", topo.NATSpec{Profile: "port-restricted", Hairpinning: true}, []string{fillMappings, hairpin}},
+		{"mapping and filtering", topo.NATSpec{Mapping: topo.EndpointIndependent, Filtering: topo.AddressDependent}, []string{fillMappings}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

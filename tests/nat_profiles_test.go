@@ -7,36 +7,37 @@ import (
 	"time"
 
 	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/topo"
 	"github.com/stretchr/testify/require"
 )
 
 // profileLab: client and client2 behind gateway gw (outside 203.0.113.1),
 // and one "internet" node with three addresses, .10, .11 and .12.
-func profileLab(t *testing.T, nat emulator.NATSpec) *emulator.Lab {
+func profileLab(t *testing.T, nat topo.NATSpec) *emulator.Lab {
 	t.Helper()
 	top := profileLabTopology(nat)
 	top.Name = uniqueName("prof")
 	return startLab(t, top, emulator.Options{})
 }
 
-func profileLabTopology(nat emulator.NATSpec) *emulator.Topology {
+func profileLabTopology(nat topo.NATSpec) *topo.Topology {
 	nat.Outside = "wan"
 	nat.Masquerade = true
-	return &emulator.Topology{
+	return &topo.Topology{
 		Name: "prof",
-		Nodes: []emulator.NodeSpec{
-			{Name: "lan", Kind: emulator.KindSwitch},
+		Nodes: []topo.NodeSpec{
+			{Name: "lan", Kind: topo.KindSwitch},
 			{Name: "client", Gateway: "192.168.1.1"},
 			{Name: "client2", Gateway: "192.168.1.1"},
-			{Name: "gw", Kind: emulator.KindRouter, NAT: &nat},
+			{Name: "gw", Kind: topo.KindRouter, NAT: &nat},
 			{Name: "net"},
 		},
-		Links: []emulator.LinkSpec{
-			{A: &emulator.EndpointSpec{Node: "gw", Interface: "lan", Addresses: []string{"192.168.1.1/24"}}, B: &emulator.EndpointSpec{Node: "lan"}},
-			{A: &emulator.EndpointSpec{Node: "client", Addresses: []string{"192.168.1.2/24"}}, B: &emulator.EndpointSpec{Node: "lan"}},
-			{A: &emulator.EndpointSpec{Node: "client2", Addresses: []string{"192.168.1.3/24"}}, B: &emulator.EndpointSpec{Node: "lan"}},
-			{A: &emulator.EndpointSpec{Node: "gw", Interface: "wan", Addresses: []string{"203.0.113.1/24"}},
-				B: &emulator.EndpointSpec{Node: "net", Addresses: []string{"203.0.113.10/24", "203.0.113.11/24", "203.0.113.12/24"}}},
+		Links: []topo.LinkSpec{
+			{A: &topo.EndpointSpec{Node: "gw", Interface: "lan", Addresses: []string{"192.168.1.1/24"}}, B: &topo.EndpointSpec{Node: "lan"}},
+			{A: &topo.EndpointSpec{Node: "client", Addresses: []string{"192.168.1.2/24"}}, B: &topo.EndpointSpec{Node: "lan"}},
+			{A: &topo.EndpointSpec{Node: "client2", Addresses: []string{"192.168.1.3/24"}}, B: &topo.EndpointSpec{Node: "lan"}},
+			{A: &topo.EndpointSpec{Node: "gw", Interface: "wan", Addresses: []string{"203.0.113.1/24"}},
+				B: &topo.EndpointSpec{Node: "net", Addresses: []string{"203.0.113.10/24", "203.0.113.11/24", "203.0.113.12/24"}}},
 		},
 	}
 }
@@ -82,11 +83,11 @@ func probeTable(t *testing.T, lab *emulator.Lab) observed {
 	var o observed
 	switch {
 	case m1 == m2 && m2 == m3:
-		o.mapping = emulator.EndpointIndependent
+		o.mapping = topo.EndpointIndependent
 	case m1 == m2:
-		o.mapping = emulator.AddressDependent
+		o.mapping = topo.AddressDependent
 	default:
-		o.mapping = emulator.AddressAndPortDependent
+		o.mapping = topo.AddressAndPortDependent
 	}
 	o.preserved = m1.Port() == inside
 	require.Equal(t, "203.0.113.1", m1.Addr().String())
@@ -110,11 +111,11 @@ func probeTable(t *testing.T, lab *emulator.Lab) observed {
 	newAddr := listen("net", "203.0.113.12:3478") // address never contacted
 	switch {
 	case arrives(newAddr):
-		o.filtering = emulator.EndpointIndependent
+		o.filtering = topo.EndpointIndependent
 	case arrives(newPort):
-		o.filtering = emulator.AddressDependent
+		o.filtering = topo.AddressDependent
 	default:
-		o.filtering = emulator.AddressAndPortDependent
+		o.filtering = topo.AddressAndPortDependent
 	}
 	// The contacted endpoint itself always gets through.
 	require.True(t, arrives(a1), "the endpoint the client talked to is let in")
@@ -144,18 +145,18 @@ func probeTable(t *testing.T, lab *emulator.Lab) observed {
 func TestNATProfiles(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		spec emulator.NATSpec
+		spec topo.NATSpec
 		want observed
 	}{
-		{emulator.NATSpec{Profile: "full-cone"}, observed{emulator.EndpointIndependent, emulator.EndpointIndependent, true, false}},
-		{emulator.NATSpec{Profile: "restricted-cone"}, observed{emulator.EndpointIndependent, emulator.AddressDependent, true, false}},
-		{emulator.NATSpec{Profile: "port-restricted"}, observed{emulator.EndpointIndependent, emulator.AddressAndPortDependent, true, false}},
-		{emulator.NATSpec{Profile: "symmetric"}, observed{emulator.AddressAndPortDependent, emulator.AddressAndPortDependent, false, false}},
-		{emulator.NATSpec{Profile: "full-cone", Hairpinning: true}, observed{emulator.EndpointIndependent, emulator.EndpointIndependent, true, true}},
-		{emulator.NATSpec{Profile: "port-restricted", Hairpinning: true}, observed{emulator.EndpointIndependent, emulator.AddressAndPortDependent, true, true}},
-		{emulator.NATSpec{}, observed{emulator.EndpointIndependent, emulator.AddressAndPortDependent, true, false}}, // plain masquerade
-		{emulator.NATSpec{Profile: "port-restricted", PortPreservation: new(false)}, observed{emulator.EndpointIndependent, emulator.AddressAndPortDependent, false, false}},
-		{emulator.NATSpec{Profile: "full-cone", PortPreservation: new(false), Hairpinning: true}, observed{emulator.EndpointIndependent, emulator.EndpointIndependent, false, true}},
+		{topo.NATSpec{Profile: "full-cone"}, observed{topo.EndpointIndependent, topo.EndpointIndependent, true, false}},
+		{topo.NATSpec{Profile: "restricted-cone"}, observed{topo.EndpointIndependent, topo.AddressDependent, true, false}},
+		{topo.NATSpec{Profile: "port-restricted"}, observed{topo.EndpointIndependent, topo.AddressAndPortDependent, true, false}},
+		{topo.NATSpec{Profile: "symmetric"}, observed{topo.AddressAndPortDependent, topo.AddressAndPortDependent, false, false}},
+		{topo.NATSpec{Profile: "full-cone", Hairpinning: true}, observed{topo.EndpointIndependent, topo.EndpointIndependent, true, true}},
+		{topo.NATSpec{Profile: "port-restricted", Hairpinning: true}, observed{topo.EndpointIndependent, topo.AddressAndPortDependent, true, true}},
+		{topo.NATSpec{}, observed{topo.EndpointIndependent, topo.AddressAndPortDependent, true, false}}, // plain masquerade
+		{topo.NATSpec{Profile: "port-restricted", PortPreservation: new(false)}, observed{topo.EndpointIndependent, topo.AddressAndPortDependent, false, false}},
+		{topo.NATSpec{Profile: "full-cone", PortPreservation: new(false), Hairpinning: true}, observed{topo.EndpointIndependent, topo.EndpointIndependent, false, true}},
 	} {
 		name := tc.spec.Profile
 		if name == "" {
@@ -183,7 +184,7 @@ func TestNATProfileEarlyPeerPacket(t *testing.T) {
 	for _, profile := range []string{"full-cone", "restricted-cone", "port-restricted"} {
 		t.Run(profile, func(t *testing.T) {
 			t.Parallel()
-			lab := profileLab(t, emulator.NATSpec{Profile: profile})
+			lab := profileLab(t, topo.NATSpec{Profile: profile})
 			from := earlyThenLate(t, lab, 3)
 			require.Equal(t, ap("203.0.113.1:40000"), from, "the late side keeps its port")
 		})
@@ -194,7 +195,7 @@ func TestNATProfileEarlyPeerPacket(t *testing.T) {
 	// punch (TestPunchGrid).
 	t.Run("plain-masquerade", func(t *testing.T) {
 		t.Parallel()
-		lab := profileLab(t, emulator.NATSpec{})
+		lab := profileLab(t, topo.NATSpec{})
 		from := earlyThenLate(t, lab, 1)
 		require.Equal(t, "203.0.113.1", from.Addr().String())
 		require.NotEqual(t, uint16(40000), from.Port(), "the early packet took the tuple: the late side is moved")
@@ -203,7 +204,7 @@ func TestNATProfileEarlyPeerPacket(t *testing.T) {
 
 func TestNATMappingTimeout(t *testing.T) {
 	t.Parallel()
-	lab := profileLab(t, emulator.NATSpec{Profile: "port-restricted", MappingTimeout: "7s"})
+	lab := profileLab(t, topo.NATSpec{Profile: "port-restricted", MappingTimeout: "7s"})
 	res, err := lab.Exec(t.Context(), "gw", "cat", "/proc/sys/net/netfilter/nf_conntrack_udp_timeout", "/proc/sys/net/netfilter/nf_conntrack_udp_timeout_stream")
 	require.NoError(t, err)
 	require.Equal(t, "7\n7\n", string(res.Stdout))

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/topo"
 	"github.com/stretchr/testify/require"
 )
 
@@ -66,7 +67,7 @@ func TestNATDropsUnsolicitedInbound(t *testing.T) {
 	top := loadTopology(t, "nat.toml")
 	for i := range top.Nodes {
 		if top.Nodes[i].Name == "server" {
-			top.Nodes[i].Routes = []emulator.RouteSpec{{To: "192.168.1.0/24", Via: "203.0.113.1"}}
+			top.Nodes[i].Routes = []topo.RouteSpec{{To: "192.168.1.0/24", Via: "203.0.113.1"}}
 		}
 	}
 	lab := startLab(t, top, emulator.Options{})
@@ -81,7 +82,7 @@ func TestNATDropsUnsolicitedInbound(t *testing.T) {
 	for i := range top2.Nodes {
 		switch top2.Nodes[i].Name {
 		case "server":
-			top2.Nodes[i].Routes = []emulator.RouteSpec{{To: "192.168.1.0/24", Via: "203.0.113.1"}}
+			top2.Nodes[i].Routes = []topo.RouteSpec{{To: "192.168.1.0/24", Via: "203.0.113.1"}}
 		case "gw":
 			top2.Nodes[i].NAT.Inbound = "accept"
 		}
@@ -116,24 +117,24 @@ func TestTutorialTopology(t *testing.T) {
 
 // natLab is one client behind gateway gw, whose outside interface carries
 // outside addresses 203.0.113.1-4, and a server with eight addresses.
-func natLab(t *testing.T, nat emulator.NATSpec) *emulator.Lab {
+func natLab(t *testing.T, nat topo.NATSpec) *emulator.Lab {
 	t.Helper()
 	server := []string{}
 	for i := 10; i < 18; i++ {
 		server = append(server, fmt.Sprintf("203.0.113.%d/24", i))
 	}
 	nat.Outside = "wan"
-	top := &emulator.Topology{
+	top := &topo.Topology{
 		Name: uniqueName("natflags"),
-		Nodes: []emulator.NodeSpec{
+		Nodes: []topo.NodeSpec{
 			{Name: "client", Gateway: "192.168.1.1"},
-			{Name: "gw", Kind: emulator.KindRouter, NAT: &nat},
+			{Name: "gw", Kind: topo.KindRouter, NAT: &nat},
 			{Name: "server"},
 		},
-		Links: []emulator.LinkSpec{
-			{A: &emulator.EndpointSpec{Node: "client", Addresses: []string{"192.168.1.2/24"}}, B: &emulator.EndpointSpec{Node: "gw", Interface: "lan", Addresses: []string{"192.168.1.1/24"}}},
-			{A: &emulator.EndpointSpec{Node: "gw", Interface: "wan", Addresses: []string{"203.0.113.1/24", "203.0.113.2/24", "203.0.113.3/24", "203.0.113.4/24"}},
-				B: &emulator.EndpointSpec{Node: "server", Addresses: server}},
+		Links: []topo.LinkSpec{
+			{A: &topo.EndpointSpec{Node: "client", Addresses: []string{"192.168.1.2/24"}}, B: &topo.EndpointSpec{Node: "gw", Interface: "lan", Addresses: []string{"192.168.1.1/24"}}},
+			{A: &topo.EndpointSpec{Node: "gw", Interface: "wan", Addresses: []string{"203.0.113.1/24", "203.0.113.2/24", "203.0.113.3/24", "203.0.113.4/24"}},
+				B: &topo.EndpointSpec{Node: "server", Addresses: server}},
 		},
 	}
 	lab := startLab(t, top, emulator.Options{})
@@ -157,13 +158,13 @@ func TestNATFlags(t *testing.T) {
 	}
 	t.Run("plain masquerade preserves ports", func(t *testing.T) {
 		t.Parallel()
-		same, total := samePort(t, natLab(t, emulator.NATSpec{Masquerade: true}))
+		same, total := samePort(t, natLab(t, topo.NATSpec{Masquerade: true}))
 		require.Equal(t, total, same)
 	})
 	for _, flag := range []string{"random", "fully-random"} {
 		t.Run(flag+" changes ports", func(t *testing.T) {
 			t.Parallel()
-			same, _ := samePort(t, natLab(t, emulator.NATSpec{Masquerade: true, Flags: []string{flag}}))
+			same, _ := samePort(t, natLab(t, topo.NATSpec{Masquerade: true, Flags: []string{flag}}))
 			require.Zero(t, same, "with %s no source port should survive (8 tries)", flag)
 		})
 	}
@@ -179,17 +180,17 @@ func TestNATFlags(t *testing.T) {
 	}
 	t.Run("snat range spreads destinations", func(t *testing.T) {
 		t.Parallel()
-		seen := addrs(t, natLab(t, emulator.NATSpec{SNAT: "203.0.113.1-203.0.113.4"}))
+		seen := addrs(t, natLab(t, topo.NATSpec{SNAT: "203.0.113.1-203.0.113.4"}))
 		require.Greater(t, len(seen), 1, "8 destinations over 4 outside addresses: %v", seen)
 	})
 	t.Run("persistent keeps one address", func(t *testing.T) {
 		t.Parallel()
-		seen := addrs(t, natLab(t, emulator.NATSpec{SNAT: "203.0.113.1-203.0.113.4", Flags: []string{"persistent"}}))
+		seen := addrs(t, natLab(t, topo.NATSpec{SNAT: "203.0.113.1-203.0.113.4", Flags: []string{"persistent"}}))
 		require.Len(t, seen, 1, "%v", seen)
 	})
 	t.Run("snat ports", func(t *testing.T) {
 		t.Parallel()
-		lab := natLab(t, emulator.NATSpec{SNAT: "203.0.113.3", Ports: "20000-20099"})
+		lab := natLab(t, topo.NATSpec{SNAT: "203.0.113.3", Ports: "20000-20099"})
 		for i := 0; i < 4; i++ {
 			r := probe(t, lab, "client", ap("203.0.113.10:9000"), "udp", 43000+i)
 			require.Equal(t, "203.0.113.3", r.Observed.Addr().String())
@@ -203,18 +204,18 @@ func TestNATFlags(t *testing.T) {
 // gateway's address.
 func TestNestedNAT(t *testing.T) {
 	t.Parallel()
-	top := &emulator.Topology{
+	top := &topo.Topology{
 		Name: uniqueName("cgn"),
-		Nodes: []emulator.NodeSpec{
+		Nodes: []topo.NodeSpec{
 			{Name: "pc", Gateway: "192.168.0.1"},
-			{Name: "home", Kind: emulator.KindRouter, Gateway: "100.64.0.1", NAT: &emulator.NATSpec{Outside: "wan", Masquerade: true}},
-			{Name: "cgn", Kind: emulator.KindRouter, NAT: &emulator.NATSpec{Outside: "wan", Masquerade: true}},
+			{Name: "home", Kind: topo.KindRouter, Gateway: "100.64.0.1", NAT: &topo.NATSpec{Outside: "wan", Masquerade: true}},
+			{Name: "cgn", Kind: topo.KindRouter, NAT: &topo.NATSpec{Outside: "wan", Masquerade: true}},
 			{Name: "server"},
 		},
-		Links: []emulator.LinkSpec{
-			{A: &emulator.EndpointSpec{Node: "pc", Addresses: []string{"192.168.0.2/24"}}, B: &emulator.EndpointSpec{Node: "home", Interface: "lan", Addresses: []string{"192.168.0.1/24"}}},
-			{A: &emulator.EndpointSpec{Node: "home", Interface: "wan", Addresses: []string{"100.64.0.2/24"}}, B: &emulator.EndpointSpec{Node: "cgn", Interface: "lan", Addresses: []string{"100.64.0.1/24"}}},
-			{A: &emulator.EndpointSpec{Node: "cgn", Interface: "wan", Addresses: []string{"198.51.100.1/24"}}, B: &emulator.EndpointSpec{Node: "server", Addresses: []string{"198.51.100.10/24"}}},
+		Links: []topo.LinkSpec{
+			{A: &topo.EndpointSpec{Node: "pc", Addresses: []string{"192.168.0.2/24"}}, B: &topo.EndpointSpec{Node: "home", Interface: "lan", Addresses: []string{"192.168.0.1/24"}}},
+			{A: &topo.EndpointSpec{Node: "home", Interface: "wan", Addresses: []string{"100.64.0.2/24"}}, B: &topo.EndpointSpec{Node: "cgn", Interface: "lan", Addresses: []string{"100.64.0.1/24"}}},
+			{A: &topo.EndpointSpec{Node: "cgn", Interface: "wan", Addresses: []string{"198.51.100.1/24"}}, B: &topo.EndpointSpec{Node: "server", Addresses: []string{"198.51.100.10/24"}}},
 		},
 	}
 	lab := startLab(t, top, emulator.Options{})
@@ -232,19 +233,19 @@ func TestNestedNAT(t *testing.T) {
 
 func TestFirewall(t *testing.T) {
 	t.Parallel()
-	top := &emulator.Topology{
+	top := &topo.Topology{
 		Name: uniqueName("fw"),
-		Nodes: []emulator.NodeSpec{
-			{Name: "web", Firewall: &emulator.FirewallSpec{Input: "drop", Rules: []emulator.FirewallRule{
+		Nodes: []topo.NodeSpec{
+			{Name: "web", Firewall: &topo.FirewallSpec{Input: "drop", Rules: []topo.FirewallRule{
 				{Chain: "input", Action: "accept", Proto: "tcp", DPort: 80},
 				{Chain: "input", Action: "accept", Proto: "udp", DPort: 53, Src: "10.0.0.1"},
 				{Chain: "input", Action: "reject", Proto: "tcp", DPort: 81},
 			}}},
 			{Name: "a"},
 			{Name: "b"},
-			{Name: "s1", Kind: emulator.KindSwitch},
+			{Name: "s1", Kind: topo.KindSwitch},
 		},
-		Links: []emulator.LinkSpec{{Endpoints: []string{"a", "s1"}}, {Endpoints: []string{"b", "s1"}}, {Endpoints: []string{"web", "s1"}}},
+		Links: []topo.LinkSpec{{Endpoints: []string{"a", "s1"}}, {Endpoints: []string{"b", "s1"}}, {Endpoints: []string{"web", "s1"}}},
 	}
 	lab := startLab(t, top, emulator.Options{})
 	web, err := lab.AddrOf("web", 4, 0)
@@ -273,16 +274,16 @@ func TestFirewall(t *testing.T) {
 // A drop policy on an IPv6 segment keeps neighbour discovery working.
 func TestFirewallIPv6NeighbourDiscovery(t *testing.T) {
 	t.Parallel()
-	top := &emulator.Topology{
+	top := &topo.Topology{
 		Name:       uniqueName("fw6"),
-		Addressing: emulator.Addressing{IPv6: "fd00:6::/48"},
-		Nodes: []emulator.NodeSpec{
-			{Name: "a", Firewall: &emulator.FirewallSpec{Input: "drop", Output: "drop", Rules: []emulator.FirewallRule{
+		Addressing: topo.Addressing{IPv6: "fd00:6::/48"},
+		Nodes: []topo.NodeSpec{
+			{Name: "a", Firewall: &topo.FirewallSpec{Input: "drop", Output: "drop", Rules: []topo.FirewallRule{
 				{Chain: "output", Action: "accept", Proto: "udp", DPort: 9000},
 			}}},
 			{Name: "b"},
 		},
-		Links: []emulator.LinkSpec{{Endpoints: []string{"a", "b"}}},
+		Links: []topo.LinkSpec{{Endpoints: []string{"a", "b"}}},
 	}
 	lab := startLab(t, top, emulator.Options{})
 	serve(t, lab, "b", "udp", 9000)

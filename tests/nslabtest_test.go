@@ -9,8 +9,8 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/nslab/nslab/emulator"
 	"github.com/nslab/nslab/emulator/nslabtest"
+	"github.com/nslab/nslab/topo"
 	"github.com/stretchr/testify/require"
 )
 
@@ -60,7 +60,7 @@ func TestNslabtestExampleTopologies(t *testing.T) {
 
 func TestNslabtestGenerated50Hosts(t *testing.T) {
 	t.Parallel()
-	top, err := emulator.Generate("single,50", "gen50")
+	top, err := topo.Generate("single,50", "gen50")
 	require.NoError(t, err)
 	lab := nslabtest.Start(t, top)
 	m := lab.RequireMatrix()
@@ -79,7 +79,7 @@ func TestNslabtestParallelAndGone(t *testing.T) {
 		for i := 0; i < 3; i++ {
 			t.Run("lab", func(t *testing.T) {
 				t.Parallel()
-				b := emulator.NewBuilder("same").Switch("s1").Host("a").Host("b").Link("a", "s1").Link("b", "s1")
+				b := topo.NewBuilder("same").Switch("s1").Host("a").Host("b").Link("a", "s1").Link("b", "s1")
 				lab := nslabtest.Start(t, b.Topology())
 				mu.Lock()
 				names = append(names, lab.Name())
@@ -103,15 +103,15 @@ func TestNslabtestParallelAndGone(t *testing.T) {
 
 func TestNslabtestEventuallyAndFirewall(t *testing.T) {
 	t.Parallel()
-	top := &emulator.Topology{
+	top := &topo.Topology{
 		Name: "fwx",
-		Nodes: []emulator.NodeSpec{
-			{Name: "web", Firewall: &emulator.FirewallSpec{Input: "drop", Rules: []emulator.FirewallRule{
+		Nodes: []topo.NodeSpec{
+			{Name: "web", Firewall: &topo.FirewallSpec{Input: "drop", Rules: []topo.FirewallRule{
 				{Chain: "input", Action: "accept", Proto: "tcp", DPort: 443},
 			}}},
 			{Name: "c"},
 		},
-		Links: []emulator.LinkSpec{{Endpoints: []string{"c", "web"}}},
+		Links: []topo.LinkSpec{{Endpoints: []string{"c", "web"}}},
 	}
 	lab := nslabtest.Start(t, top)
 	lab.RequireTCP("c", "web", 443)
@@ -139,7 +139,7 @@ func TestNslabtestDiagnose(t *testing.T) {
 // child process in which the assertion fails, and reads the child's output.
 func TestNslabtestFailureExplains(t *testing.T) {
 	if child := os.Getenv("NSLAB_CHILD"); child == "failing-assertion" || child == "kept" {
-		b := emulator.NewBuilder(child).Host("red").Host("blue").Host("green")
+		b := topo.NewBuilder(child).Host("red").Host("blue").Host("green")
 		b.Link("red", "blue").Link("blue", "green")
 		lab := nslabtest.Start(t, b.Topology())
 		lab.RequireReachable("red", "green") // blue does not forward: fails
@@ -159,12 +159,12 @@ func TestNslabtestFailureExplains(t *testing.T) {
 // the whole process.
 func TestNslabtestLeavesNothingOpen(t *testing.T) {
 	requireNothingLeftOpen(t, func(t *testing.T) {
-		lab := nslabtest.Start(t, profileLabTopology(emulator.NATSpec{Profile: "full-cone", Hairpinning: true}))
+		lab := nslabtest.Start(t, profileLabTopology(topo.NATSpec{Profile: "full-cone", Hairpinning: true}))
 		lab.RequireReachable("client", "net")
 		lab.RequireTCP("client", "net", 8080)
 		lab.RequireUDP("client", "net", 8081)
 		lab.RequireMatrix("client", "client2", "gw")
-		lab.RequireNAT("client", "net", emulator.EndpointIndependent, emulator.EndpointIndependent)
+		lab.RequireNAT("client", "net", topo.EndpointIndependent, topo.EndpointIndependent)
 		require.True(t, lab.Hairpins("client", "client2", "net"))
 		lab.Exec("client", "true")
 	})
@@ -193,7 +193,7 @@ func TestNslabtestKeepFlag(t *testing.T) {
 // them (it does not skip). The test runs itself as nobody.
 func TestNslabtestNotRoot(t *testing.T) {
 	if os.Getenv("NSLAB_CHILD") == "not-root" {
-		nslabtest.Start(t, emulator.NewBuilder("noroot").Host("a").Topology())
+		nslabtest.Start(t, topo.NewBuilder("noroot").Host("a").Topology())
 		return
 	}
 	t.Parallel()

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/topo"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -17,12 +18,12 @@ import (
 // entries than allowed, and every entry a wave added is gone afterwards.
 func TestPingAllWaves(t *testing.T) {
 	t.Parallel()
-	top, err := emulator.Generate("single,24", uniqueName("waves"))
+	top, err := topo.Generate("single,24", uniqueName("waves"))
 	require.NoError(t, err)
 	lab := startLab(t, top, emulator.Options{})
 	var hosts []string
 	for _, n := range lab.Plan.Nodes {
-		if n.Kind == emulator.KindHost {
+		if n.Kind == topo.KindHost {
 			hosts = append(hosts, n.Name)
 		}
 	}

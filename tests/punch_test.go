@@ -13,6 +13,7 @@ import (
 
 	"github.com/nslab/nslab/emulator"
 	"github.com/nslab/nslab/emulator/nslabtest"
+	"github.com/nslab/nslab/topo"
 	"github.com/stretchr/testify/require"
 )
 
@@ -23,28 +24,28 @@ const masquerade = "masquerade"
 // p2pTopology is topologies/p2p.toml in Go: alice behind gw-a (profile
 // pa), bob behind gw-b (profile pb), and a rendezvous with an echo
 // service on the internet switch between them.
-func p2pTopology(pa, pb string) *emulator.Topology {
-	nat := func(profile string) *emulator.NATSpec {
-		n := &emulator.NATSpec{Outside: "wan", Masquerade: true}
+func p2pTopology(pa, pb string) *topo.Topology {
+	nat := func(profile string) *topo.NATSpec {
+		n := &topo.NATSpec{Outside: "wan", Masquerade: true}
 		if profile != masquerade {
 			n.Profile = profile
 		}
 		return n
 	}
-	ep := func(node, iface string, addrs ...string) *emulator.EndpointSpec {
-		return &emulator.EndpointSpec{Node: node, Interface: iface, Addresses: addrs}
+	ep := func(node, iface string, addrs ...string) *topo.EndpointSpec {
+		return &topo.EndpointSpec{Node: node, Interface: iface, Addresses: addrs}
 	}
-	return &emulator.Topology{
+	return &topo.Topology{
 		Name: "punch",
-		Nodes: []emulator.NodeSpec{
-			{Name: "internet", Kind: emulator.KindSwitch},
+		Nodes: []topo.NodeSpec{
+			{Name: "internet", Kind: topo.KindSwitch},
 			{Name: "rendezvous", Echo: []int{3478}},
-			{Name: "gw-a", Kind: emulator.KindRouter, NAT: nat(pa)},
+			{Name: "gw-a", Kind: topo.KindRouter, NAT: nat(pa)},
 			{Name: "alice", Gateway: "192.168.1.1"},
-			{Name: "gw-b", Kind: emulator.KindRouter, NAT: nat(pb)},
+			{Name: "gw-b", Kind: topo.KindRouter, NAT: nat(pb)},
 			{Name: "bob", Gateway: "192.168.2.1"},
 		},
-		Links: []emulator.LinkSpec{
+		Links: []topo.LinkSpec{
 			{A: ep("alice", "", "192.168.1.2/24"), B: ep("gw-a", "lan", "192.168.1.1/24")},
 			{A: ep("bob", "", "192.168.2.2/24"), B: ep("gw-b", "lan", "192.168.2.1/24")},
 			{A: ep("gw-a", "wan", "203.0.113.1/24"), B: ep("internet", "")},
@@ -231,17 +232,17 @@ func TestPunchNestedNAT(t *testing.T) {
 			top := p2pTopology(tc.cgn, tc.b)
 			// alice moves behind a home gateway whose outside is gw-a's
 			// inside (100.64.0.0/24, the shared address space of CGNs).
-			top.Nodes = append(top.Nodes, emulator.NodeSpec{Name: "home", Kind: emulator.KindRouter, Gateway: "100.64.0.1",
-				NAT: &emulator.NATSpec{Outside: "wan", Masquerade: true, Profile: tc.home}})
+			top.Nodes = append(top.Nodes, topo.NodeSpec{Name: "home", Kind: topo.KindRouter, Gateway: "100.64.0.1",
+				NAT: &topo.NATSpec{Outside: "wan", Masquerade: true, Profile: tc.home}})
 			for i := range top.Nodes {
 				if top.Nodes[i].Name == "alice" {
 					top.Nodes[i].Gateway = "10.0.0.1"
 				}
 			}
-			top.Links[0] = emulator.LinkSpec{A: &emulator.EndpointSpec{Node: "gw-a", Interface: "lan", Addresses: []string{"100.64.0.1/24"}},
-				B: &emulator.EndpointSpec{Node: "home", Interface: "wan", Addresses: []string{"100.64.0.2/24"}}}
-			top.Links = append(top.Links, emulator.LinkSpec{A: &emulator.EndpointSpec{Node: "alice", Addresses: []string{"10.0.0.2/24"}},
-				B: &emulator.EndpointSpec{Node: "home", Interface: "lan", Addresses: []string{"10.0.0.1/24"}}})
+			top.Links[0] = topo.LinkSpec{A: &topo.EndpointSpec{Node: "gw-a", Interface: "lan", Addresses: []string{"100.64.0.1/24"}},
+				B: &topo.EndpointSpec{Node: "home", Interface: "wan", Addresses: []string{"100.64.0.2/24"}}}
+			top.Links = append(top.Links, topo.LinkSpec{A: &topo.EndpointSpec{Node: "alice", Addresses: []string{"10.0.0.2/24"}},
+				B: &topo.EndpointSpec{Node: "home", Interface: "lan", Addresses: []string{"10.0.0.1/24"}}})
 			lab := nslabtest.Start(t, top)
 			var r emulator.PunchResult
 			if tc.direct {
@@ -262,9 +263,9 @@ func TestPunchBadInput(t *testing.T) {
 	t.Parallel()
 	top := p2pTopology("full-cone", "full-cone")
 	// A second echo service, behind gw-b: bob reaches it, alice does not.
-	top.Nodes = append(top.Nodes, emulator.NodeSpec{Name: "lonely", Echo: []int{3478}})
-	top.Links = append(top.Links, emulator.LinkSpec{A: &emulator.EndpointSpec{Node: "lonely", Addresses: []string{"192.168.3.2/24"}},
-		B: &emulator.EndpointSpec{Node: "gw-b", Addresses: []string{"192.168.3.1/24"}}})
+	top.Nodes = append(top.Nodes, topo.NodeSpec{Name: "lonely", Echo: []int{3478}})
+	top.Links = append(top.Links, topo.LinkSpec{A: &topo.EndpointSpec{Node: "lonely", Addresses: []string{"192.168.3.2/24"}},
+		B: &topo.EndpointSpec{Node: "gw-b", Addresses: []string{"192.168.3.1/24"}}})
 	for i := range top.Nodes {
 		if top.Nodes[i].Name == "lonely" {
 			top.Nodes[i].Gateway = "192.168.3.1"
@@ -293,7 +294,7 @@ func TestPunchBadInput(t *testing.T) {
 	} {
 		_, err := lab.Lab.Punch(ctx, tc.a, tc.b, tc.o)
 		require.Error(t, err, "%s <-> %s %+v", tc.a, tc.b, tc.o)
-		require.True(t, emulator.IsBadInput(err), "%v", err)
+		require.True(t, topo.IsBadInput(err), "%v", err)
 		require.Contains(t, err.Error(), tc.msg)
 	}
 	// The lab still works after all that.
@@ -304,7 +305,7 @@ func TestPunchBadInput(t *testing.T) {
 	bare.Nodes[1].Echo = nil
 	lab2 := nslabtest.Start(t, bare)
 	_, err := lab2.Lab.Punch(ctx, "alice", "bob", emulator.PunchOptions{})
-	require.True(t, emulator.IsBadInput(err), "%v", err)
+	require.True(t, topo.IsBadInput(err), "%v", err)
 	require.ErrorContains(t, err, "runs an echo service to meet at: add echo = [3478] to a node outside the NATs")
 }
 

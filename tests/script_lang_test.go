@@ -20,6 +20,7 @@ import (
 	"github.com/nslab/nslab/emulator"
 	"github.com/nslab/nslab/emulator/nslabtest"
 	"github.com/nslab/nslab/scripting"
+	"github.com/nslab/nslab/topo"
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netns"
 )
@@ -219,7 +220,7 @@ func openListener(lab *emulator.Lab, node string, port int) (net.Listener, error
 // one was asked for, and udp needs one.
 func TestScriptTCPChecksWhatListens(t *testing.T) {
 	t.Parallel()
-	top, err := emulator.LoadFile("../topologies/tutorial.toml")
+	top, err := topo.LoadFile("../topologies/tutorial.toml")
 	require.NoError(t, err)
 	for i := range top.Nodes {
 		if top.Nodes[i].Name == "lan" {

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nslab/nslab/emulator"
 	"github.com/nslab/nslab/emulator/nslabtest"
 	"github.com/nslab/nslab/scripting"
+	"github.com/nslab/nslab/topo"
 	"github.com/stretchr/testify/require"
 )
 
@@ -385,7 +385,7 @@ func TestCLIAttachScript(t *testing.T) {
 // relay; against a full cone they connect.
 func TestScriptPunch(t *testing.T) {
 	t.Parallel()
-	top, err := emulator.LoadFile("../topologies/p2p.toml")
+	top, err := topo.LoadFile("../topologies/p2p.toml")
 	require.NoError(t, err)
 	for i := range top.Nodes {
 		if top.Nodes[i].Name == "gw-b" {

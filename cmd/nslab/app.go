@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/topo"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 )
@@ -59,7 +60,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				return err
 			}
 			if c.Args().Present() {
-				return emulator.BadInput(fmt.Errorf("unknown command %q (run `nslab --help` for the list)", c.Args().First()))
+				return topo.BadInput(fmt.Errorf("unknown command %q (run `nslab --help` for the list)", c.Args().First()))
 			}
 			return cli.ShowAppHelp(c)
 		},
@@ -69,7 +70,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				g.opts.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			}
 			if c.Args().Present() && c.App.Command(c.Args().First()) == nil {
-				return emulator.BadInput(fmt.Errorf("unknown command %q (run `nslab --help` for the list)", c.Args().First()))
+				return topo.BadInput(fmt.Errorf("unknown command %q (run `nslab --help` for the list)", c.Args().First()))
 			}
 			return nil
 		},
@@ -104,7 +105,7 @@ func usageError(c *cli.Context, err error, _ bool) error {
 	if c.Command != nil && c.Command.Name != "" && c.Command.Name != c.App.Name {
 		help = "nslab " + c.Command.FullName() + " --help"
 	}
-	return emulator.BadInput(fmt.Errorf("%w (see `%s`)", err, help))
+	return topo.BadInput(fmt.Errorf("%w (see `%s`)", err, help))
 }
 
 type globals struct {

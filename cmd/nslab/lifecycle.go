@@ -15,6 +15,7 @@ import (
 
 	"github.com/nslab/nslab/emulator"
 	"github.com/nslab/nslab/scripting"
+	"github.com/nslab/nslab/topo"
 	"github.com/urfave/cli/v2"
 )
 
@@ -100,45 +101,45 @@ record. Nothing nslab did not create is touched. Cleaning twice is fine.
 }
 
 // loadPlan reads FILE or --topo into a plan.
-func (g *globals) loadPlan(c *cli.Context) (*emulator.Plan, error) {
-	var t *emulator.Topology
+func (g *globals) loadPlan(c *cli.Context) (*topo.Plan, error) {
+	var t *topo.Topology
 	var err error
 	switch {
 	case c.String("topo") != "" && c.Args().Present():
-		return nil, emulator.BadInput(errors.New("give a file or --topo, not both"))
+		return nil, topo.BadInput(errors.New("give a file or --topo, not both"))
 	case c.NArg() > 1:
-		return nil, emulator.BadInput(fmt.Errorf("give one topology file, not %d (see `nslab %s --help`)", c.NArg(), c.Command.Name))
+		return nil, topo.BadInput(fmt.Errorf("give one topology file, not %d (see `nslab %s --help`)", c.NArg(), c.Command.Name))
 	}
 	// The name given with --name is checked as the flag's, so that an
 	// error points at the command line, not at the file's name line.
 	if c.IsSet("name") {
-		if err := emulator.CheckLabName(c.String("name")); err != nil {
-			return nil, emulator.BadInput(fmt.Errorf("--name: %w", err))
+		if err := topo.CheckLabName(c.String("name")); err != nil {
+			return nil, topo.BadInput(fmt.Errorf("--name: %w", err))
 		}
 	}
 	switch {
 	case c.String("topo") != "":
-		t, err = emulator.Generate(c.String("topo"), c.String("name"))
+		t, err = topo.Generate(c.String("topo"), c.String("name"))
 	case c.NArg() == 1:
 		t, err = loadFile(c.Args().First())
 		if err == nil && c.String("name") != "" {
 			t.Origin, t.Name = t.Name, c.String("name")
 		}
 	default:
-		return nil, emulator.BadInput(fmt.Errorf("give one topology file or --topo SPEC (see `nslab %s --help`)", c.Command.Name))
+		return nil, topo.BadInput(fmt.Errorf("give one topology file or --topo SPEC (see `nslab %s --help`)", c.Command.Name))
 	}
 	if err != nil {
 		return nil, err
 	}
-	return emulator.Resolve(t)
+	return topo.Resolve(t)
 }
 
 // loadFile reads a topology file. Every way it can fail is the user's
 // input (no such file, a directory, no permission, bad TOML): exit 2.
-func loadFile(path string) (*emulator.Topology, error) {
-	t, err := emulator.LoadFile(path)
+func loadFile(path string) (*topo.Topology, error) {
+	t, err := topo.LoadFile(path)
 	if err != nil {
-		return nil, emulator.BadInput(err)
+		return nil, topo.BadInput(err)
 	}
 	return t, nil
 }
@@ -200,7 +201,7 @@ func (g *globals) withProgress(opts *emulator.Options, lab string) func() {
 	}
 }
 
-func (g *globals) build(c *cli.Context, ctx context.Context, plan *emulator.Plan) (*emulator.Lab, time.Duration, error) {
+func (g *globals) build(c *cli.Context, ctx context.Context, plan *topo.Plan) (*emulator.Lab, time.Duration, error) {
 	opts := g.opts
 	clear := g.withProgress(&opts, plan.Lab)
 	t0 := time.Now()
@@ -233,15 +234,15 @@ type runResult struct {
 	Script  *scripting.Result `json:"script,omitempty"`
 }
 
-func summarize(p *emulator.Plan, up time.Duration) summary {
+func summarize(p *topo.Plan, up time.Duration) summary {
 	s := summary{Lab: p.Lab, Nodes: len(p.Nodes), Links: len(p.Links), Segments: len(p.Segments), UpMS: ms(up)}
 	for _, n := range p.Nodes {
 		switch n.Kind {
-		case emulator.KindHost:
+		case topo.KindHost:
 			s.Hosts++
-		case emulator.KindRouter:
+		case topo.KindRouter:
 			s.Routers++
-		case emulator.KindSwitch:
+		case topo.KindSwitch:
 			s.Switches++
 		}
 	}
@@ -298,22 +299,22 @@ func (g *globals) cmdRun(c *cli.Context) error {
 		}
 	case "script":
 		if script == nil {
-			return emulator.BadInput(errors.New("--test script: the topology has no script; give one with --script FILE"))
+			return topo.BadInput(errors.New("--test script: the topology has no script; give one with --script FILE"))
 		}
 	case "pingall", "none":
 	default:
-		return emulator.BadInput(fmt.Errorf("unknown --test %q (known: script, pingall, none)", test))
+		return topo.BadInput(fmt.Errorf("unknown --test %q (known: script, pingall, none)", test))
 	}
 	prompt := c.Bool("prompt")
 	if !c.IsSet("prompt") {
 		prompt = script == nil && !c.Bool("json") && isTerminal(os.Stdin) && isTerminal(g.stdout)
 	}
 	if prompt && c.Bool("json") {
-		return emulator.BadInput(errors.New("--prompt and --json do not go together"))
+		return topo.BadInput(errors.New("--prompt and --json do not go together"))
 	}
 	if prompt && (!isTerminal(os.Stdin) || !isTerminal(g.stdout)) {
 		// Refused before anything is built.
-		return emulator.BadInput(errors.New("--prompt needs a terminal on stdin and stdout (give a script with --script FILE, or --script - to read it from stdin)"))
+		return topo.BadInput(errors.New("--prompt needs a terminal on stdin and stdout (give a script with --script FILE, or --script - to read it from stdin)"))
 	}
 	if err := needCaps(true); err != nil {
 		return err
@@ -379,10 +380,10 @@ func (g *globals) cmdRun(c *cli.Context) error {
 	return scriptFailed(res)
 }
 
-func countProbeable(p *emulator.Plan) int {
+func countProbeable(p *topo.Plan) int {
 	n := 0
 	for _, x := range p.Nodes {
-		if x.Kind != emulator.KindSwitch {
+		if x.Kind != topo.KindSwitch {
 			n++
 		}
 	}
@@ -412,7 +413,7 @@ func (g *globals) cmdUp(c *cli.Context) error {
 	fmt.Fprintln(g.stdout, sum)
 	first := ""
 	for _, n := range plan.Nodes {
-		if n.Kind != emulator.KindSwitch {
+		if n.Kind != topo.KindSwitch {
 			first = n.Name
 			break
 		}
@@ -425,7 +426,7 @@ func (g *globals) cmdUp(c *cli.Context) error {
 
 func (g *globals) cmdDown(c *cli.Context) error {
 	if c.NArg() != 1 {
-		return emulator.BadInput(errors.New("give the name of one lab (nslab status lists them)"))
+		return topo.BadInput(errors.New("give the name of one lab (nslab status lists them)"))
 	}
 	if err := needCaps(false); err != nil {
 		return err
@@ -433,7 +434,7 @@ func (g *globals) cmdDown(c *cli.Context) error {
 	name := c.Args().First()
 	if _, err := emulator.ReadRecord(g.opts.StateDir, name); err != nil {
 		labs, _ := emulator.ListLabs(g.opts.StateDir)
-		return emulator.BadInput(&emulator.NoSuchLabError{Lab: name, Labs: labs})
+		return topo.BadInput(&emulator.NoSuchLabError{Lab: name, Labs: labs})
 	}
 	t0 := time.Now()
 	if err := emulator.Clean(name, g.opts); err != nil {
@@ -447,21 +448,21 @@ func (g *globals) cmdClean(c *cli.Context) error {
 	names := c.Args().Slice()
 	if c.Bool("all") {
 		if len(names) > 0 {
-			return emulator.BadInput(errors.New("give lab names or --all, not both"))
+			return topo.BadInput(errors.New("give lab names or --all, not both"))
 		}
 		var err error
 		if names, err = emulator.ListLabs(g.opts.StateDir); err != nil {
 			return err
 		}
 	} else if len(names) == 0 {
-		return emulator.BadInput(errors.New("usage: nslab clean LAB... | --all"))
+		return topo.BadInput(errors.New("usage: nslab clean LAB... | --all"))
 	}
 	if err := needCaps(false); err != nil {
 		return err
 	}
 	for _, n := range names {
-		if err := emulator.CheckLabName(n); err != nil {
-			return emulator.BadInput(err)
+		if err := topo.CheckLabName(n); err != nil {
+			return topo.BadInput(err)
 		}
 	}
 	known, err := emulator.ListLabs(g.opts.StateDir)

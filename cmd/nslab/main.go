@@ -9,7 +9,7 @@ import (
 	"os"
 	"runtime"
 
-	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/topo"
 )
 
 // Exit codes.
@@ -59,7 +59,7 @@ func run(args []string, stdout, stderr *os.File) int {
 		return es.code
 	case errors.As(err, &cf):
 		return exitFailed
-	case emulator.IsBadInput(err):
+	case topo.IsBadInput(err):
 		return exitBadInput
 	}
 	return exitFailed

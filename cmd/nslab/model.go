@@ -8,7 +8,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/topo"
 	"github.com/urfave/cli/v2"
 )
 
@@ -52,7 +52,7 @@ func (g *globals) generateCommand() *cli.Command {
 
 func (g *globals) cmdValidate(c *cli.Context) error {
 	if c.NArg() == 0 {
-		return emulator.BadInput(errors.New("usage: nslab validate FILE..."))
+		return topo.BadInput(errors.New("usage: nslab validate FILE..."))
 	}
 	var errs []error
 	for _, f := range c.Args().Slice() {
@@ -61,7 +61,7 @@ func (g *globals) cmdValidate(c *cli.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		plan, err := emulator.Resolve(t)
+		plan, err := topo.Resolve(t)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -81,12 +81,12 @@ func (g *globals) cmdValidate(c *cli.Context) error {
 		}
 	}
 	if len(errs) > 0 {
-		return emulator.BadInput(errors.Join(errs...))
+		return topo.BadInput(errors.Join(errs...))
 	}
 	return nil
 }
 
-func printPlan(w io.Writer, p *emulator.Plan) {
+func printPlan(w io.Writer, p *topo.Plan) {
 	for _, n := range p.Nodes {
 		if n.Bridge != "" {
 			fmt.Fprintf(w, "  %s (%s, netns %s, bridge %s)\n", n.Name, n.Kind, n.Namespace, n.Bridge)
@@ -139,9 +139,9 @@ func orHost(s string) string {
 
 func (g *globals) cmdGenerate(c *cli.Context) error {
 	if c.NArg() != 1 {
-		return emulator.BadInput(errors.New("usage: nslab generate SPEC (single,N | linear,N | tree,DEPTH,FANOUT)"))
+		return topo.BadInput(errors.New("usage: nslab generate SPEC (single,N | linear,N | tree,DEPTH,FANOUT)"))
 	}
-	t, err := emulator.Generate(c.Args().First(), c.String("name"))
+	t, err := topo.Generate(c.Args().First(), c.String("name"))
 	if err != nil {
 		return err
 	}

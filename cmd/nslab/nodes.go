@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/topo"
 	"github.com/urfave/cli/v2"
 )
 
@@ -48,7 +49,7 @@ func (g *globals) shellCommand() *cli.Command {
 func (g *globals) openLab(c *cli.Context, name string) (*emulator.Lab, error) {
 	if name == "" {
 		labs, _ := emulator.ListLabs(g.opts.StateDir)
-		return nil, emulator.BadInput(&emulator.NoSuchLabError{Lab: "", Labs: labs})
+		return nil, topo.BadInput(&emulator.NoSuchLabError{Lab: "", Labs: labs})
 	}
 	return emulator.Open(name, g.opts)
 }
@@ -58,7 +59,7 @@ func (g *globals) openLab(c *cli.Context, name string) (*emulator.Lab, error) {
 // running lab.
 func (g *globals) withLab(c *cli.Context, nargs int, usage string, raw bool) (*emulator.Lab, error) {
 	if c.NArg() != nargs {
-		return nil, emulator.BadInput(errors.New("usage: " + usage))
+		return nil, topo.BadInput(errors.New("usage: " + usage))
 	}
 	if err := needCaps(raw); err != nil {
 		return nil, err
@@ -72,7 +73,7 @@ func (g *globals) cmdExec(c *cli.Context) error {
 		return cli.ShowCommandHelp(c.Lineage()[1], "exec")
 	}
 	if len(args) < 3 || (args[2] == "--" && len(args) < 4) {
-		return emulator.BadInput(errors.New("usage: nslab exec LAB NODE [--] CMD [ARG...]"))
+		return topo.BadInput(errors.New("usage: nslab exec LAB NODE [--] CMD [ARG...]"))
 	}
 	argv := args[2:]
 	if argv[0] == "--" {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/topo"
 	"github.com/urfave/cli/v2"
 )
 
@@ -181,14 +182,14 @@ func protoPort(c *cli.Context) (string, int, error) {
 	case set("tcp") && !set("udp"):
 		proto, port = "tcp", c.Int("tcp")
 	default:
-		return "", 0, emulator.BadInput(errors.New("give one of --udp PORT or --tcp PORT"))
+		return "", 0, topo.BadInput(errors.New("give one of --udp PORT or --tcp PORT"))
 	}
 	if port < 1 || port > 65535 {
-		return "", 0, emulator.BadInput(fmt.Errorf("--%s %d: a port is 1-65535", proto, port))
+		return "", 0, topo.BadInput(fmt.Errorf("--%s %d: a port is 1-65535", proto, port))
 	}
 	if c.Command.Name == "probe" {
 		if fp := c.Int("from-port"); fp < 0 || fp > 65535 {
-			return "", 0, emulator.BadInput(fmt.Errorf("--from-port %d: a port is 1-65535 (or 0 for any)", fp))
+			return "", 0, topo.BadInput(fmt.Errorf("--from-port %d: a port is 1-65535 (or 0 for any)", fp))
 		}
 	}
 	return proto, port, nil
@@ -240,7 +241,7 @@ func (g *globals) cmdProbe(c *cli.Context) error {
 	defer cancel()
 	res, err := lab.Probe(ctx, c.Args().Get(1), target, proto, emulator.ProbeOptions{FromPort: c.Int("from-port"), Timeout: c.Duration("timeout")})
 	if err != nil {
-		if emulator.IsBadInput(err) {
+		if topo.IsBadInput(err) {
 			return err
 		}
 		return &checkFailed{err.Error()}

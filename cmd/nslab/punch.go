@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/topo"
 	"github.com/urfave/cli/v2"
 )
 
@@ -49,7 +50,7 @@ that a peer cannot reach, an unknown lab or node).
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
 		},
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {
-			return emulator.BadInput(fmt.Errorf("%w (see `nslab %s --help`)", err, c.Command.FullName()))
+			return topo.BadInput(fmt.Errorf("%w (see `nslab %s --help`)", err, c.Command.FullName()))
 		},
 		Action: g.cmdPunch,
 	}
@@ -61,15 +62,15 @@ func (g *globals) cmdPunch(c *cli.Context) error {
 		return err
 	}
 	if n := c.Int("rounds"); n < 1 {
-		return emulator.BadInput(fmt.Errorf("--rounds %d: give at least 1", n))
+		return topo.BadInput(fmt.Errorf("--rounds %d: give at least 1", n))
 	}
 	for _, f := range []string{"interval", "timeout"} {
 		if d := c.Duration(f); d <= 0 {
-			return emulator.BadInput(fmt.Errorf("--%s %s: give a positive duration", f, d))
+			return topo.BadInput(fmt.Errorf("--%s %s: give a positive duration", f, d))
 		}
 	}
 	if p := c.Int("port"); c.IsSet("port") && (p < 1 || p > 65535) {
-		return emulator.BadInput(fmt.Errorf("--port %d: a port is 1-65535", p))
+		return topo.BadInput(fmt.Errorf("--port %d: a port is 1-65535", p))
 	}
 	ctx, cancel := signalContext()
 	defer cancel()

@@ -13,13 +13,14 @@ import (
 
 	"github.com/nslab/nslab/emulator"
 	"github.com/nslab/nslab/scripting"
+	"github.com/nslab/nslab/topo"
 	"github.com/urfave/cli/v2"
 )
 
 // loadScript returns the script `nslab run` runs: the --script file, else
 // the topology's own `script`, else nil. It is checked against the plan
 // before anything is built, so a bad script creates nothing.
-func loadScript(c *cli.Context, plan *emulator.Plan) (*scripting.Script, error) {
+func loadScript(c *cli.Context, plan *topo.Plan) (*scripting.Script, error) {
 	var s *scripting.Script
 	var err error
 	switch {
@@ -86,7 +87,7 @@ func scriptFailed(res *scripting.Result) error {
 func (g *globals) prompt(ctx context.Context, lab *emulator.Lab, r *sigRouter) error {
 	out, ok := asFile(g.stdout)
 	if !ok || !isTerminal(os.Stdin) || !isTerminal(out) {
-		return emulator.BadInput(errors.New("the prompt needs a terminal (give a script with --script FILE instead)"))
+		return topo.BadInput(errors.New("the prompt needs a terminal (give a script with --script FILE instead)"))
 	}
 	sess := scripting.NewSession(lab, scripting.Options{})
 	return scripting.Prompt(ctx, sess, scripting.PromptOptions{In: os.Stdin, Out: out, History: historyFile(), Interrupt: r.route})
@@ -178,7 +179,7 @@ func (g *globals) cmdAttach(c *cli.Context) error {
 			return err
 		}
 		if piped && len(s.Lines) == 0 {
-			return emulator.BadInput(errors.New("the prompt needs a terminal, and stdin gave no script lines (pipe lines in, or give --script FILE)"))
+			return topo.BadInput(errors.New("the prompt needs a terminal, and stdin gave no script lines (pipe lines in, or give --script FILE)"))
 		}
 		res, err := g.runScript(ctx, c, lab, s)
 		if err != nil {

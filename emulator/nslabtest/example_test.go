@@ -3,8 +3,8 @@ package nslabtest_test
 import (
 	"testing"
 
-	"github.com/nslab/nslab/emulator"
 	"github.com/nslab/nslab/emulator/nslabtest"
+	"github.com/nslab/nslab/topo"
 )
 
 // A test builds a lab from Go code, asserts on it, and leaves nothing
@@ -12,7 +12,7 @@ import (
 func ExampleStart() {
 	t := &testing.T{} // in a real test, the *testing.T of the test
 	_ = func(t *testing.T) {
-		b := emulator.NewBuilder("web").Switch("s1").Host("client").Host("server").
+		b := topo.NewBuilder("web").Switch("s1").Host("client").Host("server").
 			Link("client", "s1").Link("server", "s1")
 		lab := nslabtest.Start(t, b.Topology())
 		lab.RequireReachable("client", "server")

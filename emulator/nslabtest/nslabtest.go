@@ -1,6 +1,6 @@
 // Package nslabtest starts nslab labs inside Go tests and asserts on them,
 // in the spirit of net/http/httptest: Start builds a lab from a topology
-// (a file or an emulator.Builder), gives it a name no parallel test uses,
+// (a file or an topo.Builder), gives it a name no parallel test uses,
 // and tears it down in t.Cleanup; the Require methods probe in process
 // (ICMP, TCP, UDP: no external binaries) and fail the test with what was
 // sent, what came back, and the source node's routes and neighbours.
@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/topo"
 	"github.com/stretchr/testify/require"
 )
 
@@ -52,14 +53,14 @@ func UniqueName(base string) string {
 
 // Start builds top (renamed with UniqueName) and tears it down when the
 // test ends. Problems in top and build failures fail the test at once.
-func Start(t testing.TB, top *emulator.Topology) *Lab {
+func Start(t testing.TB, top *topo.Topology) *Lab {
 	t.Helper()
 	if missing := emulator.MissingCapabilities(true); len(missing) > 0 {
 		require.FailNow(t, fmt.Sprintf("nslabtest: building a lab needs %s: run the tests as root (sudo go test ...)", strings.Join(missing, ", ")))
 	}
 	cp := *top
 	cp.Origin, cp.Name = top.Name, UniqueName(top.Name)
-	plan, err := emulator.Resolve(&cp)
+	plan, err := topo.Resolve(&cp)
 	if err != nil {
 		require.FailNow(t, fmt.Sprintf("nslabtest: topology %q: %v", top.Name, err))
 	}
@@ -74,7 +75,7 @@ func Start(t testing.TB, top *emulator.Topology) *Lab {
 		if *keep && t.Failed() {
 			node := ""
 			for _, n := range plan.Nodes {
-				if n.Kind != emulator.KindSwitch {
+				if n.Kind != topo.KindSwitch {
 					node = n.Name
 					break
 				}
@@ -92,7 +93,7 @@ func Start(t testing.TB, top *emulator.Topology) *Lab {
 // StartFile builds the topology in a TOML file (see docs/topology.md).
 func StartFile(t testing.TB, path string) *Lab {
 	t.Helper()
-	top, err := emulator.LoadFile(path)
+	top, err := topo.LoadFile(path)
 	if err != nil {
 		require.FailNow(t, fmt.Sprintf("nslabtest: %v", err))
 	}
@@ -303,7 +304,7 @@ func (l *Lab) ClassifyNAT(inside, outside string) emulator.NATBehaviour {
 }
 
 // RequireNAT fails the test unless the path from inside to outside shows
-// the given mapping and filtering behaviour (emulator.EndpointIndependent,
+// the given mapping and filtering behaviour (topo.EndpointIndependent,
 // AddressDependent or AddressAndPortDependent).
 func (l *Lab) RequireNAT(inside, outside, mapping, filtering string) emulator.NATBehaviour {
 	l.t.Helper()
@@ -331,7 +332,7 @@ func (l *Lab) requireMatrixProto(proto string, port int, nodes []string) {
 	l.t.Helper()
 	if len(nodes) == 0 {
 		for _, n := range l.Plan.Nodes {
-			if n.Kind != emulator.KindSwitch {
+			if n.Kind != topo.KindSwitch {
 				nodes = append(nodes, n.Name)
 			}
 		}

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nslab/nslab/emulator"
 	"github.com/nslab/nslab/scripting"
+	"github.com/nslab/nslab/topo"
 	"github.com/stretchr/testify/require"
 )
 
@@ -43,7 +43,7 @@ func (l *Lab) runScript(s *scripting.Script) *scripting.Result {
 	var out strings.Builder
 	res, err := scripting.Run(ctx, l.Lab, s, scripting.Options{Out: &out, KeepGoing: true})
 	if err != nil {
-		if emulator.IsBadInput(err) {
+		if topo.IsBadInput(err) {
 			l.fatalf("nslabtest: script %s does not fit lab %s:\n%v", s.File, l.Name(), err)
 		}
 		l.fatalf("nslabtest: script %s: %v", s.File, err)

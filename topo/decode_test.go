@@ -1,4 +1,4 @@
-package emulator_test
+package topo_test
 
 import (
 	"errors"
@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/topo"
 )
 
 // update rewrites the golden files of TestBad from the current output:
@@ -27,12 +27,12 @@ var knownBugs = map[string]string{}
 
 // decodeResolve decodes and resolves a file the way `nslab validate` does,
 // returning the error of whichever step failed.
-func decodeResolve(file string, data []byte) (*emulator.Plan, error) {
-	t, err := emulator.Decode(file, data)
+func decodeResolve(file string, data []byte) (*topo.Plan, error) {
+	t, err := topo.Decode(file, data)
 	if err != nil {
 		return nil, err
 	}
-	return emulator.Resolve(t)
+	return topo.Resolve(t)
 }
 
 // TestBad decodes and resolves every testdata/bad/*.toml and compares the
@@ -59,10 +59,10 @@ func TestBad(t *testing.T) {
 			if err == nil {
 				t.Fatalf("%s resolved without error", file)
 			}
-			if !emulator.IsBadInput(err) {
+			if !topo.IsBadInput(err) {
 				t.Errorf("IsBadInput(%v) = false", err)
 			}
-			var ps emulator.Problems
+			var ps topo.Problems
 			if !errors.As(err, &ps) {
 				t.Fatalf("error is %T, not Problems: %v", err, err)
 			}

@@ -1,4 +1,4 @@
-package emulator_test
+package topo_test
 
 import (
 	"errors"
@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/topo"
 )
 
 // FuzzDecode feeds arbitrary files to Decode and Resolve: neither may
@@ -37,9 +37,9 @@ func FuzzDecode(f *testing.F) {
 		f.Add(data)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		tp, err := emulator.Decode("fuzz.toml", data)
+		tp, err := topo.Decode("fuzz.toml", data)
 		if err != nil {
-			var ps emulator.Problems
+			var ps topo.Problems
 			if !errors.As(err, &ps) {
 				t.Fatalf("Decode error is %T, not Problems: %v", err, err)
 			}
@@ -51,9 +51,9 @@ func FuzzDecode(f *testing.F) {
 		if tp == nil {
 			t.Fatal("Decode returned neither a topology nor an error")
 		}
-		p, err := emulator.Resolve(tp)
+		p, err := topo.Resolve(tp)
 		if err != nil {
-			var ps emulator.Problems
+			var ps topo.Problems
 			if !errors.As(err, &ps) || len(ps) == 0 {
 				t.Fatalf("Resolve error is %T, not Problems: %v", err, err)
 			}

@@ -1,9 +1,9 @@
-package emulator_test
+package topo_test
 
 import (
 	"fmt"
 
-	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/topo"
 )
 
 // Decode reads a topology file; Resolve decides every name, address and
@@ -29,12 +29,12 @@ endpoints = ["h1", "r1"]
 [[links]]
 endpoints = ["r1", "h2"]
 `
-	t, err := emulator.Decode("demo.toml", []byte(text))
+	t, err := topo.Decode("demo.toml", []byte(text))
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	plan, err := emulator.Resolve(t)
+	plan, err := topo.Resolve(t)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -70,12 +70,12 @@ gateway = "192.168.1.1"
 [[links]]
 endpoints = ["h1", "hh2"]
 `
-	t, err := emulator.Decode("demo.toml", []byte(text))
+	t, err := topo.Decode("demo.toml", []byte(text))
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	_, err = emulator.Resolve(t)
+	_, err = topo.Resolve(t)
 	fmt.Println(err)
 	// Output:
 	// demo.toml:8:1: node "h2": next hop 192.168.1.1 is not on-link: no interface of the node has an address in its subnet
@@ -84,12 +84,12 @@ endpoints = ["h1", "hh2"]
 
 // Generate makes the built-in topologies Mininet users know.
 func ExampleGenerate() {
-	t, err := emulator.Generate("tree,2,2", "")
+	t, err := topo.Generate("tree,2,2", "")
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	plan, err := emulator.Resolve(t)
+	plan, err := topo.Resolve(t)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -101,8 +101,8 @@ func ExampleGenerate() {
 	a, _ := plan.Node("h4").FirstAddr(4)
 	fmt.Println("h4", a)
 
-	_, err = emulator.Generate("ring,3", "")
-	fmt.Println(err, emulator.IsBadInput(err))
+	_, err = topo.Generate("ring,3", "")
+	fmt.Println(err, topo.IsBadInput(err))
 	// Output:
 	// tree-2-2 [s1 s2 s3 h1 h2 h3 h4]
 	// s1:s2 -- s2:s1
@@ -117,7 +117,7 @@ func ExampleGenerate() {
 
 // A Builder makes the same Topology as a file, from Go code.
 func ExampleNewBuilder() {
-	t := emulator.NewBuilder("office").
+	t := topo.NewBuilder("office").
 		Switch("sw").
 		Router("gw").
 		Host("pc1").
@@ -126,7 +126,7 @@ func ExampleNewBuilder() {
 		Link("pc2", "sw").
 		Link("gw:lan", "sw").
 		Topology()
-	plan, err := emulator.Resolve(t)
+	plan, err := topo.Resolve(t)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -1,11 +1,11 @@
-package emulator_test
+package topo_test
 
 import (
 	"errors"
 	"strings"
 	"testing"
 
-	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/topo"
 	"github.com/stretchr/testify/require"
 )
 
@@ -80,12 +80,12 @@ func TestNATBehaviourNameErrors(t *testing.T) {
 			`e.toml:13:1: node "gw": unknown mapping "random" (known: ` + behaviours + `)`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			top, err := emulator.Decode("e.toml", []byte(natGateway(tc.lines)))
+			top, err := topo.Decode("e.toml", []byte(natGateway(tc.lines)))
 			require.NoError(t, err)
-			_, err = emulator.Resolve(top)
+			_, err = topo.Resolve(top)
 			require.Error(t, err)
-			require.True(t, emulator.IsBadInput(err), "bad input: %v", err)
-			var ps emulator.Problems
+			require.True(t, topo.IsBadInput(err), "bad input: %v", err)
+			var ps topo.Problems
 			require.True(t, errors.As(err, &ps), "%T: %v", err, err)
 			got := make([]string, len(ps))
 			for i, p := range ps {
@@ -101,9 +101,9 @@ func TestNATBehaviourNameErrors(t *testing.T) {
 // errors above are about "" only.
 func TestNATBehaviourNamesGiven(t *testing.T) {
 	for _, lines := range []string{"", `profile = "port-restricted"`, "mapping = \"endpoint-independent\"\nfiltering = \"address-dependent\""} {
-		top, err := emulator.Decode("e.toml", []byte(natGateway(lines)))
+		top, err := topo.Decode("e.toml", []byte(natGateway(lines)))
 		require.NoError(t, err)
-		_, err = emulator.Resolve(top)
+		_, err = topo.Resolve(top)
 		require.NoError(t, err, lines)
 	}
 }

@@ -1,4 +1,4 @@
-package emulator_test
+package topo_test
 
 import (
 	"errors"
@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/topo"
 )
 
 // TestFamilies resolves labs whose nodes, switches and links list the
@@ -90,7 +90,7 @@ func TestFamilies(t *testing.T) {
 	}
 }
 
-func hasFamilyOn(i *emulator.Iface, v4 bool) bool {
+func hasFamilyOn(i *topo.Iface, v4 bool) bool {
 	for _, a := range i.Addrs {
 		if a.Addr().Is4() == v4 {
 			return true
@@ -102,13 +102,13 @@ func hasFamilyOn(i *emulator.Iface, v4 bool) bool {
 // TestFamiliesBuilt checks the Go side: NodeSpec.Families and
 // LinkSpec.Families, in a topology built without a file.
 func TestFamiliesBuilt(t *testing.T) {
-	b := emulator.NewBuilder("fam-go").Switch("s1").Host("a").
-		Node(emulator.NodeSpec{Name: "v6", Families: []string{emulator.FamilyIPv6}})
+	b := topo.NewBuilder("fam-go").Switch("s1").Host("a").
+		Node(topo.NodeSpec{Name: "v6", Families: []string{topo.FamilyIPv6}})
 	b.Link("a", "s1").Link("v6", "s1").
-		LinkSpec(emulator.LinkSpec{Endpoints: []string{"a", "v6"}, Families: []string{emulator.FamilyIPv4}})
+		LinkSpec(topo.LinkSpec{Endpoints: []string{"a", "v6"}, Families: []string{topo.FamilyIPv4}})
 	top := b.Topology()
 	top.Addressing.IPv6 = "fd00:6::/48"
-	_, err := emulator.Resolve(top)
+	_, err := topo.Resolve(top)
 	if err == nil {
 		t.Fatal("a link of IPv4 only to an IPv6-only node resolved")
 	}
@@ -116,7 +116,7 @@ func TestFamiliesBuilt(t *testing.T) {
 		t.Errorf("error:\n%v\nwant:\n%s", err, want)
 	}
 	top.Links = top.Links[:2]
-	p, err := emulator.Resolve(top)
+	p, err := topo.Resolve(top)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,10 +164,10 @@ func TestFamiliesBad(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err = decodeResolve(file, data)
-			if !emulator.IsBadInput(err) {
+			if !topo.IsBadInput(err) {
 				t.Fatalf("got %v, want bad input", err)
 			}
-			var ps emulator.Problems
+			var ps topo.Problems
 			if !errors.As(err, &ps) {
 				t.Fatalf("error is %T, not Problems: %v", err, err)
 			}

@@ -1,4 +1,4 @@
-package emulator_test
+package topo_test
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/topo"
 )
 
 // goodFiles lists the topologies that must resolve: the repository's
@@ -36,20 +36,20 @@ func goodFiles(t *testing.T) []string {
 }
 
 // load decodes and resolves a file that must be good.
-func load(t *testing.T, file string) *emulator.Plan {
+func load(t *testing.T, file string) *topo.Plan {
 	t.Helper()
-	tp, err := emulator.LoadFile(file)
+	tp, err := topo.LoadFile(file)
 	if err != nil {
 		t.Fatalf("LoadFile(%s): %v", file, err)
 	}
-	p, err := emulator.Resolve(tp)
+	p, err := topo.Resolve(tp)
 	if err != nil {
 		t.Fatalf("Resolve(%s):\n%v", file, err)
 	}
 	return p
 }
 
-func node(t *testing.T, p *emulator.Plan, name string) *emulator.Node {
+func node(t *testing.T, p *topo.Plan, name string) *topo.Node {
 	t.Helper()
 	n := p.Node(name)
 	if n == nil {
@@ -58,7 +58,7 @@ func node(t *testing.T, p *emulator.Plan, name string) *emulator.Node {
 	return n
 }
 
-func iface(t *testing.T, p *emulator.Plan, nodeName, ifName string) *emulator.Iface {
+func iface(t *testing.T, p *topo.Plan, nodeName, ifName string) *topo.Iface {
 	t.Helper()
 	n := node(t, p, nodeName)
 	i := n.Iface(ifName)
@@ -72,7 +72,7 @@ func iface(t *testing.T, p *emulator.Plan, nodeName, ifName string) *emulator.If
 	return i
 }
 
-func addrs(i *emulator.Iface) string {
+func addrs(i *topo.Iface) string {
 	s := make([]string, len(i.Addrs))
 	for k, a := range i.Addrs {
 		s[k] = a.String()
@@ -80,7 +80,7 @@ func addrs(i *emulator.Iface) string {
 	return strings.Join(s, " ")
 }
 
-func routes(rs []emulator.Route) string {
+func routes(rs []topo.Route) string {
 	s := make([]string, len(rs))
 	for k, r := range rs {
 		s[k] = r.String()
@@ -89,7 +89,7 @@ func routes(rs []emulator.Route) string {
 }
 
 // wantAddrs checks the addresses of node:iface, written "a/n b/m".
-func wantAddrs(t *testing.T, p *emulator.Plan, nodeName, ifName, want string) {
+func wantAddrs(t *testing.T, p *topo.Plan, nodeName, ifName, want string) {
 	t.Helper()
 	if got := addrs(iface(t, p, nodeName, ifName)); got != want {
 		t.Errorf("%s:%s addresses = %q, want %q", nodeName, ifName, got, want)
@@ -97,7 +97,7 @@ func wantAddrs(t *testing.T, p *emulator.Plan, nodeName, ifName, want string) {
 }
 
 // wantRoutes checks a node's routes, in the order Route.String gives them.
-func wantRoutes(t *testing.T, p *emulator.Plan, nodeName, want string) {
+func wantRoutes(t *testing.T, p *topo.Plan, nodeName, want string) {
 	t.Helper()
 	if got := routes(node(t, p, nodeName).Routes); got != want {
 		t.Errorf("%s routes:\n got %s\nwant %s", nodeName, got, want)
@@ -105,7 +105,7 @@ func wantRoutes(t *testing.T, p *emulator.Plan, nodeName, want string) {
 }
 
 // checkPlan checks what must hold in every plan.
-func checkPlan(t *testing.T, p *emulator.Plan) {
+func checkPlan(t *testing.T, p *topo.Plan) {
 	t.Helper()
 	if p.Routing != "static" && p.Routing != "auto" {
 		t.Errorf("Routing = %q", p.Routing)
@@ -118,7 +118,7 @@ func checkPlan(t *testing.T, p *emulator.Plan) {
 		if p.Node(n.Name) != n {
 			t.Errorf("Plan.Node(%q) does not return the node", n.Name)
 		}
-		if (n.Kind == emulator.KindSwitch) != (n.Bridge != "") {
+		if (n.Kind == topo.KindSwitch) != (n.Bridge != "") {
 			t.Errorf("node %s (%s): Bridge = %q", n.Name, n.Kind, n.Bridge)
 		}
 		names := map[string]bool{}
@@ -128,7 +128,7 @@ func checkPlan(t *testing.T, p *emulator.Plan) {
 			if i.Node != n.Name {
 				t.Errorf("%s: Node = %q", where, i.Node)
 			}
-			if why := emulator.ValidIfName(i.Name); why != "" {
+			if why := topo.ValidIfName(i.Name); why != "" {
 				t.Errorf("%s: interface name %s", where, why)
 			}
 			if names[i.Name] || i.Name == "lo" || i.Name == n.Bridge {
@@ -142,7 +142,7 @@ func checkPlan(t *testing.T, p *emulator.Plan) {
 				t.Errorf("%s: Index %d is also %s's", where, i.Index, o)
 			}
 			index[i.Index] = where
-			if i.Port != (n.Kind == emulator.KindSwitch) {
+			if i.Port != (n.Kind == topo.KindSwitch) {
 				t.Errorf("%s: Port = %v on a %s", where, i.Port, n.Kind)
 			}
 			if i.Port && len(i.Addrs) > 0 {
@@ -205,7 +205,7 @@ func TestGood(t *testing.T) {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			p := load(t, file)
 			checkPlan(t, p)
-			if err := emulator.Validate(p.Topology); err != nil {
+			if err := topo.Validate(p.Topology); err != nil {
 				t.Errorf("Validate: %v", err)
 			}
 		})
@@ -228,7 +228,7 @@ func TestLAN(t *testing.T) {
 		t.Errorf("segments: want one, 10.0.0.0/24 with three members; got %d: %+v", len(p.Segments), p.Segments[0])
 	}
 	s1 := node(t, p, "s1")
-	if s1.Kind != emulator.KindSwitch || s1.Bridge != "s1" || s1.Namespace != "lan-s1" {
+	if s1.Kind != topo.KindSwitch || s1.Bridge != "s1" || s1.Namespace != "lan-s1" {
 		t.Errorf("s1: kind %s, bridge %q, namespace %q", s1.Kind, s1.Bridge, s1.Namespace)
 	}
 	// Switch ports are named after the node on the far end.
@@ -307,7 +307,7 @@ func TestDualStack(t *testing.T) {
 	wantRoutes(t, p, "h3", "10.0.0.0/24 via 10.0.1.1 dev eth0; fd00:1::/64 via fd00:1:0:1::1 dev eth0")
 	wantRoutes(t, p, "r1", "")
 	for _, n := range p.Nodes {
-		if want := n.Kind != emulator.KindSwitch; n.IPv6 != want {
+		if want := n.Kind != topo.KindSwitch; n.IPv6 != want {
 			t.Errorf("%s: IPv6 = %v, want %v", n.Name, n.IPv6, want)
 		}
 	}
@@ -380,18 +380,18 @@ func TestTableForms(t *testing.T) {
 // TestInterfaceIndexes checks that indexes are unique across the lab and
 // differ on the two ends of each pair, here on a bigger generated lab.
 func TestInterfaceIndexes(t *testing.T) {
-	tp, err := emulator.Generate("tree,3,3", "")
+	tp, err := topo.Generate("tree,3,3", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := emulator.Resolve(tp)
+	p, err := topo.Resolve(tp)
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkPlan(t, p)
 	seen := map[int]bool{}
 	for _, l := range p.Links {
-		for _, i := range []*emulator.Iface{l.A, l.B} {
+		for _, i := range []*topo.Iface{l.A, l.B} {
 			if seen[i.Index] {
 				t.Fatalf("index %d used twice", i.Index)
 			}
@@ -406,9 +406,9 @@ func TestInterfaceIndexes(t *testing.T) {
 // TestBuilderProblemsHaveNoPlace: a topology built in Go has no file, so
 // its problems read "object: message".
 func TestBuilderProblemsHaveNoPlace(t *testing.T) {
-	tp := emulator.NewBuilder("b").Host("h1").Router("r1").Link("h1", "r9").Link("r1", "r1").Topology()
-	_, err := emulator.Resolve(tp)
-	var ps emulator.Problems
+	tp := topo.NewBuilder("b").Host("h1").Router("r1").Link("h1", "r9").Link("r1", "r1").Topology()
+	_, err := topo.Resolve(tp)
+	var ps topo.Problems
 	if !errors.As(err, &ps) {
 		t.Fatalf("err = %v, want Problems", err)
 	}
@@ -418,42 +418,42 @@ func TestBuilderProblemsHaveNoPlace(t *testing.T) {
 		t.Errorf("got:\n%s\nwant:\n%s", ps.Error(), want)
 	}
 	for _, p := range ps {
-		if p.File != "" || p.Pos != (emulator.Pos{}) {
+		if p.File != "" || p.Pos != (topo.Pos{}) {
 			t.Errorf("%s: File %q, Pos %+v; want none", p, p.File, p.Pos)
 		}
 	}
-	if !emulator.IsBadInput(err) || emulator.Validate(tp) == nil {
+	if !topo.IsBadInput(err) || topo.Validate(tp) == nil {
 		t.Error("Validate accepts what Resolve rejects, or the error is not bad input")
 	}
 }
 
 func TestProblemString(t *testing.T) {
 	for _, c := range []struct {
-		p    emulator.Problem
+		p    topo.Problem
 		want string
 	}{
-		{emulator.Problem{File: "f.toml", Pos: emulator.Pos{Line: 3, Col: 7}, Object: `node "h1"`, Msg: "bad"}, `f.toml:3:7: node "h1": bad`},
-		{emulator.Problem{File: "f.toml", Object: "lab", Msg: "bad"}, "f.toml: lab: bad"},
-		{emulator.Problem{File: "f.toml", Pos: emulator.Pos{Line: 2, Col: 1}, Msg: "bad"}, "f.toml:2:1: bad"},
-		{emulator.Problem{Object: "link 1", Msg: "bad"}, "link 1: bad"},
-		{emulator.Problem{Msg: "bad"}, "bad"},
+		{topo.Problem{File: "f.toml", Pos: topo.Pos{Line: 3, Col: 7}, Object: `node "h1"`, Msg: "bad"}, `f.toml:3:7: node "h1": bad`},
+		{topo.Problem{File: "f.toml", Object: "lab", Msg: "bad"}, "f.toml: lab: bad"},
+		{topo.Problem{File: "f.toml", Pos: topo.Pos{Line: 2, Col: 1}, Msg: "bad"}, "f.toml:2:1: bad"},
+		{topo.Problem{Object: "link 1", Msg: "bad"}, "link 1: bad"},
+		{topo.Problem{Msg: "bad"}, "bad"},
 	} {
 		if got := c.p.String(); got != c.want {
 			t.Errorf("String() = %q, want %q", got, c.want)
 		}
 	}
-	ps := emulator.Problems{{Msg: "a"}, {Msg: "b"}}
+	ps := topo.Problems{{Msg: "a"}, {Msg: "b"}}
 	if ps.Error() != "a\nb" {
 		t.Errorf("Problems.Error() = %q", ps.Error())
 	}
-	if emulator.IsBadInput(errors.New("x")) || !emulator.IsBadInput(fmt.Errorf("w: %w", emulator.BadInput(errors.New("x")))) ||
-		!emulator.IsBadInput(fmt.Errorf("w: %w", ps)) {
+	if topo.IsBadInput(errors.New("x")) || !topo.IsBadInput(fmt.Errorf("w: %w", topo.BadInput(errors.New("x")))) ||
+		!topo.IsBadInput(fmt.Errorf("w: %w", ps)) {
 		t.Error("IsBadInput is wrong")
 	}
 }
 
 func TestLoadFileMissing(t *testing.T) {
-	_, err := emulator.LoadFile(filepath.Join(t.TempDir(), "none.toml"))
+	_, err := topo.LoadFile(filepath.Join(t.TempDir(), "none.toml"))
 	if err == nil || !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("err = %v, want a wrapped ErrNotExist", err)
 	}
@@ -471,26 +471,26 @@ func TestValidIfName(t *testing.T) {
 		"a/b":              "contains '/', ':' or white space",
 		"a b":              "contains '/', ':' or white space",
 	} {
-		if got := emulator.ValidIfName(name); got != want {
+		if got := topo.ValidIfName(name); got != want {
 			t.Errorf("ValidIfName(%q) = %q, want %q", name, got, want)
 		}
 	}
 }
 
 func TestKnownKinds(t *testing.T) {
-	if got := fmt.Sprint(emulator.KnownKinds()); got != "[host router switch]" {
+	if got := fmt.Sprint(topo.KnownKinds()); got != "[host router switch]" {
 		t.Errorf("KnownKinds = %s", got)
 	}
 }
 
 // resolveGenerated generates and resolves a built-in topology.
-func resolveGenerated(t *testing.T, spec string) *emulator.Plan {
+func resolveGenerated(t *testing.T, spec string) *topo.Plan {
 	t.Helper()
-	tp, err := emulator.Generate(spec, "")
+	tp, err := topo.Generate(spec, "")
 	if err != nil {
 		t.Fatalf("Generate(%q): %v", spec, err)
 	}
-	p, err := emulator.Resolve(tp)
+	p, err := topo.Resolve(tp)
 	if err != nil {
 		t.Fatalf("Resolve(Generate(%q)):\n%v", spec, err)
 	}
@@ -498,7 +498,7 @@ func resolveGenerated(t *testing.T, spec string) *emulator.Plan {
 	return p
 }
 
-func linkNames(p *emulator.Plan) string {
+func linkNames(p *topo.Plan) string {
 	s := make([]string, len(p.Links))
 	for k, l := range p.Links {
 		s[k] = l.A.Node + "-" + l.B.Node
@@ -535,18 +535,18 @@ func TestGenerate(t *testing.T) {
 			}
 			k := 0
 			for _, n := range p.Nodes {
-				if n.Kind == emulator.KindSwitch {
+				if n.Kind == topo.KindSwitch {
 					continue
 				}
 				k++
-				if n.Kind != emulator.KindHost || n.Name != fmt.Sprintf("h%d", k) {
+				if n.Kind != topo.KindHost || n.Name != fmt.Sprintf("h%d", k) {
 					t.Errorf("node %s is a %s", n.Name, n.Kind)
 				}
 				wantAddrs(t, p, n.Name, "eth0", fmt.Sprintf("10.0.0.%d/24", k))
 			}
 		})
 	}
-	tp, err := emulator.Generate("single,2", "mylab")
+	tp, err := topo.Generate("single,2", "mylab")
 	if err != nil || tp.Name != "mylab" {
 		t.Errorf("Generate with a name: %v, name %q", err, tp.Name)
 	}
@@ -558,12 +558,12 @@ func TestGenerateBad(t *testing.T) {
 		"ring,3", "Single,3", "linear", "linear,0", "tree,2", "tree,0,2", "tree,2,0", "tree,2,2,2",
 		"single,4001", "linear,2001", "tree,12,2", "tree,2,64",
 	} {
-		tp, err := emulator.Generate(spec, "")
+		tp, err := topo.Generate(spec, "")
 		if err == nil {
 			t.Errorf("Generate(%q) = %d nodes, want an error", spec, len(tp.Nodes))
 			continue
 		}
-		if !emulator.IsBadInput(err) {
+		if !topo.IsBadInput(err) {
 			t.Errorf("Generate(%q): IsBadInput(%v) = false", spec, err)
 		}
 		if tp != nil {
@@ -583,7 +583,7 @@ func TestGenerateSingle1000(t *testing.T) {
 	}
 	seen := map[netip.Addr]string{}
 	for _, n := range p.Nodes {
-		if n.Kind == emulator.KindSwitch {
+		if n.Kind == topo.KindSwitch {
 			continue
 		}
 		a, ok := n.FirstAddr(4)
@@ -608,11 +608,11 @@ func TestGenerateSingle1000(t *testing.T) {
 func TestGenerateRoundTrip(t *testing.T) {
 	for _, spec := range []string{"single,3", "linear,4", "tree,2,3"} {
 		t.Run(spec, func(t *testing.T) {
-			tp, err := emulator.Generate(spec, "")
+			tp, err := topo.Generate(spec, "")
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, err := emulator.Resolve(tp)
+			want, err := topo.Resolve(tp)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -620,11 +620,11 @@ func TestGenerateRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			back, err := emulator.Decode(spec+".toml", text)
+			back, err := topo.Decode(spec+".toml", text)
 			if err != nil {
 				t.Fatalf("Decode of TOML():\n%v\n%s", err, text)
 			}
-			got, err := emulator.Resolve(back)
+			got, err := topo.Resolve(back)
 			if err != nil {
 				t.Fatalf("Resolve of TOML():\n%v\n%s", err, text)
 			}
@@ -636,7 +636,7 @@ func TestGenerateRoundTrip(t *testing.T) {
 }
 
 // summary prints a plan's nodes, interfaces, addresses and routes.
-func summary(p *emulator.Plan) string {
+func summary(p *topo.Plan) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "lab %s routing %s\n", p.Lab, p.Routing)
 	for _, n := range p.Nodes {
@@ -664,11 +664,11 @@ func TestTOMLRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			back, err := emulator.Decode("back.toml", text)
+			back, err := topo.Decode("back.toml", text)
 			if err != nil {
 				t.Fatalf("Decode of TOML():\n%v\n%s", err, text)
 			}
-			got, err := emulator.Resolve(back)
+			got, err := topo.Resolve(back)
 			if err != nil {
 				t.Fatalf("Resolve of TOML():\n%v\n%s", err, text)
 			}
@@ -681,19 +681,19 @@ func TestTOMLRoundTrip(t *testing.T) {
 
 // resolveString decodes and resolves a topology given as text, with a
 // time limit: a resolver that loops fails the test instead of hanging it.
-func resolveString(t *testing.T, text string) (*emulator.Plan, error) {
+func resolveString(t *testing.T, text string) (*topo.Plan, error) {
 	t.Helper()
-	tp, err := emulator.Decode("t.toml", []byte(text))
+	tp, err := topo.Decode("t.toml", []byte(text))
 	if err != nil {
 		t.Fatalf("Decode: %v", err)
 	}
 	type result struct {
-		p   *emulator.Plan
+		p   *topo.Plan
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		p, err := emulator.Resolve(tp)
+		p, err := topo.Resolve(tp)
 		done <- result{p, err}
 	}()
 	select {

@@ -1,4 +1,4 @@
-package emulator
+package topo
 
 import (
 	"fmt"
@@ -576,9 +576,9 @@ func (r *resolver) resolveFirewall(path, obj string, n *Node, s *FirewallSpec) *
 	return fw
 }
 
-// mappedAddr is the outside address mappings use: the snat address, or
+// MappedAddr is the outside address mappings use: the snat address, or
 // the outside interface's first IPv4 address for masquerade.
-func (n *NAT) mappedAddr() netip.Addr {
+func (n *NAT) MappedAddr() netip.Addr {
 	if n.SNATMin.IsValid() {
 		return n.SNATMin
 	}

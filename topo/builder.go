@@ -1,12 +1,13 @@
-package emulator
+package topo
 
 import (
 	"bytes"
 
 	"fmt"
-	"github.com/pelletier/go-toml/v2"
 	"strconv"
 	"strings"
+
+	"github.com/pelletier/go-toml/v2"
 )
 
 // Builder makes a Topology from Go code; it is the equivalent of a TOML

@@ -1,4 +1,4 @@
-package emulator
+package topo
 
 import (
 	"bytes"
@@ -118,9 +118,9 @@ func (p *Plan) Node(name string) *Node {
 	return p.byName[name]
 }
 
-// unknownNode is the error for a node the lab does not have, with the
+// UnknownNode is the error for a node the lab does not have, with the
 // closest name it does have: bad input.
-func (p *Plan) unknownNode(name string) error {
+func (p *Plan) UnknownNode(name string) error {
 	return BadInput(fmt.Errorf("lab %q has no node %q%s", p.Lab, name, suggest(name, p.NodeNames())))
 }
 
@@ -458,7 +458,7 @@ func (r *resolver) prefixes(path, obj string, in []string) []netip.Prefix {
 			r.c.add(fmt.Sprintf("%s[%d]", path, j), obj, "address %s is the subnet's network address; give a host address", s)
 			continue
 		}
-		if pfx.Addr().Is4() && pfx.Bits() < 31 && pfx.Addr() == lastAddr(pfx) {
+		if pfx.Addr().Is4() && pfx.Bits() < 31 && pfx.Addr() == LastAddr(pfx) {
 			r.c.add(fmt.Sprintf("%s[%d]", path, j), obj, "address %s is the subnet's broadcast address; give a host address", s)
 			continue
 		}
@@ -736,12 +736,12 @@ func (a *subnetAlloc) next() (netip.Prefix, bool) {
 	}
 	for a.cur.IsValid() && a.pool.Contains(a.cur) {
 		p := netip.PrefixFrom(a.cur, a.bits).Masked()
-		end := lastAddr(p)
+		end := LastAddr(p)
 		overlap := false
 		for _, t := range a.taken {
 			if t.Overlaps(p) {
 				overlap = true
-				if l := lastAddr(t); l.Compare(end) > 0 {
+				if l := LastAddr(t); l.Compare(end) > 0 {
 					end = l // jump past a bigger taken prefix at once
 				}
 			}
@@ -756,7 +756,8 @@ func (a *subnetAlloc) next() (netip.Prefix, bool) {
 	return netip.Prefix{}, false
 }
 
-func lastAddr(p netip.Prefix) netip.Addr {
+// LastAddr is the last address of p (its IPv4 broadcast address).
+func LastAddr(p netip.Prefix) netip.Addr {
 	b := p.Masked().Addr().AsSlice()
 	for i := p.Bits(); i < len(b)*8; i++ {
 		b[i/8] |= 1 << (7 - i%8)
@@ -1127,6 +1128,10 @@ func onSegmentFam(ifs []*Iface, seg int, v4 bool) *Iface {
 	}
 	return nil
 }
+
+// HasFamily reports whether the interface has an address of family fam
+// (4 or 6).
+func (i *Iface) HasFamily(fam int) bool { return hasFamily(i.Addrs, fam == 4) }
 
 func hasFamily(ps []netip.Prefix, v4 bool) bool {
 	for _, a := range ps {

@@ -1,4 +1,4 @@
-package emulator
+package topo
 
 import (
 	"fmt"
@@ -20,7 +20,7 @@ func (p *Plan) FindLink(a, b string) (*Link, error) {
 	for _, e := range []EndpointSpec{ea, eb} {
 		n := p.Node(e.Node)
 		if n == nil {
-			return nil, p.unknownNode(e.Node)
+			return nil, p.UnknownNode(e.Node)
 		}
 		if e.Interface != "" && n.Iface(e.Interface) == nil {
 			return nil, BadInput(fmt.Errorf("node %q has no interface %q%s", e.Node, e.Interface, suggest(e.Interface, ifaceNames(n))))
