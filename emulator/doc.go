@@ -3,13 +3,14 @@
 // bridges in namespaces of their own, and routers are namespaces with
 // forwarding on.
 //
-// A lab goes through three steps. Decode (or LoadFile) reads a TOML
-// topology strictly into a Topology; a Builder makes the same Topology from
-// Go code. Resolve validates it, reporting every problem at once as
-// Problems, and decides every name, address and route, giving a Plan. Up
-// applies a Plan to the kernel through per-namespace netlink sockets (no
-// fork of ip), and Lab.Down removes exactly what Up made, from the lab's
-// ownership record. Clean does the same for a lab whose builder died.
+// A lab goes through three steps. The first two are package topo's, and
+// portable: Decode (or LoadFile) reads a TOML topology strictly into a
+// Topology, or a Builder makes one from Go code; Resolve validates it,
+// reporting every problem at once, and decides every name, address and
+// route, giving a Plan. The third is this package's: Up applies a Plan to
+// the kernel through per-namespace netlink sockets (no fork of ip), and
+// Lab.Down removes exactly what Up made, from the lab's ownership record.
+// Clean does the same for a lab whose builder died.
 //
 // Running programs in a node (Exec, Start, ExecReplace) enters the node's
 // namespace from a fresh locked thread, with the node's hostname and the
