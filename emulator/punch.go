@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/nslab/nslab/internal/text"
 )
 
 // PunchOptions tune Lab.Punch. The zero value meets at the one node of
@@ -97,7 +99,7 @@ type PunchResult struct {
 
 func (r PunchResult) String() string {
 	var b strings.Builder
-	rounds := plural(r.Rounds, "round")
+	rounds := text.Plural(r.Rounds, "round")
 	if r.Direct {
 		fmt.Fprintf(&b, "%s <-> %s via %s (%s): direct after %s, %s; %s got through first\n", r.A.Node, r.B.Node, r.Via, r.Rendezvous, rounds, fmtDur(r.Elapsed), r.First)
 	} else {
@@ -118,11 +120,4 @@ func (r PunchResult) String() string {
 		fmt.Fprintf(&b, "  %-*s  local %s, learned %s, %s\n", w, s.me.Node, s.me.Local, s.me.Learned, seen)
 	}
 	return strings.TrimSuffix(b.String(), "\n")
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return "1 " + word
-	}
-	return fmt.Sprintf("%d %ss", n, word)
 }

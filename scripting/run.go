@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/internal/text"
 	"github.com/nslab/nslab/topo"
 )
 
@@ -528,7 +529,7 @@ func (s *Session) wait(ctx context.Context, ln *Line) (Outcome, error) {
 				continue
 			}
 		}
-		took := fmt.Sprintf("after %s in %s", plural(tries, "try", "tries"), roundDur(time.Since(t0)))
+		took := fmt.Sprintf("after %s in %s", text.Plural(tries, "try", "tries"), roundDur(time.Since(t0)))
 		if err != nil {
 			return o, fmt.Errorf("%s, the last could not be run: %w", took, err)
 		}
@@ -544,13 +545,6 @@ func (s *Session) wait(ctx context.Context, ln *Line) (Outcome, error) {
 		}
 		return out, nil
 	}
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return fmt.Sprintf("%d %s", n, many)
 }
 
 // roundDur shows a duration with about three significant digits.

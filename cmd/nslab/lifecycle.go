@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/internal/text"
 	"github.com/nslab/nslab/scripting"
 	"github.com/nslab/nslab/topo"
 	"github.com/urfave/cli/v2"
@@ -263,20 +264,10 @@ func (s summary) shape() string {
 		name string
 	}{{s.Hosts, "host"}, {s.Routers, "router"}, {s.Switches, "switch"}} {
 		if k.n > 0 {
-			kinds = append(kinds, plural(k.n, k.name))
+			kinds = append(kinds, text.Plural(k.n, k.name))
 		}
 	}
-	return fmt.Sprintf("%s (%s), %s, %s", plural(s.Nodes, "node"), strings.Join(kinds, ", "), plural(s.Links, "link"), plural(s.Segments, "segment"))
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return "1 " + word
-	}
-	if strings.HasSuffix(word, "ch") {
-		return fmt.Sprintf("%d %ses", n, word)
-	}
-	return fmt.Sprintf("%d %ss", n, word)
+	return fmt.Sprintf("%s (%s), %s, %s", text.Plural(s.Nodes, "node"), strings.Join(kinds, ", "), text.Plural(s.Links, "link"), text.Plural(s.Segments, "segment"))
 }
 
 func (g *globals) cmdRun(c *cli.Context) error {
