@@ -116,7 +116,9 @@ func writeCached(dir, name, prefix string, build func(w io.Writer) error) (strin
 	}
 	old, _ := filepath.Glob(filepath.Join(dir, prefix+"*"))
 	for _, o := range old {
-		os.Remove(o)
+		if o != p { // a parallel run may have just put p in place, and may be using it
+			os.Remove(o)
+		}
 	}
 	return p, os.Rename(f.Name(), p)
 }
