@@ -48,7 +48,8 @@ func main() {
 	flag.StringVar(&c.mode, "mode", "auto", "auto: natively if this kernel has netem, else in a VM; native; vm")
 	flag.DurationVar(&c.timeout, "timeout", 5*time.Minute, "bound on the whole run; the VM is killed at the end of it")
 	flag.StringVar(&c.kernel, "kernel", "", "guest kernel version (default: the newest in /lib/modules with sch_netem)")
-	flag.StringVar(&modules, "modules", "veth,sch_netem,sch_tbf,sch_htb,bridge", "guest modules to load (their dependencies are added)")
+	flag.StringVar(&modules, "modules", "veth,sch_netem,sch_tbf,sch_htb,sch_ingress,cls_bpf,bridge",
+		"guest modules to load (their dependencies are added): veth, netem, TBF, HTB, clsact with eBPF classifiers, bridge")
 	flag.StringVar(&c.cache, "cache", "", "cache of extracted kernels and base archives (default: bin/netemvm-cache in the module)")
 	flag.StringVar(&c.accel, "accel", "tcg", "qemu accelerator (kvm where it works; it does not on every host)")
 	flag.IntVar(&c.mem, "mem", 512, "guest memory in MiB")
