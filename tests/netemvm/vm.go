@@ -22,6 +22,9 @@ func runVM(ctx context.Context, c config, pkgs pkgList) (code int, verdict, way 
 		return 2, err.Error(), ""
 	}
 	way = fmt.Sprintf("in a VM: kernel %s, qemu -accel %s", k.Version, c.accel)
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		return 2, "no qemu-system-x86_64: apt-get install --no-install-recommends qemu-system-x86", way
+	}
 	if c.cache == "" {
 		out, err := exec.Command(c.goBin, "env", "GOMOD").Output()
 		if err != nil || strings.TrimSpace(string(out)) == "" || strings.TrimSpace(string(out)) == os.DevNull {
