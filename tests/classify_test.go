@@ -39,22 +39,22 @@ func TestClassifyNATProfiles(t *testing.T) {
 func TestClassifyNATBadInput(t *testing.T) {
 	t.Parallel()
 	lab := nslabtest.StartFile(t, "../topologies/routed.toml")
-	_, err := lab.Lab.ClassifyNAT(context.Background(), "h1", "h3")
+	_, err := lab.Engine().ClassifyNAT(context.Background(), "h1", "h3")
 	require.Error(t, err)
 	require.True(t, topo.IsBadInput(err))
 	require.Contains(t, err.Error(), `outside node "h3" needs three IPv4 addresses`)
 
 	top := profileLabTopology(topo.NATSpec{Profile: "full-cone"})
 	nat := nslabtest.Start(t, top)
-	_, err = nat.Lab.ClassifyNAT(context.Background(), "client", "client2")
+	_, err = nat.Engine().ClassifyNAT(context.Background(), "client", "client2")
 	require.Error(t, err)
-	_, err = nat.Lab.ClassifyNAT(context.Background(), "lan", "net")
+	_, err = nat.Engine().ClassifyNAT(context.Background(), "lan", "net")
 	require.ErrorContains(t, err, `node "lan" is a switch`)
-	_, err = nat.Lab.ClassifyNAT(context.Background(), "client", "nosuch")
+	_, err = nat.Engine().ClassifyNAT(context.Background(), "client", "nosuch")
 	require.ErrorContains(t, err, `no node "nosuch"`)
 
 	// A path with no NAT: gw's own traffic to net is not translated.
-	_, err = nat.Lab.ClassifyNAT(context.Background(), "gw", "net")
+	_, err = nat.Engine().ClassifyNAT(context.Background(), "gw", "net")
 	require.True(t, errors.Is(err, emulator.ErrNoNAT), "%v", err)
 }
 

@@ -45,7 +45,7 @@ func TestICEAgreesWithPunch(t *testing.T) {
 			connected, detail := iceConnect(t, lab, stunAddr)
 			t.Logf("ICE: %s", detail)
 			require.Equal(t, tc.direct, connected, "ICE: %s", detail)
-			p, err := lab.Lab.Punch(context.Background(), "alice", "bob", emulator.PunchOptions{Via: "rendezvous"})
+			p, err := lab.Engine().Punch(context.Background(), "alice", "bob", emulator.PunchOptions{Via: "rendezvous"})
 			require.NoError(t, err)
 			require.Equal(t, connected, p.Direct, "nslab punch disagrees with ICE (%s):\n%s", detail, p)
 		})
@@ -56,9 +56,9 @@ func TestICEAgreesWithPunch(t *testing.T) {
 // 3479) until the test ends, and returns its address.
 func serveSTUN(t *testing.T, lab *nslabtest.Lab) netip.AddrPort {
 	t.Helper()
-	addr, err := lab.AddrOf("rendezvous", 4, 3479)
+	addr, err := lab.Engine().AddrOf("rendezvous", 4, 3479)
 	require.NoError(t, err)
-	pc, err := lab.ListenUDP("rendezvous", addr)
+	pc, err := lab.Engine().ListenUDP("rendezvous", addr)
 	require.NoError(t, err)
 	done := make(chan struct{})
 	t.Cleanup(func() { pc.Close(); <-done })
@@ -109,7 +109,7 @@ func iceConnect(t *testing.T, lab *nslabtest.Lab, stunAddr netip.AddrPort) (bool
 		require.NoError(t, err)
 		out, err := cmd.StdoutPipe()
 		require.NoError(t, err)
-		require.NoError(t, lab.Start(node, cmd))
+		require.NoError(t, lab.Engine().Start(node, cmd))
 		a := &iceAgent{cmd: cmd, in: in, lines: make(chan string, 64)}
 		go func() {
 			defer close(a.lines)

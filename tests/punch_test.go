@@ -145,7 +145,7 @@ func TestPunchGrid(t *testing.T) {
 
 func punch(t *testing.T, lab *nslabtest.Lab, first string) emulator.PunchResult {
 	t.Helper()
-	r, err := lab.Lab.Punch(context.Background(), "alice", "bob", emulator.PunchOptions{Via: "rendezvous", First: first})
+	r, err := lab.Engine().Punch(context.Background(), "alice", "bob", emulator.PunchOptions{Via: "rendezvous", First: first})
 	require.NoError(t, err)
 	return r
 }
@@ -292,7 +292,7 @@ func TestPunchBadInput(t *testing.T) {
 		{"alice", "bob", emulator.PunchOptions{Via: "lonely", Timeout: 100 * time.Millisecond}, `the echo service of "lonely" (192.168.3.2:3478, udp) does not answer node "alice" within 100ms`},
 		{"alice", "bob", emulator.PunchOptions{Via: "rendezvous", Port: 9999, Timeout: 100 * time.Millisecond}, `does not answer node "alice" nor "bob"`},
 	} {
-		_, err := lab.Lab.Punch(ctx, tc.a, tc.b, tc.o)
+		_, err := lab.Engine().Punch(ctx, tc.a, tc.b, tc.o)
 		require.Error(t, err, "%s <-> %s %+v", tc.a, tc.b, tc.o)
 		require.True(t, topo.IsBadInput(err), "%v", err)
 		require.Contains(t, err.Error(), tc.msg)
@@ -304,7 +304,7 @@ func TestPunchBadInput(t *testing.T) {
 	bare := p2pTopology("full-cone", "full-cone")
 	bare.Nodes[1].Echo = nil
 	lab2 := nslabtest.Start(t, bare)
-	_, err := lab2.Lab.Punch(ctx, "alice", "bob", emulator.PunchOptions{})
+	_, err := lab2.Engine().Punch(ctx, "alice", "bob", emulator.PunchOptions{})
 	require.True(t, topo.IsBadInput(err), "%v", err)
 	require.ErrorContains(t, err, "runs an echo service to meet at: add echo = [3478] to a node outside the NATs")
 }
@@ -318,11 +318,11 @@ func TestPunchLeavesNothingOpen(t *testing.T) {
 		name = lab.Name()
 		require.NotEmpty(t, echoProcesses(name), "the echo service runs while the lab is up")
 		lab.RequireNoPunch("alice", "bob", "rendezvous")
-		lab.Lab.Punch(context.Background(), "alice", "gw-b", emulator.PunchOptions{})
-		lab.Lab.Punch(context.Background(), "alice", "bob", emulator.PunchOptions{Port: 9999, Timeout: 50 * time.Millisecond})
+		lab.Engine().Punch(context.Background(), "alice", "gw-b", emulator.PunchOptions{})
+		lab.Engine().Punch(context.Background(), "alice", "bob", emulator.PunchOptions{Port: 9999, Timeout: 50 * time.Millisecond})
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		_, err := lab.Lab.Punch(ctx, "alice", "bob", emulator.PunchOptions{})
+		_, err := lab.Engine().Punch(ctx, "alice", "bob", emulator.PunchOptions{})
 		require.ErrorIs(t, err, context.Canceled)
 	})
 	require.Empty(t, echoProcesses(name), "the echo service is stopped at teardown")
@@ -430,9 +430,9 @@ func TestPunchTopologyFile(t *testing.T) {
 	require.Equal(t, "rendezvous", r.Via)
 	require.Equal(t, netip.MustParseAddrPort("203.0.113.10:3478"), r.Rendezvous)
 	// The echo service answers TCP too.
-	to, err := lab.AddrOf("rendezvous", 4, 3478)
+	to, err := lab.Engine().AddrOf("rendezvous", 4, 3478)
 	require.NoError(t, err)
-	res, err := lab.Probe(context.Background(), "alice", to, "tcp", emulator.ProbeOptions{})
+	res, err := lab.Engine().Probe(context.Background(), "alice", to, "tcp", emulator.ProbeOptions{})
 	require.NoError(t, err)
 	require.Equal(t, "203.0.113.1", res.Observed.Addr().String())
 }

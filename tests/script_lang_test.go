@@ -107,7 +107,7 @@ func TestScriptLineLimit(t *testing.T) {
 		var out strings.Builder
 		o.Out = &out
 		t0 := time.Now()
-		res, err := scripting.Run(ctx, lab.Lab, s, o)
+		res, err := scripting.Run(ctx, lab.Engine(), s, o)
 		return res, out.String(), err, time.Since(t0)
 	}
 
@@ -231,7 +231,7 @@ func TestScriptTCPChecksWhatListens(t *testing.T) {
 
 	// A listener that never answers: the check holds at the handshake,
 	// well within the 300ms of scriptRun's timeout.
-	listenIn(t, lab.Lab, "blue", 8080)
+	listenIn(t, lab.Engine(), "blue", 8080)
 	res, out := scriptRun(t, lab, "tcp red blue:8080\ntcp red 192.168.15.2:8080\n!tcp red blue:8081", false)
 	require.True(t, res.OK(), "%v\n%s", res.Err(), out)
 	require.Contains(t, out, "red -> 192.168.15.2:8080: connected (the TCP handshake completed, from 192.168.15.1:")
@@ -241,7 +241,7 @@ func TestScriptTCPChecksWhatListens(t *testing.T) {
 	late := make(chan error, 1)
 	go func() {
 		time.Sleep(500 * time.Millisecond)
-		ln, err := openListener(lab.Lab, "blue", 8082)
+		ln, err := openListener(lab.Engine(), "blue", 8082)
 		if err == nil {
 			t.Cleanup(func() { ln.Close() })
 		}

@@ -29,11 +29,26 @@ var keep = flag.Bool("nslab.keep", false, "keep the lab of a failed test up, and
 
 var seq atomic.Int64
 
-// Lab is a running lab owned by a test.
+// Lab is a running lab owned by a test. Its methods are the test-friendly
+// ones: they fail the test instead of returning an error. Engine gives the
+// engine's lab, for everything else.
 type Lab struct {
-	*emulator.Lab
-	t testing.TB
+	t      testing.TB
+	engine *emulator.Lab
 }
+
+// Engine returns the engine's lab this test lab holds, for the operations
+// nslabtest has no helper for (Probe, PingAll, Serve, ListenUDP, Status,
+// Neighbours, Start, and the engine's own Ping and Punch with options).
+func (l *Lab) Engine() *emulator.Lab { return l.engine }
+
+// Name returns the lab's name: the topology's name made unique (see
+// UniqueName).
+func (l *Lab) Name() string { return l.engine.Name() }
+
+// Plan returns the resolved plan the lab was built from: its nodes,
+// interfaces, addresses and routes.
+func (l *Lab) Plan() *topo.Plan { return l.engine.Plan }
 
 var unsafeName = regexp.MustCompile(`[^a-z0-9-]+`)
 
@@ -70,7 +85,7 @@ func Start(t testing.TB, top *topo.Topology) *Lab {
 	if err != nil {
 		require.FailNow(t, fmt.Sprintf("nslabtest: build lab %q: %v", cp.Name, err))
 	}
-	l := &Lab{Lab: lab, t: t}
+	l := &Lab{t: t, engine: lab}
 	t.Cleanup(func() {
 		if *keep && t.Failed() {
 			node := ""
@@ -115,7 +130,7 @@ func (l *Lab) Exec(node string, argv ...string) emulator.ExecResult {
 	l.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), ExecTimeout)
 	defer cancel()
-	res, err := l.Lab.Exec(ctx, node, argv...)
+	res, err := l.engine.Exec(ctx, node, argv...)
 	if err != nil {
 		l.fatalf("nslabtest: %v", err)
 	}
@@ -125,7 +140,7 @@ func (l *Lab) Exec(node string, argv ...string) emulator.ExecResult {
 // Ping probes from one node to another with ICMP echo (3 requests, 1s).
 func (l *Lab) Ping(from, to string) emulator.PingResult {
 	l.t.Helper()
-	r, err := l.Lab.Ping(context.Background(), from, to, emulator.PingOptions{Count: 3, Timeout: time.Second})
+	r, err := l.engine.Ping(context.Background(), from, to, emulator.PingOptions{Count: 3, Timeout: time.Second})
 	if err != nil {
 		l.fatalf("nslabtest: ping %s -> %s: %v", from, to, err)
 	}
@@ -146,7 +161,7 @@ func (l *Lab) RequireReachable(from, to string) emulator.PingResult {
 // RequireUnreachable fails the test if any echo request is answered.
 func (l *Lab) RequireUnreachable(from, to string) emulator.PingResult {
 	l.t.Helper()
-	r, err := l.Lab.Ping(context.Background(), from, to, emulator.PingOptions{Count: 2, Timeout: 300 * time.Millisecond})
+	r, err := l.engine.Ping(context.Background(), from, to, emulator.PingOptions{Count: 2, Timeout: 300 * time.Millisecond})
 	if err != nil {
 		l.fatalf("nslabtest: ping %s -> %s: %v", from, to, err)
 	}
@@ -160,7 +175,7 @@ func (l *Lab) RequireUnreachable(from, to string) emulator.PingResult {
 // host and router when none are given) reaches the other.
 func (l *Lab) RequireMatrix(nodes ...string) *emulator.Matrix {
 	l.t.Helper()
-	m, err := l.PingAll(context.Background(), nodes, emulator.PingOptions{})
+	m, err := l.engine.PingAll(context.Background(), nodes, emulator.PingOptions{})
 	if err != nil {
 		l.fatalf("nslabtest: pingall: %v", err)
 	}
@@ -184,7 +199,7 @@ func (l *Lab) EventuallyReachable(from, to string, within time.Duration) emulato
 	l.t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		r, err := l.Lab.Ping(context.Background(), from, to, emulator.PingOptions{Timeout: 100 * time.Millisecond})
+		r, err := l.engine.Ping(context.Background(), from, to, emulator.PingOptions{Timeout: 100 * time.Millisecond})
 		if err != nil {
 			l.fatalf("nslabtest: ping %s -> %s: %v", from, to, err)
 		}
@@ -227,11 +242,11 @@ func (l *Lab) RequireNoUDP(from, to string, port int) {
 
 func (l *Lab) requireProbe(proto, from, to string, port int, want bool) emulator.ProbeResult {
 	l.t.Helper()
-	target, err := l.AddrOf(to, 4, port)
+	target, err := l.engine.AddrOf(to, 4, port)
 	if err != nil {
 		l.fatalf("nslabtest: %v", err)
 	}
-	svc, err := l.Serve(to, proto, port)
+	svc, err := l.engine.Serve(to, proto, port)
 	if err != nil {
 		l.fatalf("nslabtest: %v", err)
 	}
@@ -240,7 +255,7 @@ func (l *Lab) requireProbe(proto, from, to string, port int, want bool) emulator
 	if !want {
 		timeout = 300 * time.Millisecond
 	}
-	r, err := l.Probe(context.Background(), from, target, proto, emulator.ProbeOptions{Timeout: timeout})
+	r, err := l.engine.Probe(context.Background(), from, target, proto, emulator.ProbeOptions{Timeout: timeout})
 	switch {
 	case want && err != nil:
 		l.fatalf("nslabtest: %s should reach %s (%s) over %s: %v\n%s", from, to, target, proto, err, l.Diagnose(from))
@@ -261,7 +276,7 @@ func (l *Lab) ObservedSource(from, to string, port int) netip.AddrPort {
 // Diagnose describes a node for a failure message: its interfaces,
 // routes and neighbours as the kernel has them now.
 func (l *Lab) Diagnose(node string) string {
-	st, err := l.Status()
+	st, err := l.engine.Status()
 	if err != nil {
 		return fmt.Sprintf("(no state of node %q: %v)", node, err)
 	}
@@ -277,7 +292,7 @@ func (l *Lab) Diagnose(node string) string {
 		for _, r := range n.Routes {
 			fmt.Fprintf(&b, "  route %s\n", r)
 		}
-		neigh, err := l.Neighbours(node)
+		neigh, err := l.engine.Neighbours(node)
 		if err != nil {
 			fmt.Fprintf(&b, "  (neighbours: %v)\n", err)
 		}
@@ -296,7 +311,7 @@ func (l *Lab) ClassifyNAT(inside, outside string) emulator.NATBehaviour {
 	l.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	b, err := l.Lab.ClassifyNAT(ctx, inside, outside)
+	b, err := l.engine.ClassifyNAT(ctx, inside, outside)
 	if err != nil {
 		l.fatalf("nslabtest: %v", err)
 	}
@@ -331,14 +346,14 @@ func (l *Lab) RequireMatrixUDP(port int, nodes ...string) {
 func (l *Lab) requireMatrixProto(proto string, port int, nodes []string) {
 	l.t.Helper()
 	if len(nodes) == 0 {
-		for _, n := range l.Plan.Nodes {
+		for _, n := range l.engine.Plan.Nodes {
 			if n.Kind != topo.KindSwitch {
 				nodes = append(nodes, n.Name)
 			}
 		}
 	}
 	for _, n := range nodes {
-		svc, err := l.Serve(n, proto, port)
+		svc, err := l.engine.Serve(n, proto, port)
 		if err != nil {
 			l.fatalf("nslabtest: %v", err)
 		}
@@ -357,9 +372,9 @@ func (l *Lab) requireMatrixProto(proto string, port int, nodes []string) {
 			}
 			count++
 			go func(a, b string) {
-				target, err := l.AddrOf(b, 4, port)
+				target, err := l.engine.AddrOf(b, 4, port)
 				if err == nil {
-					_, err = l.Probe(context.Background(), a, target, proto, emulator.ProbeOptions{Timeout: time.Second})
+					_, err = l.engine.Probe(context.Background(), a, target, proto, emulator.ProbeOptions{Timeout: time.Second})
 				}
 				results <- res{a, b, err}
 			}(a, b)
@@ -384,7 +399,7 @@ func (l *Lab) Hairpins(inside, other, outside string) bool {
 	l.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ok, err := l.Lab.Hairpins(ctx, inside, other, outside)
+	ok, err := l.engine.Hairpins(ctx, inside, other, outside)
 	if err != nil {
 		l.fatalf("nslabtest: %v", err)
 	}
@@ -395,7 +410,7 @@ func (l *Lab) Hairpins(inside, other, outside string) bool {
 // registered by Start then has nothing left to do.
 func (l *Lab) Close() {
 	l.t.Helper()
-	if err := l.Down(); err != nil {
+	if err := l.engine.Down(); err != nil {
 		l.t.Errorf("nslabtest: tear down lab %q: %v", l.Name(), err)
 	}
 }
@@ -407,7 +422,7 @@ func (l *Lab) Punch(a, b, via string) emulator.PunchResult {
 	l.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	r, err := l.Lab.Punch(ctx, a, b, emulator.PunchOptions{Via: via})
+	r, err := l.engine.Punch(ctx, a, b, emulator.PunchOptions{Via: via})
 	if err != nil {
 		l.fatalf("nslabtest: %v", err)
 	}

@@ -41,7 +41,7 @@ func (l *Lab) runScript(s *scripting.Script) *scripting.Result {
 	ctx, cancel := context.WithTimeout(context.Background(), ScriptTimeout)
 	defer cancel()
 	var out strings.Builder
-	res, err := scripting.Run(ctx, l.Lab, s, scripting.Options{Out: &out, KeepGoing: true})
+	res, err := scripting.Run(ctx, l.engine, s, scripting.Options{Out: &out, KeepGoing: true})
 	if err != nil {
 		if topo.IsBadInput(err) {
 			l.fatalf("nslabtest: script %s does not fit lab %s:\n%v", s.File, l.Name(), err)
