@@ -49,16 +49,26 @@ const (
 	ParetoNormal Distribution = "paretonormal"
 )
 
-// GilbertElliott is netem's four-parameter burst-loss model (`loss gemodel
-// p r 1-h 1-k`), percentages: P is the chance to move from the good state to
-// the bad one, R back; H is the chance a packet survives in the bad state
-// (0: every packet in the bad state is lost), K the chance a packet is lost
-// in the good state... see docs/impairments.md for the exact mapping.
+// GilbertElliott is netem's four-parameter burst-loss model, in percent,
+// field for field the kernel's struct tc_netem_gemodel {p, r, h, k1}:
+//
+//   - P is the chance, per packet, to move from the good state to the bad
+//     one; R the chance to move back.
+//   - H is the chance a packet gets through in the bad state: h of the
+//     model (0: every packet in the bad state is lost). tc's third
+//     argument and the file's bad_loss are 1-h, that is 100 - H.
+//   - K is the chance a packet is lost in the good state: 1-k of the
+//     model, tc's fourth argument and the file's good_loss as they are.
+//
+// So `tc qdisc ... netem loss gemodel 1% 25% 100% 0%` (and, in a topology,
+// loss_model = { p = "1%", r = "25%", bad_loss = "100%", good_loss = "0%" })
+// is GilbertElliott{P: 1, R: 25, H: 0, K: 0}. MeanLoss gives the loss rate
+// it makes in the long run. See docs/impairments.md.
 type GilbertElliott struct {
 	P float64 `json:"p"`
 	R float64 `json:"r"`
-	H float64 `json:"h"` // 1-h in netem's words
-	K float64 `json:"k"` // 1-k in netem's words
+	H float64 `json:"h"` // h: delivered in the bad state (tc's 1-h is 100-H)
+	K float64 `json:"k"` // 1-k: lost in the good state (tc's 1-k as is)
 }
 
 // Link is both directions of a link, named by the node that sends:
