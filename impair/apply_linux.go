@@ -138,7 +138,7 @@ func tcNetemOf(d Direction) (tcNetem, error) {
 	if n.jitter != 0 {
 		n.dist = d.Distribution
 		n.delayCorr = tcPct32(d.DelayCorrelation)
-		if _, err := tcNetemDistMajor(n.dist); err != nil {
+		if _, err := tcNetemDistMajor(n.dist, false); err != nil {
 			return n, err
 		}
 	}
@@ -209,7 +209,7 @@ func (p tcPlan) tbfLimit() uint32 {
 // leafQdisc is the qdisc under the shaper, or netem at the root.
 func (p tcPlan) leafQdisc() (tcQdisc, error) {
 	if p.leaf == "netem" {
-		major, err := tcNetemDistMajor(p.netem.dist)
+		major, err := tcNetemDistMajor(p.netem.dist, p.shaper != "")
 		if err != nil {
 			return tcQdisc{}, err
 		}
@@ -250,9 +250,8 @@ func (c tcConn) state(ifindex int) (tcState, error) {
 	}
 	if st.root != nil {
 		major, _ := netlink.MajorMinor(st.root.handle)
-		_, netem := tcNetemMajorDist(major)
 		st.ours = (major == tcShaperMajor && (st.root.kind == "tbf" || st.root.kind == "htb")) ||
-			(netem && st.root.kind == "netem")
+			(major >= tcNetemMajor && major <= tcNetemMajor+3 && st.root.kind == "netem")
 	}
 	return st, nil
 }

@@ -1,3 +1,5 @@
+//go:build !netem
+
 package impair
 
 import (

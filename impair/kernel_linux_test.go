@@ -1,3 +1,10 @@
+//go:build !netem
+
+// The tests of the kernel side that need no netem: they run natively on
+// any kernel with TBF, HTB, clsact and cls_bpf (and use eBPF for loss even
+// where netem exists). Built with the netem tag (make test-netem, which
+// may run in an emulated VM), only netem_linux_test.go's tests run.
+
 package impair
 
 import (
@@ -13,19 +20,6 @@ import (
 
 	"github.com/vishvananda/netlink"
 )
-
-// noNetem is this build machine's kernel as Apply sees it when told there
-// is no netem (whatever the real kernel has): loss through eBPF.
-func noNetem(k Kernel) Kernel { k.Netem = false; return k }
-
-func detect(t testing.TB) Kernel {
-	t.Helper()
-	k, err := DetectKernel()
-	if err != nil {
-		t.Fatalf("DetectKernel: %v", err)
-	}
-	return k
-}
 
 // kernelConfig reads /proc/config.gz into a map of CONFIG_X -> "y", "m"
 // or "n"; nil where the kernel does not offer it.
@@ -227,15 +221,6 @@ func TestApplyReadRoundTrip(t *testing.T) {
 			}
 		})
 	}
-}
-
-func sameDir(a, b Direction) bool {
-	am, bm := a.LossModel, b.LossModel
-	a.LossModel, b.LossModel = nil, nil
-	if a != b || (am == nil) != (bm == nil) {
-		return false
-	}
-	return am == nil || *am == *bm
 }
 
 // TestRate: a TCP transfer over a rate-limited veth reaches the rate

@@ -371,6 +371,28 @@ func (l *vethLab) goodput(t testing.TB, skip, window time.Duration) float64 {
 	return float64(counted) * 8 / last.Sub(first).Seconds()
 }
 
+// noNetem is the kernel k as Apply sees it when told there is no netem
+// (whatever the real kernel has): loss through eBPF.
+func noNetem(k Kernel) Kernel { k.Netem = false; return k }
+
+func detect(t testing.TB) Kernel {
+	t.Helper()
+	k, err := DetectKernel()
+	if err != nil {
+		t.Fatalf("DetectKernel: %v", err)
+	}
+	return k
+}
+
+func sameDir(a, b Direction) bool {
+	am, bm := a.LossModel, b.LossModel
+	a.LossModel, b.LossModel = nil, nil
+	if a != b || (am == nil) != (bm == nil) {
+		return false
+	}
+	return am == nil || *am == *bm
+}
+
 func sigma(p float64, n int) float64 { return math.Sqrt(p * (1 - p) / float64(n)) }
 
 func stats(x []float64) (min, med, mean, sd float64) {

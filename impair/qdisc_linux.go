@@ -128,32 +128,35 @@ type tcNetem struct {
 	corrupt, corruptCorr uint32
 }
 
-func tcNetemDistMajor(d Distribution) (uint16, error) {
+// tcNetemDistMajor is the major of a netem qdisc with distribution d, at
+// the root or under the shaper. The two sets differ, so that moving netem
+// between the two places never names a qdisc that is still in the tree
+// (the kernel would try to move that one instead of making a new one).
+func tcNetemDistMajor(d Distribution, child bool) (uint16, error) {
+	base := uint16(tcNetemMajor)
+	if child {
+		base = tcNetemChildMajor
+	}
 	switch d {
 	case Uniform:
-		return tcNetemMajor, nil
+		return base, nil
 	case Normal:
-		return tcNetemMajor + 1, nil
+		return base + 1, nil
 	case Pareto:
-		return tcNetemMajor + 2, nil
+		return base + 2, nil
 	case ParetoNormal:
-		return tcNetemMajor + 3, nil
+		return base + 3, nil
 	}
 	return 0, fmt.Errorf("unknown jitter distribution %q (want normal, pareto, paretonormal or none for uniform)", string(d))
 }
 
+// tcNetemMajorDist is the distribution a netem major records, and
+// whether the major is one of nslab's netem majors at all.
 func tcNetemMajorDist(major uint16) (Distribution, bool) {
-	switch major {
-	case tcNetemMajor:
-		return Uniform, true
-	case tcNetemMajor + 1:
-		return Normal, true
-	case tcNetemMajor + 2:
-		return Pareto, true
-	case tcNetemMajor + 3:
-		return ParetoNormal, true
+	if major < tcNetemMajor || major > tcNetemChildMajor+3 {
+		return "", false
 	}
-	return "", false
+	return []Distribution{Uniform, Normal, Pareto, ParetoNormal}[(major-tcNetemMajor)%4], true
 }
 
 // qdisc encodes n; withTable adds the jitter distribution's table, which

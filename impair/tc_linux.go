@@ -21,7 +21,9 @@ const (
 	tcShaperMajor = 0x51ab // tbf or htb at the root; htb's one class is 51ab:1
 	tcPfifoMajor  = 0x51ac // the queue under the shaper, in packets
 	tcBfifoMajor  = 0x51ad // the queue under the shaper, in bytes
-	tcNetemMajor  = 0x51b0 // netem; +1 normal, +2 pareto, +3 paretonormal
+	tcNetemMajor  = 0x51b0 // netem at the root; +1 normal, +2 pareto, +3 paretonormal
+
+	tcNetemChildMajor = 0x51b4 // netem under the shaper; +1, +2, +3 likewise
 )
 
 // tcTickNs is the length of the packet scheduler's tick, in which tc's
