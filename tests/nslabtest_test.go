@@ -8,6 +8,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nslab/nslab/emulator/nslabtest"
 	"github.com/nslab/nslab/topo"
@@ -215,4 +216,51 @@ func TestNslabtestNotRoot(t *testing.T) {
 	require.Contains(t, string(out), "nslabtest: building a lab needs CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_NET_RAW: run the tests as root")
 	require.Contains(t, string(out), "--- FAIL: TestNslabtestNotRoot")
 	require.NotContains(t, string(out), "SKIP")
+}
+
+// NewUnstarted resolves the topology and returns a lab with default
+// Options; the settings made before Start are the ones the lab is built and
+// used with. Using the engine before Start, or starting twice, fails the
+// test (run as child processes that fail).
+func TestNslabtestUnstartedOptions(t *testing.T) {
+	switch os.Getenv("NSLAB_CHILD") {
+	case "engine-before-start":
+		lab := nslabtest.NewUnstarted(t, topo.NewBuilder("early").Host("a").Topology())
+		lab.Engine()
+		return
+	case "start-twice":
+		lab := nslabtest.Start(t, topo.NewBuilder("twice").Host("a").Topology())
+		lab.Start()
+		return
+	}
+	t.Parallel()
+	b := topo.NewBuilder("unstarted").Switch("s1").Host("a").Host("b").Link("a", "s1").Link("b", "s1")
+	lab := nslabtest.NewUnstarted(t, b.Topology())
+	require.Regexp(t, `^unstarted-[0-9]+-[0-9]+$`, lab.Name())
+	require.ElementsMatch(t, []string{"a", "b", "s1"}, lab.Plan().NodeNames())
+	require.Equal(t, nslabtest.StartTimeout, lab.Options.StartTimeout)
+	require.Equal(t, nslabtest.ExecTimeout, lab.Options.ExecTimeout)
+	require.Equal(t, nslabtest.ScriptTimeout, lab.Options.ScriptTimeout)
+	_, err := os.Stat(filepath.Join("/run/netns", lab.Name()+"-a"))
+	require.True(t, os.IsNotExist(err), "nothing is built before Start")
+
+	lab.Options.NoEtc = true // the engine's option: no /etc/hosts of the lab's
+	lab.Options.ExecTimeout = 300 * time.Millisecond
+	lab.Start()
+	require.Same(t, lab.Plan(), lab.Engine().Plan)
+	lab.RequireReachable("a", "b")
+	res := lab.Exec("a", "getent", "hosts", "b")
+	require.Equal(t, 2, res.ExitCode, "NoEtc: b is not in the machine's /etc/hosts: %s", res.Stdout)
+	res = lab.Exec("a", "sleep", "10")
+	require.Equal(t, 128+9, res.ExitCode, "killed at ExecTimeout")
+	require.Less(t, res.Duration, 5*time.Second)
+
+	for child, want := range map[string]string{
+		"engine-before-start": `nslabtest: lab "early-[0-9]+-[0-9]+" is not started: call its Start after NewUnstarted`,
+		"start-twice":         `nslabtest: lab "twice-[0-9]+-[0-9]+" is already started`,
+	} {
+		out, code := runChild(t, "TestNslabtestUnstartedOptions", child)
+		require.Equal(t, 1, code, out)
+		require.Regexp(t, want, out)
+	}
 }

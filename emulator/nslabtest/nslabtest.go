@@ -4,6 +4,8 @@
 // and tears it down in t.Cleanup; the Require methods probe in process
 // (ICMP, TCP, UDP: no external binaries) and fail the test with what was
 // sent, what came back, and the source node's routes and neighbours.
+// NewUnstarted returns a lab whose Options can be set before Lab.Start
+// builds it, as httptest's NewUnstartedServer.
 //
 // Run tests with -nslab.keep to keep a failed test's lab up for a look:
 // the test log says how to enter it.
@@ -29,26 +31,68 @@ var keep = flag.Bool("nslab.keep", false, "keep the lab of a failed test up, and
 
 var seq atomic.Int64
 
-// Lab is a running lab owned by a test. Its methods are the test-friendly
-// ones: they fail the test instead of returning an error. Engine gives the
-// engine's lab, for everything else.
+// Lab is a lab owned by a test: built by Start (or NewUnstarted, then
+// Lab.Start) and torn down when the test ends. Its methods are the
+// test-friendly ones: they fail the test instead of returning an error, and
+// run under the test's context (t.Context()), so they stop when the test
+// ends. Engine gives the engine's lab, for everything else.
 type Lab struct {
+	// Options are the lab's settings, read by Start: set them between
+	// NewUnstarted and Start, as httptest's Server.Config.
+	Options Options
+
 	t      testing.TB
-	engine *emulator.Lab
+	plan   *topo.Plan
+	engine *emulator.Lab // nil until Start
 }
+
+// Options are a test lab's settings: the engine's (emulator.Options) and
+// the test helpers' own. NewUnstarted fills in the defaults.
+type Options struct {
+	// Options are the engine's settings (the zero value: its defaults).
+	// Held is always set: a test's lab lives as long as the test.
+	emulator.Options
+	// StartTimeout bounds the build (default 2m).
+	StartTimeout time.Duration
+	// ExecTimeout bounds each Exec (default: the package's ExecTimeout, 30s).
+	ExecTimeout time.Duration
+	// ScriptTimeout bounds each RunScript and Script (default: the
+	// package's ScriptTimeout, 5m).
+	ScriptTimeout time.Duration
+	// Keep keeps the lab up when the test fails, and logs how to enter it
+	// (default: the -nslab.keep flag).
+	Keep bool
+}
+
+// StartTimeout is Options.StartTimeout's default.
+const StartTimeout = 2 * time.Minute
 
 // Engine returns the engine's lab this test lab holds, for the operations
 // nslabtest has no helper for (Probe, PingAll, Serve, ListenUDP, Status,
 // Neighbours, Start, and the engine's own Ping and Punch with options).
-func (l *Lab) Engine() *emulator.Lab { return l.engine }
+// It fails the test when the lab is not started.
+func (l *Lab) Engine() *emulator.Lab {
+	l.t.Helper()
+	return l.lab()
+}
+
+// lab returns the engine's lab, failing the test when Start has not built
+// it yet.
+func (l *Lab) lab() *emulator.Lab {
+	l.t.Helper()
+	if l.engine == nil {
+		l.fatalf("nslabtest: lab %q is not started: call its Start after NewUnstarted", l.Name())
+	}
+	return l.engine
+}
 
 // Name returns the lab's name: the topology's name made unique (see
 // UniqueName).
-func (l *Lab) Name() string { return l.engine.Name() }
+func (l *Lab) Name() string { return l.plan.Lab }
 
 // Plan returns the resolved plan the lab was built from: its nodes,
 // interfaces, addresses and routes.
-func (l *Lab) Plan() *topo.Plan { return l.engine.Plan }
+func (l *Lab) Plan() *topo.Plan { return l.plan }
 
 var unsafeName = regexp.MustCompile(`[^a-z0-9-]+`)
 
@@ -67,8 +111,19 @@ func UniqueName(base string) string {
 }
 
 // Start builds top (renamed with UniqueName) and tears it down when the
-// test ends. Problems in top and build failures fail the test at once.
+// test ends. Problems in top and build failures fail the test at once. It
+// is NewUnstarted followed by Lab.Start.
 func Start(t testing.TB, top *topo.Topology) *Lab {
+	t.Helper()
+	l := NewUnstarted(t, top)
+	l.Start()
+	return l
+}
+
+// NewUnstarted resolves top (renamed with UniqueName) and returns a lab
+// that is not built yet, with default Options: set them, then call Start,
+// as httptest's NewUnstartedServer. Problems in top fail the test at once.
+func NewUnstarted(t testing.TB, top *topo.Topology) *Lab {
 	t.Helper()
 	if missing := emulator.MissingCapabilities(true); len(missing) > 0 {
 		require.FailNow(t, fmt.Sprintf("nslabtest: building a lab needs %s: run the tests as root (sudo go test ...)", strings.Join(missing, ", ")))
@@ -79,15 +134,34 @@ func Start(t testing.TB, top *topo.Topology) *Lab {
 	if err != nil {
 		require.FailNow(t, fmt.Sprintf("nslabtest: topology %q: %v", top.Name, err))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	lab, err := emulator.Up(ctx, plan, emulator.Options{Held: true})
-	if err != nil {
-		require.FailNow(t, fmt.Sprintf("nslabtest: build lab %q: %v", cp.Name, err))
+	return &Lab{t: t, plan: plan, Options: Options{
+		StartTimeout:  StartTimeout,
+		ExecTimeout:   ExecTimeout,
+		ScriptTimeout: ScriptTimeout,
+		Keep:          *keep,
+	}}
+}
+
+// Start builds the lab of NewUnstarted with its Options and tears it down
+// when the test ends. A build failure, or a second Start, fails the test.
+func (l *Lab) Start() {
+	l.t.Helper()
+	t, plan, name := l.t, l.plan, l.plan.Lab
+	if l.engine != nil {
+		l.fatalf("nslabtest: lab %q is already started", name)
 	}
-	l := &Lab{t: t, engine: lab}
+	o := l.Options.Options
+	o.Held = true
+	ctx, cancel := context.WithTimeout(t.Context(), orDefault(l.Options.StartTimeout, StartTimeout))
+	defer cancel()
+	lab, err := emulator.Up(ctx, plan, o)
+	if err != nil {
+		require.FailNow(t, fmt.Sprintf("nslabtest: build lab %q: %v", name, err))
+	}
+	l.engine = lab
+	keepFailed := l.Options.Keep
 	t.Cleanup(func() {
-		if *keep && t.Failed() {
+		if keepFailed && t.Failed() {
 			node := ""
 			for _, n := range plan.Nodes {
 				if n.Kind != topo.KindSwitch {
@@ -95,14 +169,21 @@ func Start(t testing.TB, top *topo.Topology) *Lab {
 					break
 				}
 			}
-			t.Logf("nslabtest: lab %s kept up (-nslab.keep): enter it with `nslab shell %s %s`, remove it with `nslab down %s`", cp.Name, cp.Name, node, cp.Name)
+			t.Logf("nslabtest: lab %s kept up (-nslab.keep): enter it with `nslab shell %s %s`, remove it with `nslab down %s`", name, name, node, name)
 			return
 		}
 		if err := lab.Down(); err != nil {
-			t.Errorf("nslabtest: tear down lab %q: %v", cp.Name, err)
+			t.Errorf("nslabtest: tear down lab %q: %v", name, err)
 		}
 	})
-	return l
+}
+
+// orDefault is d unless it is zero or negative, then def.
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
 }
 
 // StartFile builds the topology in a TOML file (see docs/topology.md).
@@ -121,16 +202,16 @@ func (l *Lab) fatalf(format string, args ...any) {
 	require.FailNow(l.t, fmt.Sprintf(format, args...))
 }
 
-// ExecTimeout bounds Exec (default 30s).
+// ExecTimeout is Options.ExecTimeout's default (30s): how long Exec waits.
 var ExecTimeout = 30 * time.Second
 
 // Exec runs argv in node and returns its output and exit code; failing to
 // start it fails the test. A non-zero exit code does not.
 func (l *Lab) Exec(node string, argv ...string) emulator.ExecResult {
 	l.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), ExecTimeout)
+	ctx, cancel := context.WithTimeout(l.t.Context(), orDefault(l.Options.ExecTimeout, ExecTimeout))
 	defer cancel()
-	res, err := l.engine.Exec(ctx, node, argv...)
+	res, err := l.lab().Exec(ctx, node, argv...)
 	if err != nil {
 		l.fatalf("nslabtest: %v", err)
 	}
@@ -140,7 +221,7 @@ func (l *Lab) Exec(node string, argv ...string) emulator.ExecResult {
 // Ping probes from one node to another with ICMP echo (3 requests, 1s).
 func (l *Lab) Ping(from, to string) emulator.PingResult {
 	l.t.Helper()
-	r, err := l.engine.Ping(context.Background(), from, to, emulator.PingOptions{Count: 3, Timeout: time.Second})
+	r, err := l.lab().Ping(l.t.Context(), from, to, emulator.PingOptions{Count: 3, Timeout: time.Second})
 	if err != nil {
 		l.fatalf("nslabtest: ping %s -> %s: %v", from, to, err)
 	}
@@ -161,7 +242,7 @@ func (l *Lab) RequireReachable(from, to string) emulator.PingResult {
 // RequireUnreachable fails the test if any echo request is answered.
 func (l *Lab) RequireUnreachable(from, to string) emulator.PingResult {
 	l.t.Helper()
-	r, err := l.engine.Ping(context.Background(), from, to, emulator.PingOptions{Count: 2, Timeout: 300 * time.Millisecond})
+	r, err := l.lab().Ping(l.t.Context(), from, to, emulator.PingOptions{Count: 2, Timeout: 300 * time.Millisecond})
 	if err != nil {
 		l.fatalf("nslabtest: ping %s -> %s: %v", from, to, err)
 	}
@@ -175,7 +256,7 @@ func (l *Lab) RequireUnreachable(from, to string) emulator.PingResult {
 // host and router when none are given) reaches the other.
 func (l *Lab) RequireMatrix(nodes ...string) *emulator.Matrix {
 	l.t.Helper()
-	m, err := l.engine.PingAll(context.Background(), nodes, emulator.PingOptions{})
+	m, err := l.lab().PingAll(l.t.Context(), nodes, emulator.PingOptions{})
 	if err != nil {
 		l.fatalf("nslabtest: pingall: %v", err)
 	}
@@ -199,7 +280,7 @@ func (l *Lab) EventuallyReachable(from, to string, within time.Duration) emulato
 	l.t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		r, err := l.engine.Ping(context.Background(), from, to, emulator.PingOptions{Timeout: 100 * time.Millisecond})
+		r, err := l.lab().Ping(l.t.Context(), from, to, emulator.PingOptions{Timeout: 100 * time.Millisecond})
 		if err != nil {
 			l.fatalf("nslabtest: ping %s -> %s: %v", from, to, err)
 		}
@@ -242,11 +323,11 @@ func (l *Lab) RequireNoUDP(from, to string, port int) {
 
 func (l *Lab) requireProbe(proto, from, to string, port int, want bool) emulator.ProbeResult {
 	l.t.Helper()
-	target, err := l.engine.AddrOf(to, 4, port)
+	target, err := l.lab().AddrOf(to, 4, port)
 	if err != nil {
 		l.fatalf("nslabtest: %v", err)
 	}
-	svc, err := l.engine.Serve(to, proto, port)
+	svc, err := l.lab().Serve(to, proto, port)
 	if err != nil {
 		l.fatalf("nslabtest: %v", err)
 	}
@@ -255,7 +336,7 @@ func (l *Lab) requireProbe(proto, from, to string, port int, want bool) emulator
 	if !want {
 		timeout = 300 * time.Millisecond
 	}
-	r, err := l.engine.Probe(context.Background(), from, target, proto, emulator.ProbeOptions{Timeout: timeout})
+	r, err := l.lab().Probe(l.t.Context(), from, target, proto, emulator.ProbeOptions{Timeout: timeout})
 	switch {
 	case want && err != nil:
 		l.fatalf("nslabtest: %s should reach %s (%s) over %s: %v\n%s", from, to, target, proto, err, l.Diagnose(from))
@@ -276,7 +357,7 @@ func (l *Lab) ObservedSource(from, to string, port int) netip.AddrPort {
 // Diagnose describes a node for a failure message: its interfaces,
 // routes and neighbours as the kernel has them now.
 func (l *Lab) Diagnose(node string) string {
-	st, err := l.engine.Status()
+	st, err := l.lab().Status()
 	if err != nil {
 		return fmt.Sprintf("(no state of node %q: %v)", node, err)
 	}
@@ -292,7 +373,7 @@ func (l *Lab) Diagnose(node string) string {
 		for _, r := range n.Routes {
 			fmt.Fprintf(&b, "  route %s\n", r)
 		}
-		neigh, err := l.engine.Neighbours(node)
+		neigh, err := l.lab().Neighbours(node)
 		if err != nil {
 			fmt.Fprintf(&b, "  (neighbours: %v)\n", err)
 		}
@@ -309,9 +390,9 @@ func (l *Lab) Diagnose(node string) string {
 // the test.
 func (l *Lab) ClassifyNAT(inside, outside string) emulator.NATBehaviour {
 	l.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(l.t.Context(), 10*time.Second)
 	defer cancel()
-	b, err := l.engine.ClassifyNAT(ctx, inside, outside)
+	b, err := l.lab().ClassifyNAT(ctx, inside, outside)
 	if err != nil {
 		l.fatalf("nslabtest: %v", err)
 	}
@@ -346,19 +427,20 @@ func (l *Lab) RequireMatrixUDP(port int, nodes ...string) {
 func (l *Lab) requireMatrixProto(proto string, port int, nodes []string) {
 	l.t.Helper()
 	if len(nodes) == 0 {
-		for _, n := range l.engine.Plan.Nodes {
+		for _, n := range l.plan.Nodes {
 			if n.Kind != topo.KindSwitch {
 				nodes = append(nodes, n.Name)
 			}
 		}
 	}
 	for _, n := range nodes {
-		svc, err := l.engine.Serve(n, proto, port)
+		svc, err := l.lab().Serve(n, proto, port)
 		if err != nil {
 			l.fatalf("nslabtest: %v", err)
 		}
 		defer svc.Close()
 	}
+	lab := l.lab()
 	type res struct {
 		from, to string
 		err      error
@@ -372,9 +454,9 @@ func (l *Lab) requireMatrixProto(proto string, port int, nodes []string) {
 			}
 			count++
 			go func(a, b string) {
-				target, err := l.engine.AddrOf(b, 4, port)
+				target, err := lab.AddrOf(b, 4, port)
 				if err == nil {
-					_, err = l.engine.Probe(context.Background(), a, target, proto, emulator.ProbeOptions{Timeout: time.Second})
+					_, err = lab.Probe(l.t.Context(), a, target, proto, emulator.ProbeOptions{Timeout: time.Second})
 				}
 				results <- res{a, b, err}
 			}(a, b)
@@ -397,9 +479,9 @@ func (l *Lab) requireMatrixProto(proto string, port int, nodes []string) {
 // the gateway: the gateway hairpins.
 func (l *Lab) Hairpins(inside, other, outside string) bool {
 	l.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(l.t.Context(), 10*time.Second)
 	defer cancel()
-	ok, err := l.engine.Hairpins(ctx, inside, other, outside)
+	ok, err := l.lab().Hairpins(ctx, inside, other, outside)
 	if err != nil {
 		l.fatalf("nslabtest: %v", err)
 	}
@@ -407,9 +489,13 @@ func (l *Lab) Hairpins(inside, other, outside string) bool {
 }
 
 // Close tears the lab down now, as httptest's Server.Close; the cleanup
-// registered by Start then has nothing left to do.
+// registered by Start then has nothing left to do. A lab that was never
+// started has nothing to tear down.
 func (l *Lab) Close() {
 	l.t.Helper()
+	if l.engine == nil {
+		return
+	}
 	if err := l.engine.Down(); err != nil {
 		l.t.Errorf("nslabtest: tear down lab %q: %v", l.Name(), err)
 	}
@@ -420,9 +506,9 @@ func (l *Lab) Close() {
 // whatever it is; bad input fails the test. See emulator.Lab.Punch.
 func (l *Lab) Punch(a, b, via string) emulator.PunchResult {
 	l.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(l.t.Context(), 10*time.Second)
 	defer cancel()
-	r, err := l.engine.Punch(ctx, a, b, emulator.PunchOptions{Via: via})
+	r, err := l.lab().Punch(ctx, a, b, emulator.PunchOptions{Via: via})
 	if err != nil {
 		l.fatalf("nslabtest: %v", err)
 	}

@@ -10,7 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// ScriptTimeout bounds a script run by RunScript or Script (default 5m).
+// ScriptTimeout is Options.ScriptTimeout's default (5m): how long a
+// script run by RunScript or Script may take.
 const ScriptTimeout = 5 * time.Minute
 
 // RunScript runs the script file at path against the lab (the language of
@@ -38,10 +39,10 @@ func (l *Lab) Script(lines string) *scripting.Result {
 
 func (l *Lab) runScript(s *scripting.Script) *scripting.Result {
 	l.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), ScriptTimeout)
+	ctx, cancel := context.WithTimeout(l.t.Context(), orDefault(l.Options.ScriptTimeout, ScriptTimeout))
 	defer cancel()
 	var out strings.Builder
-	res, err := scripting.Run(ctx, l.engine, s, scripting.Options{Out: &out, KeepGoing: true})
+	res, err := scripting.Run(ctx, l.lab(), s, scripting.Options{Out: &out, KeepGoing: true})
 	if err != nil {
 		if topo.IsBadInput(err) {
 			l.fatalf("nslabtest: script %s does not fit lab %s:\n%v", s.File, l.Name(), err)
