@@ -52,6 +52,9 @@ type tcPlan struct {
 // jitter, Loss beside a LossModel). Read(Apply(d)) == Effective(d, k), and
 // Effective(Effective(d, k), k) == Effective(d, k).
 func Effective(d Direction, k Kernel) (Direction, error) {
+	if err := d.Validate(); err != nil {
+		return Direction{}, err
+	}
 	p, err := tcPlanFor(d, k)
 	if err != nil {
 		return Direction{}, err
@@ -272,8 +275,12 @@ func (st tcState) foreign(ifindex int) error {
 // packets queued on the link stay; a change of structure (adding a rate
 // to a delay, changing the jitter distribution) replaces qdiscs, which
 // drops what they held. A root qdisc nslab did not set is never touched:
-// the error wraps ErrForeignQdisc.
+// the error wraps ErrForeignQdisc. A d that Direction.Validate refuses,
+// or that the kernel cannot do, changes nothing.
 func Apply(h *netlink.Handle, ifindex int, d Direction, k Kernel) error {
+	if err := d.Validate(); err != nil {
+		return err
+	}
 	if err := k.Check(d); err != nil {
 		return err
 	}

@@ -12,7 +12,6 @@ import (
 	"compress/gzip"
 	"errors"
 	"math"
-	"net"
 	"os"
 	"strings"
 	"testing"
@@ -134,30 +133,38 @@ func TestCheck(t *testing.T) {
 	}
 }
 
-// TestApplyRefusedBuildsNothing: on a kernel without netem, Apply of a
-// delay returns Check's error and leaves the link as it was.
+// TestApplyRefusedBuildsNothing: Apply of what the kernel cannot do (a
+// delay without netem) returns Check's error, and of what is invalid
+// (a loss over 100 %) Validate's, and either leaves the link as it was.
 func TestApplyRefusedBuildsNothing(t *testing.T) {
 	t.Parallel()
 	k := noNetem(detect(t))
 	l := newVethLab(t)
-	before, err := l.ha.QdiscList(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: l.ia}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = Apply(l.ha, l.ia, Direction{Rate: 10e6, Delay: 50 * time.Millisecond, Loss: 1}, k)
-	var me *MissingError
-	if !errors.As(err, &me) || !strings.Contains(err.Error(), "link delay needs the kernel's netem qdisc (sch_netem)") {
-		t.Fatalf("Apply of a delay without netem: %v, want the missing-netem error", err)
-	}
-	after, err := l.ha.QdiscList(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: l.ia}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(after) != len(before) {
-		t.Errorf("qdiscs before %v, after a refused Apply %v", before, after)
-	}
-	if d, err := Read(l.ha, l.ia); err != nil || !d.IsZero() {
-		t.Errorf("Read after a refused Apply: %v, %v; want a plain link", d, err)
+	for _, c := range []struct {
+		d    Direction
+		want string
+	}{
+		{Direction{Rate: 10e6, Delay: 50 * time.Millisecond, Loss: 1}, "link delay needs the kernel's netem qdisc (sch_netem)"},
+		{Direction{Rate: 10e6, Loss: 150}, "loss: 150 is not a percentage from 0 to 100"},
+	} {
+		before, err := l.ha.QdiscList(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: l.ia}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = Apply(l.ha, l.ia, c.d, k)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Apply %+v: %v, want an error with %q", c.d, err, c.want)
+		}
+		after, err := l.ha.QdiscList(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: l.ia}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(after) != len(before) {
+			t.Errorf("qdiscs before %v, after a refused Apply %v", before, after)
+		}
+		if d, err := Read(l.ha, l.ia); err != nil || !d.IsZero() {
+			t.Errorf("Read after a refused Apply: %v, %v; want a plain link", d, err)
+		}
 	}
 }
 
@@ -282,6 +289,22 @@ func TestEBPFLoss(t *testing.T) {
 			}
 		})
 	}
+	t.Run("correlated", func(t *testing.T) {
+		// netem's correlated draw smooths the random numbers: at 50 %
+		// and a correlation of 90 %, about half is still lost, in runs
+		// much longer than the 2 packets of independent draws.
+		t.Parallel()
+		l := newVethLab(t)
+		if err := Apply(l.ha, l.ia, Direction{Loss: 50, LossCorrelation: 90}, k); err != nil {
+			t.Fatal(err)
+		}
+		lost, bursts := l.lossRuns(t, 3000)
+		mean := float64(lost) / float64(max(bursts, 1))
+		t.Logf("loss 50%% correlation 90%%: %d of 3000 lost in %d runs of %.2f on average (2 without correlation)", lost, bursts, mean)
+		if f := float64(lost) / 3000; f < 0.35 || f > 0.65 || mean < 4 {
+			t.Errorf("lost %.1f%% in runs of %.2f: want 35..65%% in runs of at least 4", 100*f, mean)
+		}
+	})
 	t.Run("gilbert-elliott", func(t *testing.T) {
 		t.Parallel()
 		l := newVethLab(t)
@@ -290,38 +313,7 @@ func TestEBPFLoss(t *testing.T) {
 			t.Fatal(err)
 		}
 		const n = 5000
-		rx := udpIn(t, l.b, labAddrB)
-		tx := udpIn(t, l.a, labAddrA)
-		seen := make([]bool, n)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			buf := make([]byte, 16)
-			for {
-				rx.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-				m, err := rx.Read(buf)
-				if err != nil {
-					return
-				}
-				if m == 4 {
-					seen[int(buf[0])<<24|int(buf[1])<<16|int(buf[2])<<8|int(buf[3])] = true
-				}
-			}
-		}()
-		dst := rx.LocalAddr().(*net.UDPAddr)
-		for i := 0; i < n; i++ {
-			tx.WriteToUDP([]byte{byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}, dst)
-		}
-		<-done
-		lost, bursts := 0, 0
-		for i, s := range seen {
-			if !s {
-				lost++
-				if i == 0 || seen[i-1] {
-					bursts++
-				}
-			}
-		}
+		lost, bursts := l.lossRuns(t, n)
 		mean := float64(lost) / float64(max(bursts, 1))
 		t.Logf("Gilbert-Elliott p 2%% r 25%%: %d of %d lost (%.2f%%, theory %.2f%%), %d bursts of %.2f on average (theory 4)",
 			lost, n, 100*float64(lost)/n, ge.MeanLoss(), bursts, mean)

@@ -226,6 +226,48 @@ func (l *vethLab) oneWay(t testing.TB, n int, interval time.Duration) (distinct,
 	return len(seen), total, reordered
 }
 
+// lossRuns sends n numbered datagrams from a to b and returns how many
+// were lost and in how many runs of consecutive losses.
+func (l *vethLab) lossRuns(t testing.TB, n int) (lost, runs int) {
+	t.Helper()
+	rx := udpIn(t, l.b, labAddrB)
+	tx := udpIn(t, l.a, labAddrA)
+	seen := make([]bool, n)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 16)
+		for {
+			rx.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			m, err := rx.Read(buf)
+			if err != nil {
+				return
+			}
+			if i := int(binary.BigEndian.Uint32(buf)); m == 4 && i < n {
+				seen[i] = true
+			}
+		}
+	}()
+	dst := rx.LocalAddr().(*net.UDPAddr)
+	msg := make([]byte, 4)
+	for i := 0; i < n; i++ {
+		binary.BigEndian.PutUint32(msg, uint32(i))
+		if _, err := tx.WriteToUDP(msg, dst); err != nil && !errors.Is(err, syscall.ENOBUFS) {
+			t.Fatalf("send probe %d: %v", i, err)
+		}
+	}
+	<-done
+	for i, s := range seen {
+		if !s {
+			lost++
+			if i == 0 || seen[i-1] {
+				runs++
+			}
+		}
+	}
+	return lost, runs
+}
+
 // echo starts a UDP echo server in b and returns a client socket in a
 // and the server's address.
 func (l *vethLab) echo(t testing.TB) (*net.UDPConn, *net.UDPAddr) {

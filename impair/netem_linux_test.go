@@ -88,11 +88,15 @@ func TestNetemJitter(t *testing.T) {
 	if min < 13 || min > 35 {
 		t.Errorf("minimum %.2f ms, want 13..35 ms (normal: about 50 - 2.9 sd over %d samples, never under 50 - 3.7 sd)", min, n)
 	}
-	if med < 48 || med > 53 {
-		t.Errorf("median %.2f ms, want 48..53 ms", med)
+	// An emulated CPU adds its own delays (measured on an idle host:
+	// median 51.9-52.5 ms, sd 9.5-10.5 ms), so the upper bounds leave room;
+	// uniform jitter of 10 ms would give an sd of 5.8 ms and no sample
+	// under 40 ms.
+	if med < 48 || med > 55 {
+		t.Errorf("median %.2f ms, want 48..55 ms", med)
 	}
-	if sd < 8 || sd > 12.5 {
-		t.Errorf("standard deviation %.2f ms, want 8..12.5 ms", sd)
+	if sd < 8 || sd > 14 {
+		t.Errorf("standard deviation %.2f ms, want 8..14 ms", sd)
 	}
 }
 
