@@ -348,7 +348,7 @@ func TestRunTimeChange(t *testing.T) {
 		if err := Apply(l.ha, l.ia, Direction{Rate: rate}, k); err != nil {
 			t.Fatal(err)
 		}
-		got := l.goodput(t, 300*time.Millisecond, time.Second)
+		got := l.goodput(t, 500*time.Millisecond, 2*time.Second)
 		t.Logf("rate changed to %d: goodput %.2f Mbit/s", rate, got/1e6)
 		if math.Abs(got/float64(rate)-1) > 0.10 {
 			t.Errorf("after a change to %d bit/s, goodput %.2f Mbit/s", rate, got/1e6)

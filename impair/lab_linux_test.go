@@ -344,11 +344,18 @@ func rtts(t testing.TB, cli *net.UDPConn, dst *net.UDPAddr, n int, interval time
 	return out
 }
 
+// transfers runs one TCP transfer of this package's tests at a time:
+// the tests run in parallel, and on a machine of two cores two transfers
+// (or a transfer and the race detector) starve each other's reader.
+var transfers sync.Mutex
+
 // goodput runs a TCP transfer from a to b and returns what the receiver
 // got, in bits a second, over the window that starts skip after its
 // first byte (slow start and the shaper's first burst left out).
 func (l *vethLab) goodput(t testing.TB, skip, window time.Duration) float64 {
 	t.Helper()
+	transfers.Lock()
+	defer transfers.Unlock()
 	var ln net.Listener
 	err := inNetns(l.b, func() error {
 		var err error
