@@ -188,7 +188,10 @@ func (p tcPlan) direction() Direction {
 		d.Duplicate, d.DuplicateCorrelation = tcPctOf32(n.duplicate), tcPctOf32(n.dupCorr)
 		d.Corrupt, d.CorruptCorrelation = tcPctOf32(n.corrupt), tcPctOf32(n.corruptCorr)
 		d.Reorder, d.ReorderCorrelation, d.Gap = tcPctOf32(n.reorder), tcPctOf32(n.reorderCorr), n.gap
-		if inflight := tcInflight(p.rateOrNominal(), n); n.limit > inflight {
+		// The queue means something only behind a rate or a delay (and
+		// Validate refuses a limit without either); netem's own limit is
+		// then the default, which Apply chooses again.
+		if inflight := tcInflight(p.rateOrNominal(), n); n.limit > inflight && (p.shaper != "" || n.latency != 0) {
 			d.Limit = n.limit - inflight
 		}
 	}

@@ -168,6 +168,46 @@ func TestApplyRefusedBuildsNothing(t *testing.T) {
 	}
 }
 
+// TestEffective: what Apply makes of a direction is itself a valid
+// direction that Apply makes the same of, on a kernel with netem and on
+// one without (no kernel is touched: the netem side's round trip through
+// the kernel is TestNetemRoundTrip's).
+func TestEffective(t *testing.T) {
+	t.Parallel()
+	withNetem := Kernel{Netem: true, TBF: true, HTB: true, Clsact: true, BPF: true}
+	ds := []Direction{
+		{Loss: 1},
+		{Loss: 10, LossCorrelation: 25},
+		{LossModel: &GilbertElliott{P: 1, R: 25, H: 10, K: 0.1}},
+		{Duplicate: 1, Corrupt: 0.1},
+		{Delay: 50 * time.Millisecond},
+		{Delay: 40 * time.Millisecond, Jitter: 10 * time.Millisecond, Distribution: Normal, Limit: 10},
+		{Delay: 10 * time.Millisecond, Reorder: 25, Gap: 5},
+		{Rate: 10e6, Delay: 40 * time.Millisecond, LimitBytes: 30000},
+		{Rate: 10e6, Loss: 1},
+		{Rate: 10e6, LimitBytes: 30000},
+		{Rate: 1e9, Burst: 100},
+	}
+	for _, k := range []Kernel{withNetem, noNetem(withNetem), {HTB: true, Clsact: true, BPF: true}} {
+		for _, d := range ds {
+			if k.Check(d) != nil {
+				continue
+			}
+			e, err := Effective(d, k)
+			if err != nil {
+				t.Errorf("Effective(%+v) on %+v: %v", d, k, err)
+				continue
+			}
+			if err := e.Validate(); err != nil {
+				t.Errorf("Effective(%+v) on %+v = %+v, which Validate refuses: %v", d, k, e, err)
+			}
+			if again, err := Effective(e, k); err != nil || !sameDir(again, e) {
+				t.Errorf("Effective is not idempotent on %+v:\n %+v\n %+v (%v)", k, e, again, err)
+			}
+		}
+	}
+}
+
 // TestApplyReadRoundTrip: Read gives back Effective(d), through creation
 // and through changes in place, for both shapers and eBPF loss; Apply of
 // what Read gave changes nothing.
