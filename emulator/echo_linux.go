@@ -20,10 +20,9 @@ import (
 // process that built the lab (`nslab up` exits; a later `nslab punch`
 // uses it), so it runs as a process of its own inside the node. That
 // process is this program again: Up starts /proc/self/exe inside the
-// node's namespaces with echoEnv set, and the init function below, which
-// runs before main (and before a test binary's TestMain) in every program
-// that imports this package, turns it into the echo service and never
-// returns. Labs without echo ports start nothing.
+// node's namespaces with echoEnv set, and Dispatch, which the program's
+// main (or a test binary's TestMain) calls first, turns it into the echo
+// service. Labs without echo ports start nothing.
 const (
 	// echoEnv holds the ports to serve, "3478,3479"; set only in the
 	// service process.
@@ -34,12 +33,6 @@ const (
 	// socket is open; anything else written there is the reason it failed.
 	echoReady = "ready"
 )
-
-func init() {
-	if spec, ok := os.LookupEnv(echoEnv); ok {
-		os.Exit(runEchoService(spec, os.Getenv(echoNodeEnv)))
-	}
-}
 
 // runEchoService is the body of the echo service process: it listens on
 // every port, UDP and TCP, in the namespace it was started in, reports

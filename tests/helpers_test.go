@@ -44,6 +44,9 @@ func TestMain(m *testing.M) {
 var startNetns string
 
 func runMain(m *testing.M) int {
+	if code, ok := emulator.Dispatch(); ok {
+		return code // this binary, re-executed as a helper of a lab (the echo service)
+	}
 	startNetns, _ = os.Readlink("/proc/thread-self/ns/net")
 	if os.Getenv("NSLAB_CHILD") == "ice-agent" {
 		// TestICEAgreesWithPunch runs this binary inside a lab node as one

@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 
+	"github.com/nslab/nslab/emulator"
 	"github.com/nslab/nslab/topo"
 )
 
@@ -42,6 +43,9 @@ func (e *exitStatus) Unwrap() error { return e.err }
 func init() { runtime.LockOSThread() }
 
 func main() {
+	if code, ok := emulator.Dispatch(); ok {
+		os.Exit(code)
+	}
 	os.Exit(run(os.Args, os.Stdout, os.Stderr))
 }
 
