@@ -50,9 +50,13 @@ type tcPlan struct {
 // and fields that mean nothing in d's company dropped (a gap without
 // reordering, a limit without rate or netem, a distribution without
 // jitter, Loss beside a LossModel). Read(Apply(d)) == Effective(d, k), and
-// Effective(Effective(d, k), k) == Effective(d, k).
+// Effective(Effective(d, k), k) == Effective(d, k). Its errors are
+// Apply's: what Validate refuses, and what k cannot do.
 func Effective(d Direction, k Kernel) (Direction, error) {
 	if err := d.Validate(); err != nil {
+		return Direction{}, err
+	}
+	if err := k.Check(d); err != nil {
 		return Direction{}, err
 	}
 	p, err := tcPlanFor(d, k)
