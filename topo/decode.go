@@ -7,6 +7,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -26,6 +27,41 @@ type sourceMap struct {
 	pos  map[string]Pos
 	// scriptLine is the line of the embedded script's first line.
 	scriptLine int
+	// lines holds the offset of each line's first byte, so that a
+	// position is a binary search, not a scan from the file's start
+	// (which made decoding quadratic in the file's size).
+	lines []int
+	// byLine lists the paths written on each line, made when first needed.
+	byLine map[int][]string
+}
+
+// newLines indexes the starts of data's lines.
+func newLines(data []byte) []int {
+	lines := []int{0}
+	for i, b := range data {
+		if b == '\n' {
+			lines = append(lines, i+1)
+		}
+	}
+	return lines
+}
+
+// position turns a byte offset into a line and a column (in bytes, as
+// go-toml counts them), both from 1.
+func (s *sourceMap) position(offset int) Pos {
+	i := sort.SearchInts(s.lines, offset+1) - 1
+	return Pos{Line: i + 1, Col: offset - s.lines[i] + 1}
+}
+
+// onLine returns the paths written on line.
+func (s *sourceMap) onLine(line int) []string {
+	if s.byLine == nil {
+		s.byLine = map[int][]string{}
+		for path, p := range s.pos {
+			s.byLine[p.Line] = append(s.byLine[p.Line], path)
+		}
+	}
+	return s.byLine[line]
 }
 
 // at returns the position of path, or of its nearest written parent.
@@ -86,8 +122,9 @@ func keyPathAt(src *sourceMap, pos Pos, fallback []string) []string {
 	// a key or on its value.
 	best, bestCol := "", 0
 	if src != nil {
-		for path, p := range src.pos {
-			if p.Line != pos.Line || p.Col > pos.Col {
+		for _, path := range src.onLine(pos.Line) {
+			p := src.pos[path]
+			if p.Col > pos.Col {
 				continue
 			}
 			if p.Col > bestCol || (p.Col == bestCol && len(path) > len(best)) {
@@ -120,7 +157,8 @@ func keyPathAt(src *sourceMap, pos Pos, fallback []string) []string {
 func unknownKeyMessage(path []string) string {
 	typ := reflect.TypeOf(Topology{})
 	table, array := "", false
-	for i, key := range path {
+	for i := 0; i < len(path); i++ {
+		key := path[i]
 		fields := tomlFields(typ)
 		ft, ok := fields.types[key]
 		if !ok {
@@ -139,6 +177,16 @@ func unknownKeyMessage(path []string) string {
 			return fmt.Sprintf("unknown key %q in %s%s", key, where, hint)
 		}
 		table = join(table, key)
+		if mt := derefType(ft); mt.Kind() == reflect.Map && i+1 < len(path) {
+			// A table of tables by name (impair.from.NODE): the next
+			// key is the name, then the element's keys follow.
+			if et, _ := tableType(mt.Elem()); et != nil {
+				i++
+				table = join(table, path[i])
+				typ, array = et, false
+				continue
+			}
+		}
 		typ, array = tableType(ft)
 		if typ == nil {
 			break // a value, not a table: go-toml said why
@@ -276,7 +324,7 @@ func decodeProblems(file string, err error, src *sourceMap) error {
 
 // mapSource walks the TOML syntax tree and records where each value is.
 func mapSource(file string, data []byte) (*sourceMap, error) {
-	s := &sourceMap{file: file, pos: map[string]Pos{}}
+	s := &sourceMap{file: file, pos: map[string]Pos{}, lines: newLines(data)}
 	p := unstable.Parser{}
 	p.Reset(data)
 	counts := map[string]int{} // array-of-tables key -> elements seen
@@ -285,7 +333,7 @@ func mapSource(file string, data []byte) (*sourceMap, error) {
 		e := p.Expression()
 		switch e.Kind {
 		case unstable.Table, unstable.ArrayTable:
-			key, kpos := keyOf(&p, e.Key())
+			key, kpos := s.keyOf(&p, e.Key())
 			// [links.a] after the second [[links]] is links[1].a, and the
 			// second [[nodes.routes]] of nodes[1] is nodes[1].routes[1]:
 			// arrays of tables are counted per parent element.
@@ -303,10 +351,10 @@ func mapSource(file string, data []byte) (*sourceMap, error) {
 			prefix = path
 			s.pos[path] = kpos
 		case unstable.KeyValue:
-			key, kpos := keyOf(&p, e.Key())
+			key, kpos := s.keyOf(&p, e.Key())
 			path := join(prefix, key)
 			s.pos[path] = kpos
-			walkValue(&p, s, path, e.Value())
+			s.walkValue(&p, path, e.Value())
 			if path == "test.script" {
 				s.scriptLine = scriptStart(data, kpos.Line)
 			}
@@ -335,8 +383,8 @@ func scriptStart(data []byte, line int) int {
 	return line
 }
 
-func walkValue(p *unstable.Parser, s *sourceMap, path string, v *unstable.Node) {
-	if pos, ok := nodePos(p, v); ok {
+func (s *sourceMap) walkValue(p *unstable.Parser, path string, v *unstable.Node) {
+	if pos, ok := s.nodePos(p, v); ok {
 		if _, seen := s.pos[path]; !seen {
 			s.pos[path] = pos
 		}
@@ -347,18 +395,18 @@ func walkValue(p *unstable.Parser, s *sourceMap, path string, v *unstable.Node) 
 		for it := v.Children(); it.Next(); i++ {
 			c := it.Node()
 			el := fmt.Sprintf("%s[%d]", path, i)
-			if pos, ok := nodePos(p, c); ok {
+			if pos, ok := s.nodePos(p, c); ok {
 				s.pos[el] = pos
 			}
-			walkValue(p, s, el, c)
+			s.walkValue(p, el, c)
 		}
 	case unstable.InlineTable:
 		for it := v.Children(); it.Next(); {
 			kv := it.Node()
-			key, kpos := keyOf(p, kv.Key())
+			key, kpos := s.keyOf(p, kv.Key())
 			sub := join(path, key)
 			s.pos[sub] = kpos
-			walkValue(p, s, sub, kv.Value())
+			s.walkValue(p, sub, kv.Value())
 		}
 	}
 }
@@ -370,13 +418,13 @@ func join(prefix, key string) string {
 	return prefix + "." + key
 }
 
-func keyOf(p *unstable.Parser, it unstable.Iterator) (string, Pos) {
+func (s *sourceMap) keyOf(p *unstable.Parser, it unstable.Iterator) (string, Pos) {
 	var parts []string
 	var first Pos
 	for it.Next() {
 		n := it.Node()
 		if len(parts) == 0 {
-			first, _ = nodePos(p, n)
+			first, _ = s.nodePos(p, n)
 		}
 		parts = append(parts, string(n.Data))
 	}
@@ -384,7 +432,7 @@ func keyOf(p *unstable.Parser, it unstable.Iterator) (string, Pos) {
 }
 
 // nodePos finds where a node starts in the input.
-func nodePos(p *unstable.Parser, n *unstable.Node) (pos Pos, ok bool) {
+func (s *sourceMap) nodePos(p *unstable.Parser, n *unstable.Node) (pos Pos, ok bool) {
 	defer func() {
 		if recover() != nil {
 			ok = false
@@ -397,8 +445,7 @@ func nodePos(p *unstable.Parser, n *unstable.Node) (pos Pos, ok bool) {
 		}
 		r = p.Range(n.Data)
 	}
-	sh := p.Shape(r)
-	return Pos{sh.Start.Line, sh.Start.Column}, true
+	return s.position(int(r.Offset)), true
 }
 
 var typeErrRE = regexp.MustCompile(`cannot decode TOML ([\w ]+?) into (?:struct field \S+ of type |a Go value of type )?(\S+)$`)

@@ -159,8 +159,14 @@ func filled(typ reflect.Type) reflect.Value {
 			f.Set(s)
 		case reflect.Map:
 			m := reflect.MakeMap(f.Type())
-			m.SetMapIndex(reflect.ValueOf("k"), reflect.ValueOf("v"))
+			val := reflect.ValueOf("v")
+			if et := f.Type().Elem(); et.Kind() == reflect.Struct {
+				val = filled(et)
+			}
+			m.SetMapIndex(reflect.ValueOf("k"), val)
 			f.Set(m)
+		case reflect.Interface:
+			f.Set(reflect.ValueOf("x"))
 		case reflect.Struct:
 			f.Set(filled(f.Type()))
 		}
