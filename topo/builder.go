@@ -109,8 +109,8 @@ func Generate(spec, name string) (*Topology, error) {
 	}
 	switch kind {
 	case "single":
-		if nums[0] > 4000 {
-			return nil, BadInput(fmt.Errorf("single,%d: at most 4000 hosts on one switch", nums[0]))
+		if nums[0] > maxBridgePorts {
+			return nil, BadInput(fmt.Errorf("single,%d: at most %d hosts on one switch (a Linux bridge's port limit); tree,2,%d has more hosts", nums[0], maxBridgePorts, maxBridgePorts/2))
 		}
 		b.Switch("s1")
 		for i := 1; i <= nums[0]; i++ {

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
@@ -84,13 +86,41 @@ func (s *sourceMap) at(path string) (Pos, bool) {
 
 // LoadFile reads and strictly decodes a topology file. It does not validate:
 // call Validate (or Resolve) next. Errors are *Problems naming file:line:col.
+//
+// The file must be a regular file of at most MaxFileSize bytes: a device
+// (/dev/zero) or a FIFO is refused at once, not read until memory or
+// patience runs out.
 func LoadFile(path string) (*Topology, error) {
-	data, err := os.ReadFile(path)
+	// O_NONBLOCK: opening a FIFO with no writer must not block.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("read topology: %w", err)
 	}
+	defer f.Close()
+	st, err := f.Stat()
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("read topology: %w", err)
+	case st.IsDir():
+		return nil, fmt.Errorf("read topology %s: is a directory", path)
+	case !st.Mode().IsRegular():
+		return nil, fmt.Errorf("read topology %s: not a regular file (%s)", path, st.Mode().Type())
+	case st.Size() > MaxFileSize:
+		return nil, fmt.Errorf("read topology %s: %d bytes, over the limit of %d MiB", path, st.Size(), MaxFileSize>>20)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read topology: %w", err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("read topology %s: over the limit of %d MiB", path, MaxFileSize>>20)
+	}
 	return Decode(path, data)
 }
+
+// MaxFileSize is the largest topology file LoadFile reads: 64 MiB, far
+// more than a 10,000-node lab takes (about 1 MiB).
+const MaxFileSize = 64 << 20
 
 // Decode strictly decodes a TOML topology: an unknown key, a value of the
 // wrong type or a syntax error is reported with file, line and column. file

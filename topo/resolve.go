@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
 )
 
 // Plan is a validated topology with everything decided: each node's
@@ -162,9 +163,15 @@ var (
 )
 
 const (
-	maxLabName  = 32
-	maxNodeName = 64
-	maxIfName   = 15 // IFNAMSIZ - 1
+	// maxArgLen is the kernel's MAX_ARG_STRLEN (32 pages of 4 KiB): the
+	// longest argument exec takes, its final NUL included.
+	maxArgLen = 32 * 4096
+	// maxBridgePorts is a Linux bridge's port limit (BR_MAX_PORTS less
+	// port 0).
+	maxBridgePorts = 1023
+	maxLabName     = 32
+	maxNodeName    = 64
+	maxIfName      = 15 // IFNAMSIZ - 1
 )
 
 // ValidIfName reports why name cannot be a Linux interface name, or "".
@@ -312,8 +319,13 @@ func (r *resolver) run() {
 			n.Sysctls = append(n.Sysctls, Sysctl{k, ns.Sysctls[k]})
 		}
 		for j, cmd := range ns.Start {
-			if strings.TrimSpace(cmd) == "" {
+			switch {
+			case strings.TrimSpace(cmd) == "":
 				c.add(fmt.Sprintf("%s.start[%d]", path, j), obj, "start command %d is empty", j+1)
+			case len(cmd) >= maxArgLen:
+				// sh -c passes it as one argument: the kernel refuses
+				// (E2BIG) one of MAX_ARG_STRLEN or more.
+				c.add(fmt.Sprintf("%s.start[%d]", path, j), obj, "start command %d is %d bytes, and the kernel takes at most %d in one argument: put it in a script file and start that", j+1, len(cmd), maxArgLen-1)
 			}
 		}
 		n.Echo = r.echoPorts(path, obj, n, ns.Echo)
@@ -375,6 +387,7 @@ func (r *resolver) run() {
 		}
 	}
 
+	r.checkPorts()
 	r.assignNames()
 	r.segments()
 	r.applyFamilies()
@@ -1193,4 +1206,15 @@ func levenshtein(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// checkPorts refuses a switch with more ports than a Linux bridge takes:
+// the kernel would refuse the 1,024th port mid-build ("exchange full").
+func (r *resolver) checkPorts() {
+	for _, n := range r.plan.Nodes {
+		if n.Kind == KindSwitch && len(n.Ifaces) > maxBridgePorts {
+			r.c.add(fmt.Sprintf("nodes[%d]", r.specIdx[n.Name]), fmt.Sprintf("node %q", n.Name),
+				"switch has %d ports, and a Linux bridge takes at most %d: split it into switches of up to %d ports joined by links", len(n.Ifaces), maxBridgePorts, maxBridgePorts)
+		}
+	}
 }
