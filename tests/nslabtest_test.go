@@ -264,3 +264,47 @@ func TestNslabtestUnstartedOptions(t *testing.T) {
 		require.Regexp(t, want, out)
 	}
 }
+
+// RunScripts runs each script matching a glob in a subtest of its own,
+// against the topology its `# topology:` line names or the one beside it;
+// a failing line fails its subtest with the script's file and line, a
+// script that does not fit its topology fails before anything is built,
+// and a script naming no topology or a glob matching nothing fails the
+// test (run as child processes that fail).
+func TestNslabtestRunScripts(t *testing.T) {
+	switch child := os.Getenv("NSLAB_CHILD"); child {
+	case "fails", "bad", "none":
+		nslabtest.RunScripts(t, "testdata/runscripts/"+child+"/*.nsl")
+		return
+	case "nomatch":
+		nslabtest.RunScripts(t, "testdata/runscripts/*.none")
+		return
+	}
+	t.Parallel()
+	t.Run("pass", func(t *testing.T) {
+		// tutorial.nsl names its topology; web.nsl has web.toml beside it.
+		nslabtest.RunScripts(t, "../emulator/nslabtest/testdata/*.nsl")
+		nslabtest.RunScripts(t, "../topologies/*.nsl") // lan.nsl, lan.toml
+	})
+	for _, tc := range []struct {
+		child string
+		want  []string
+	}{
+		{"fails", []string{
+			`testdata/runscripts/fails/reach\.nsl:3: !reach red blue: expected red not to reach blue, but red -> blue`,
+			`--- FAIL: TestNslabtestRunScripts/reach `,
+		}},
+		{"bad", []string{
+			`nslabtest: script testdata/runscripts/bad/typo\.nsl does not fit topology \.\./topologies/tutorial\.toml \(nothing was built\)`,
+			`testdata/runscripts/bad/typo\.nsl:3: reach red bleu: no node "bleu" in lab "tutorial-[0-9]+-[0-9]+" \(did you mean "blue"\?\)`,
+		}},
+		{"none", []string{regexp.QuoteMeta("nslabtest: script testdata/runscripts/none/orphan.nsl names no topology: put a line `# topology: FILE` at its top, or the topology beside it as orphan.toml")}},
+		{"nomatch", []string{`nslabtest: no script file matches "testdata/runscripts/\*\.none"`}},
+	} {
+		out, code := runChild(t, "TestNslabtestRunScripts", tc.child)
+		require.Equal(t, 1, code, out)
+		for _, want := range tc.want {
+			require.Regexp(t, want, out)
+		}
+	}
+}

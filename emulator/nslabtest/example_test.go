@@ -1,6 +1,7 @@
 package nslabtest_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/nslab/nslab/emulator/nslabtest"
@@ -63,4 +64,29 @@ link red v-net-0 down
 link red v-net-0 up
 wait reach red blue 2s`)
 	}
+}
+
+// Every script of a directory, each a subtest with a lab of its own: the
+// script's "# topology: FILE" line, or FILE.toml beside it, says what to
+// build. A failing line fails its subtest as "file:line: command: ...".
+func ExampleRunScripts() {
+	_ = func(t *testing.T) {
+		nslabtest.RunScripts(t, "testdata/*.nsl")
+	}
+}
+
+// Which topology RunScripts builds for a script: tutorial.nsl names one in
+// its header, web.nsl has web.toml beside it.
+func ExampleScriptTopology() {
+	for _, script := range []string{"testdata/tutorial.nsl", "testdata/web.nsl"} {
+		path, err := nslabtest.ScriptTopology(script)
+		if err != nil {
+			fmt.Println(err)
+			continue
+		}
+		fmt.Println(script, "->", path)
+	}
+	// Output:
+	// testdata/tutorial.nsl -> ../../topologies/tutorial.toml
+	// testdata/web.nsl -> testdata/web.toml
 }

@@ -6,6 +6,8 @@
 // sent, what came back, and the source node's routes and neighbours.
 // NewUnstarted returns a lab whose Options can be set before Lab.Start
 // builds it, as httptest's NewUnstartedServer.
+// RunScripts runs a directory of script files (docs/scripting.md), each
+// on a lab of its own, as rsc.io/script/scripttest.
 //
 // Run tests with -nslab.keep to keep a failed test's lab up for a look:
 // the test log says how to enter it.
