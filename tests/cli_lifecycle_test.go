@@ -301,3 +301,26 @@ func TestCLIHelpDefaults(t *testing.T) {
 		}
 	}
 }
+
+// Every command that names a lab checks the name first: a name such as
+// ../../tmp/x never becomes a path outside the state directory.
+func TestCLILabNameChecked(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"exec", "../../tmp/x/fake", "h1", "--", "hostname"},
+		{"shell", "../x", "h1"},
+		{"status", "../x"},
+		{"ping", "../x", "a", "b"},
+		{"pingall", "../x"},
+		{"attach", "../x"},
+		{"punch", "../x", "a", "b"},
+		{"down", "../x"},
+		{"clean", "../x"},
+		{"serve", "../x", "a", "--udp", "9"},
+		{"probe", "../x", "a", "b", "--udp", "9"},
+	} {
+		_, errs, code := cli(t, "", args...)
+		require.Equal(t, 2, code, "%v: %s", args, errs)
+		require.Contains(t, errs, `lab name "../`, "%v", args)
+	}
+}

@@ -423,6 +423,9 @@ func (g *globals) cmdDown(c *cli.Context) error {
 		return err
 	}
 	name := c.Args().First()
+	if err := topo.CheckLabName(name); err != nil {
+		return topo.BadInput(err)
+	}
 	if _, err := emulator.ReadRecord(g.opts.StateDir, name); err != nil {
 		labs, _ := emulator.ListLabs(g.opts.StateDir)
 		return topo.BadInput(&emulator.NoSuchLabError{Lab: name, Labs: labs})

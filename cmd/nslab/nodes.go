@@ -51,6 +51,11 @@ func (g *globals) openLab(c *cli.Context, name string) (*emulator.Lab, error) {
 		labs, _ := emulator.ListLabs(g.opts.StateDir)
 		return nil, topo.BadInput(&emulator.NoSuchLabError{Lab: "", Labs: labs})
 	}
+	// One check of a lab's name for every command: a name such as
+	// ../../tmp/x must never become a path outside the state directory.
+	if err := topo.CheckLabName(name); err != nil {
+		return nil, topo.BadInput(err)
+	}
 	return emulator.Open(name, g.opts)
 }
 
