@@ -150,7 +150,7 @@ second later) and the line fails, '!' or not: ` + "`limit 5s red ping blue`" + `
 			Run: func(ctx context.Context, s *Session, ln *Line, args []string) (Outcome, error) {
 				d, _ := parseLimit(args[0])
 				words := ln.Args[1:]
-				if words[0].Text == "exec" && s.Lab.Plan.Node("exec") == nil {
+				if words[0].Text == "exec" && s.Plan.Node("exec") == nil {
 					words = words[1:]
 				}
 				return s.runProgram(ctx, words[0].Text, words[1:], d)
@@ -294,25 +294,25 @@ share more than one cable.`,
 		{
 			Name: "nodes", Usage: "nodes", Summary: "list the nodes, their kinds and addresses",
 			Run: func(ctx context.Context, s *Session, ln *Line, args []string) (Outcome, error) {
-				return Outcome{Output: listNodes(s.Lab.Plan)}, nil
+				return Outcome{Output: listNodes(s.Plan)}, nil
 			},
 		},
 		{
 			Name: "net", Usage: "net", Summary: "list each node's interfaces and what they are cabled to (as Mininet's net)",
 			Run: func(ctx context.Context, s *Session, ln *Line, args []string) (Outcome, error) {
-				return Outcome{Output: listNet(s.Lab.Plan)}, nil
+				return Outcome{Output: listNet(s.Plan)}, nil
 			},
 		},
 		{
 			Name: "intfs", Usage: "intfs", Summary: "list each node's interfaces (as Mininet's intfs)",
 			Run: func(ctx context.Context, s *Session, ln *Line, args []string) (Outcome, error) {
-				return Outcome{Output: listIntfs(s.Lab.Plan)}, nil
+				return Outcome{Output: listIntfs(s.Plan)}, nil
 			},
 		},
 		{
 			Name: "links", Usage: "links", Summary: "list the cables and the state of their ends",
 			Run: func(ctx context.Context, s *Session, ln *Line, args []string) (Outcome, error) {
-				out, err := listLinks(s.Lab)
+				out, err := listLinks(s.Lab, s.Plan)
 				return Outcome{Output: out}, err
 			},
 		},
@@ -526,7 +526,7 @@ func listIntfs(p *topo.Plan) string {
 	return b.String()
 }
 
-func listLinks(l *emulator.Lab) (string, error) {
+func listLinks(l Lab, plan *topo.Plan) (string, error) {
 	st, err := l.Status()
 	if err != nil {
 		return "", err
@@ -538,14 +538,14 @@ func listLinks(l *emulator.Lab) (string, error) {
 		}
 	}
 	var b strings.Builder
-	for _, k := range l.Plan.Links {
+	for _, k := range plan.Links {
 		a, z := k.A.Node+":"+k.A.Name, k.B.Node+":"+k.B.Name
 		fmt.Fprintf(&b, "%s (%s) -- %s (%s)\n", a, state[a], z, state[z])
 	}
 	return b.String(), nil
 }
 
-func dump(l *emulator.Lab, only []string) (string, error) {
+func dump(l Lab, only []string) (string, error) {
 	st, err := l.Status()
 	if err != nil {
 		return "", err

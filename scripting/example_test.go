@@ -47,7 +47,7 @@ func ExampleRegistry_Register() {
 	err := r.Register(&scripting.Command{
 		Name: "nodecount", Usage: "nodecount N", Summary: "the lab has N nodes", Check: true, MinArgs: 1, MaxArgs: 1,
 		Run: func(ctx context.Context, s *scripting.Session, ln *scripting.Line, args []string) (scripting.Outcome, error) {
-			n := fmt.Sprint(len(s.Lab.Plan.Nodes))
+			n := fmt.Sprint(len(s.Plan.Nodes))
 			return scripting.Outcome{Held: n == args[0], Said: "the lab has " + n, Want: "the lab to have " + args[0] + " nodes"}, nil
 		},
 	})

@@ -166,7 +166,7 @@ func (s *Session) probeTarget(target string) (to netip.AddrPort, node string, er
 func (s *Session) echoAt(node string, to netip.AddrPort, proto string) bool {
 	port := int(to.Port())
 	if node == "" {
-		for _, n := range s.Lab.Plan.Nodes {
+		for _, n := range s.Plan.Nodes {
 			for _, i := range n.Ifaces {
 				for _, a := range i.Addrs {
 					if a.Addr() == to.Addr() {
@@ -176,7 +176,7 @@ func (s *Session) echoAt(node string, to netip.AddrPort, proto string) bool {
 			}
 		}
 	}
-	n := s.Lab.Plan.Node(node)
+	n := s.Plan.Node(node)
 	return n != nil && (s.serving(node, proto, port) || slices.Contains(n.Echo, port))
 }
 

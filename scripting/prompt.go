@@ -104,7 +104,7 @@ func Prompt(ctx context.Context, sess *Session, o PromptOptions) error {
 		stopLine = nil
 		mu.Unlock()
 	}
-	fmt.Fprintf(o.Out, "lab %s: %d nodes. Type `help` for the commands, Ctrl-D to leave.\n", sess.Lab.Name(), len(sess.Lab.Plan.Nodes))
+	fmt.Fprintf(o.Out, "lab %s: %d nodes. Type `help` for the commands, Ctrl-D to leave.\n", sess.Plan.Lab, len(sess.Plan.Nodes))
 	num := 0
 	for {
 		t.SetSize(termSize(term.GetSize(fd)))
@@ -128,7 +128,7 @@ func Prompt(ctx context.Context, sess *Session, o PromptOptions) error {
 			continue
 		}
 		for _, ln := range s.Lines {
-			if err := CheckLine(ln, sess.Lab.Plan, sess.Reg); err != nil {
+			if err := CheckLine(ln, sess.Plan, sess.Reg); err != nil {
 				fmt.Fprintln(o.Out, err)
 				continue
 			}
@@ -216,7 +216,7 @@ func complete(t *term.Terminal, sess *Session, line string, pos int) (string, in
 	var cands []string
 	switch {
 	case len(fields) == 0:
-		cands = append(sess.Reg.Names(), sess.Lab.Plan.NodeNames()...)
+		cands = append(sess.Reg.Names(), sess.Plan.NodeNames()...)
 	case fields[0] == "help":
 		cands = sess.Reg.Names()
 	case fields[0] == "set" && len(fields) == 1:
@@ -234,7 +234,7 @@ func complete(t *term.Terminal, sess *Session, line string, pos int) (string, in
 			}
 		}
 	default:
-		cands = sess.Lab.Plan.NodeNames()
+		cands = sess.Plan.NodeNames()
 	}
 	var match []string
 	for _, c := range cands {

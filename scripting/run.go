@@ -105,13 +105,14 @@ func (e *FailedError) Error() string {
 	return strings.Join(s, "\n")
 }
 
-// Run checks s against the lab (every problem reported at once, before
-// anything runs, as topo.Problems) and then runs its lines in order.
+// Run checks s against plan, the lab's plan (every problem reported at
+// once, before anything runs, as topo.Problems), and then runs its lines
+// in lab in order.
 // A failing line stops the script unless o.KeepGoing is set. The error is
 // for bad input and cancellation; failed checks are in the Result.
-func Run(ctx context.Context, lab *emulator.Lab, s *Script, o Options) (*Result, error) {
-	sess := NewSession(lab, o)
-	if err := Check(s, lab.Plan, sess.Reg); err != nil {
+func Run(ctx context.Context, lab Lab, plan *topo.Plan, s *Script, o Options) (*Result, error) {
+	sess := NewSession(lab, plan, o)
+	if err := Check(s, plan, sess.Reg); err != nil {
 		return nil, err
 	}
 	defer sess.Close()
@@ -127,13 +128,15 @@ func Run(ctx context.Context, lab *emulator.Lab, s *Script, o Options) (*Result,
 // errStop ends a script at its first failure.
 var errStop = errors.New("script stopped at a failing line")
 
-// Session is the state a script runs in: the lab, the settings `set`
-// changes, and the output of the last program for `expect`. The prompt
-// keeps one Session for all the lines typed.
+// Session is the state a script runs in: the lab and its plan, the
+// settings `set` changes, and the output of the last program for
+// `expect`. The prompt keeps one Session for all the lines typed.
 type Session struct {
-	Lab *emulator.Lab
-	Reg *Registry
-	Out io.Writer
+	Lab Lab
+	// Plan is the lab's plan: its nodes, interfaces, addresses and links.
+	Plan *topo.Plan
+	Reg  *Registry
+	Out  io.Writer
 	// Live, when set, receives programs' output as it comes (the
 	// prompt), instead of once they are done.
 	Live io.Writer
@@ -153,9 +156,10 @@ type Session struct {
 	services []*emulator.Service // started by `serve`
 }
 
-// NewSession returns a session on lab with the options' settings.
-func NewSession(lab *emulator.Lab, o Options) *Session {
-	s := &Session{Lab: lab, Reg: o.Registry, Out: o.Out, Echo: true, Subst: true, Timeout: o.Timeout, KeepGoing: o.KeepGoing, res: &Result{}}
+// NewSession returns a session on lab, whose plan is plan, with the
+// options' settings.
+func NewSession(lab Lab, plan *topo.Plan, o Options) *Session {
+	s := &Session{Lab: lab, Plan: plan, Reg: o.Registry, Out: o.Out, Echo: true, Subst: true, Timeout: o.Timeout, KeepGoing: o.KeepGoing, res: &Result{}}
 	if s.Reg == nil {
 		s.Reg = Builtins()
 	}
@@ -393,7 +397,7 @@ func fmtLimit(d time.Duration) string {
 
 // addressOf replaces a node's name by its first address (IPv4 first).
 func (s *Session) addressOf(word string) string {
-	n := s.Lab.Plan.Node(word)
+	n := s.Plan.Node(word)
 	if n == nil || n.Kind == topo.KindSwitch {
 		return word
 	}
@@ -426,7 +430,7 @@ func (s *Session) nat(ctx context.Context, args []string) (Outcome, error) {
 	if len(args) == 3 {
 		want = []string{args[2]}
 		shown := args[2]
-		if n := s.Lab.Plan.Node(args[2]); n != nil {
+		if n := s.Plan.Node(args[2]); n != nil {
 			// A node stands for any of its addresses.
 			want = nil
 			for _, i := range n.Ifaces {
@@ -444,7 +448,7 @@ func (s *Session) nat(ctx context.Context, args []string) (Outcome, error) {
 			return o, err
 		}
 	}
-	if !s.serving(b, "udp", natPort) && !slices.Contains(s.Lab.Plan.Node(b).Echo, natPort) {
+	if !s.serving(b, "udp", natPort) && !slices.Contains(s.Plan.Node(b).Echo, natPort) {
 		svc, err := s.Lab.Serve(b, "udp", natPort)
 		if err != nil {
 			return o, err

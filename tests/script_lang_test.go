@@ -107,7 +107,7 @@ func TestScriptLineLimit(t *testing.T) {
 		var out strings.Builder
 		o.Out = &out
 		t0 := time.Now()
-		res, err := scripting.Run(ctx, lab.Engine(), s, o)
+		res, err := scripting.Run(ctx, lab.Engine(), lab.Plan(), s, o)
 		return res, out.String(), err, time.Since(t0)
 	}
 

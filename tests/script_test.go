@@ -24,7 +24,7 @@ func scriptRun(t *testing.T, lab *nslabtest.Lab, src string, keepGoing bool) (*s
 	var out strings.Builder
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	res, err := scripting.Run(ctx, lab.Engine(), s, scripting.Options{Out: &out, KeepGoing: keepGoing, Timeout: 300 * time.Millisecond})
+	res, err := scripting.Run(ctx, lab.Engine(), lab.Plan(), s, scripting.Options{Out: &out, KeepGoing: keepGoing, Timeout: 300 * time.Millisecond})
 	require.NoError(t, err, out.String())
 	return res, out.String()
 }
@@ -197,7 +197,7 @@ func TestScriptSource(t *testing.T) {
 	require.NoError(t, os.WriteFile(main, []byte("reach blue red\nsource sub.nsl\nreach red blue\n"), 0o644))
 	s, err := scripting.ParseFile(main)
 	require.NoError(t, err)
-	res, err := scripting.Run(context.Background(), lab.Engine(), s, scripting.Options{Timeout: 300 * time.Millisecond})
+	res, err := scripting.Run(context.Background(), lab.Engine(), lab.Plan(), s, scripting.Options{Timeout: 300 * time.Millisecond})
 	require.NoError(t, err)
 	require.Len(t, res.Failures, 1)
 	require.Equal(t, filepath.Join(dir, "sub.nsl"), res.Failures[0].File)
@@ -211,7 +211,7 @@ func TestScriptBadInputRunsNothing(t *testing.T) {
 	t.Parallel()
 	lab := nslabtest.StartFile(t, "../topologies/tutorial.toml")
 	s, _ := scripting.Parse("t.nsl", "link red v-net-0 down\nreach red bleu\nwait reach red blue 2\n", 1)
-	_, err := scripting.Run(context.Background(), lab.Engine(), s, scripting.Options{})
+	_, err := scripting.Run(context.Background(), lab.Engine(), lab.Plan(), s, scripting.Options{})
 	require.Error(t, err)
 	require.Contains(t, err.Error(), `t.nsl:2: reach red bleu: no node "bleu" in lab "`+lab.Name()+`" (did you mean "blue"?)`)
 	require.Contains(t, err.Error(), `t.nsl:3: wait reach red blue 2: malformed duration "2"`)

@@ -64,7 +64,7 @@ func (g *globals) runScript(ctx context.Context, c *cli.Context, lab *emulator.L
 	if t := lab.Plan.Topology; t != nil && t.Test != nil && c.String("script") == "" {
 		keep = keep || t.Test.KeepGoing
 	}
-	res, err := scripting.Run(ctx, lab, s, scripting.Options{Out: out, KeepGoing: keep})
+	res, err := scripting.Run(ctx, lab, lab.Plan, s, scripting.Options{Out: out, KeepGoing: keep})
 	if err != nil {
 		return res, err
 	}
@@ -89,7 +89,7 @@ func (g *globals) prompt(ctx context.Context, lab *emulator.Lab, r *sigRouter) e
 	if !ok || !isTerminal(os.Stdin) || !isTerminal(out) {
 		return topo.BadInput(errors.New("the prompt needs a terminal (give a script with --script FILE instead)"))
 	}
-	sess := scripting.NewSession(lab, scripting.Options{})
+	sess := scripting.NewSession(lab, lab.Plan, scripting.Options{})
 	return scripting.Prompt(ctx, sess, scripting.PromptOptions{In: os.Stdin, Out: out, History: historyFile(), Interrupt: r.route})
 }
 

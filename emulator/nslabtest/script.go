@@ -10,10 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nslab/nslab/emulator"
 	"github.com/nslab/nslab/scripting"
 	"github.com/nslab/nslab/topo"
 	"github.com/stretchr/testify/require"
 )
+
+// The engine's lab is a lab scripts run in.
+var _ scripting.Lab = (*emulator.Lab)(nil)
 
 // ScriptTimeout is Options.ScriptTimeout's default (5m): how long a
 // script run by RunScript or Script may take.
@@ -47,7 +51,7 @@ func (l *Lab) runScript(s *scripting.Script) *scripting.Result {
 	ctx, cancel := context.WithTimeout(l.t.Context(), orDefault(l.Options.ScriptTimeout, ScriptTimeout))
 	defer cancel()
 	var out strings.Builder
-	res, err := scripting.Run(ctx, l.lab(), s, scripting.Options{Out: &out, KeepGoing: true})
+	res, err := scripting.Run(ctx, l.lab(), l.plan, s, scripting.Options{Out: &out, KeepGoing: true})
 	if err != nil {
 		if topo.IsBadInput(err) {
 			l.fatalf("nslabtest: script %s does not fit lab %s:\n%v", s.File, l.Name(), err)
