@@ -3,8 +3,11 @@ package emulator
 import (
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 
+	"github.com/nslab/nslab/internal/netns"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
@@ -21,18 +24,43 @@ func TestCleanAfterKillBetweenLinkAndRecord(t *testing.T) {
 	jr, err := openJournal(lab)
 	require.NoError(t, err)
 
-	p := &pinner{journal: jr.add}
+	// The journal hook stops the pinning goroutine where a kill -9 would:
+	// after the name is linked, before it is recorded as ours.
+	killed := func(step netns.PinStep, arg string) error {
+		if step == netns.Pinned {
+			runtime.Goexit()
+		}
+		return jr.pinStep(step, arg)
+	}
+	pin := func(p *netns.Pinner, path string) (err error) {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			err = p.Pin(-1, path) // never mounted: the test stops before
+		}()
+		<-done
+		return err
+	}
+	p := &netns.Pinner{Journal: killed}
 	// Ours: linked from the recorded unnamed file, then "killed" before
 	// the netns line.
-	require.NoError(t, p.note(jTry, "demo-a"))
-	require.NoError(t, p.mountPoint(filepath.Join(o.NetnsDir, "demo-a")))
+	require.NoError(t, pin(p, filepath.Join(o.NetnsDir, "demo-a")))
 	// Not ours: the name existed already; linking failed.
 	foreign := filepath.Join(o.NetnsDir, "demo-b")
 	require.NoError(t, os.WriteFile(foreign, nil, 0o444))
-	require.NoError(t, p.note(jTry, "demo-b"))
-	require.ErrorIs(t, p.mountPoint(foreign), os.ErrExist)
-	p.close()
+	require.ErrorIs(t, pin(p, foreign), os.ErrExist)
+	p.Close()
 	jr.close()
+
+	ents, err := readJournal(lab)
+	require.NoError(t, err)
+	var kinds []string
+	for _, e := range ents {
+		kinds = append(kinds, e.kind+" "+e.arg)
+	}
+	require.Len(t, kinds, 3)
+	require.Equal(t, []string{jTry + " demo-a", jTry + " demo-b"}, []string{kinds[0], kinds[2]}, "each name tried, none recorded as ours")
+	require.True(t, strings.HasPrefix(kinds[1], jPinFile+" "), "the unnamed file, made for the first name")
 
 	var st unix.Stat_t
 	require.NoError(t, unix.Stat(filepath.Join(o.NetnsDir, "demo-a"), &st))

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nslab/nslab/internal/netns"
 	"github.com/nslab/nslab/topo"
 	"golang.org/x/sys/unix"
 )
@@ -33,30 +34,30 @@ func (l *Lab) makeEtc() error {
 		return err
 	}
 	fdc := make(chan int, 1)
-	err := onThread(func() (bool, error) {
+	err := netns.Discard(func() error {
 		// Never switched back: this thread is discarded when it returns.
 		if err := unix.Unshare(unix.CLONE_FS | unix.CLONE_NEWNS); err != nil {
-			return false, fmt.Errorf("unshare mount namespace: %w", err)
+			return fmt.Errorf("unshare mount namespace: %w", err)
 		}
 		if err := unix.Mount("", "/", "none", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
-			return false, fmt.Errorf("make lab mounts private: %w", err)
+			return fmt.Errorf("make lab mounts private: %w", err)
 		}
 		if err := unix.Mount(hosts, "/etc/hosts", "none", unix.MS_BIND, ""); err != nil {
-			return false, fmt.Errorf("bind-mount lab hosts file: %w", err)
+			return fmt.Errorf("bind-mount lab hosts file: %w", err)
 		}
 		fd, err := unix.Open("/proc/thread-self/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return false, err
+			return err
 		}
 		fdc <- fd
-		return false, nil
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("lab mount namespace: %w", err)
 	}
 	fd := <-fdc
 	defer unix.Close(fd)
-	if err := pinNamespace(fd, pin); err != nil {
+	if err := netns.Pin(fd, pin); err != nil {
 		return fmt.Errorf("pin lab mount namespace: %w", err)
 	}
 	return nil
@@ -80,7 +81,7 @@ func (l *Lab) envOf(node string) (nodeEnv, error) {
 		return nodeEnv{}, l.Plan.UnknownNode(node)
 	}
 	e := nodeEnv{netns: filepath.Join(l.Record.NetnsDir, n.Namespace), hostname: n.Name}
-	if pin := filepath.Join(l.dir, "mnt"); isNamespaceFile(pin) {
+	if pin := filepath.Join(l.dir, "mnt"); netns.IsNamespaceFile(pin) {
 		e.mntns = pin
 	}
 	// The calling goroutine's thread has never switched namespaces (only
@@ -142,11 +143,11 @@ func (l *Lab) Start(node string, cmd *exec.Cmd) error {
 	if err != nil {
 		return err
 	}
-	err = onThread(func() (bool, error) {
+	err = netns.Discard(func() error {
 		if err := e.enter(); err != nil {
-			return false, err
+			return err
 		}
-		return false, cmd.Start()
+		return cmd.Start()
 	})
 	if err != nil {
 		return fmt.Errorf("exec %q in node %q: %w", cmd.Path, node, err)
@@ -207,12 +208,12 @@ func (l *Lab) ExecReplace(node string, argv []string, env []string) error {
 	if err != nil {
 		return err
 	}
-	return onThread(func() (bool, error) {
+	return netns.Discard(func() error {
 		if err := e.enter(); err != nil {
-			return false, fmt.Errorf("enter node %q: %w", node, err)
+			return fmt.Errorf("enter node %q: %w", node, err)
 		}
 		err := unix.Exec(path, argv, env)
-		return false, &ProgramError{Node: node, Program: path, Err: err}
+		return &ProgramError{Node: node, Program: path, Err: err}
 	})
 }
 

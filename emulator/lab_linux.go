@@ -16,9 +16,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nslab/nslab/internal/netns"
 	"github.com/nslab/nslab/topo"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+	"github.com/vishvananda/netlink/nl"
+	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -45,8 +47,7 @@ type Lab struct {
 // route netlink socket opened inside it.
 type nodeHandle struct {
 	node *topo.Node
-	path string // NetnsDir/<namespace>
-	fd   int    // the namespace, -1 once closed
+	ns   *netns.NS
 	rt   *rtConn
 }
 
@@ -73,10 +74,10 @@ func Up(ctx context.Context, plan *topo.Plan, opts Options) (*Lab, error) {
 // claim makes the lab's state directory, refusing a lab that exists.
 func (l *Lab) claim() error {
 	o := l.opts
-	if err := ensureMountDir(o.NetnsDir, unix.MS_SHARED); err != nil {
+	if err := netns.EnsureMountDir(o.NetnsDir, unix.MS_SHARED); err != nil {
 		return fmt.Errorf("prepare namespace directory: %w", err)
 	}
-	if err := ensureMountDir(o.StateDir, unix.MS_PRIVATE); err != nil {
+	if err := netns.EnsureMountDir(o.StateDir, unix.MS_PRIVATE); err != nil {
 		return fmt.Errorf("prepare state directory: %w", err)
 	}
 	if err := os.Mkdir(l.dir, 0o755); err != nil {
@@ -163,13 +164,13 @@ func (l *Lab) build(ctx context.Context) error {
 	pinErr := make(chan error, 1)
 	go func() {
 		var first error
-		pn := &pinner{}
-		defer pn.close()
+		pn := &netns.Pinner{Journal: l.jr.pinStep}
+		defer pn.Close()
 		for h := range pins {
 			if first != nil {
 				continue
 			}
-			if err := pn.pin(h.fd, h.path, l.jr.add); err != nil {
+			if err := h.ns.Pin(pn, filepath.Join(o.NetnsDir, h.node.Namespace)); err != nil {
 				if errors.Is(err, os.ErrExist) {
 					err = fmt.Errorf("a namespace named %q already exists (not ours: nslab leaves it alone)", h.node.Namespace)
 				}
@@ -193,11 +194,11 @@ func (l *Lab) build(ctx context.Context) error {
 	}
 	mk := func(i int) (*nodeHandle, error) {
 		n := p.Nodes[i]
-		fd, sock, err := newNetns(nodeSysctls(n, forwarding))
+		ns, sock, err := newNetns(nodeSysctls(n, forwarding))
 		if err != nil {
 			return nil, fmt.Errorf("create namespace for node %q: %w", n.Name, err)
 		}
-		h := &nodeHandle{node: n, path: filepath.Join(o.NetnsDir, n.Namespace), fd: fd, rt: newRtConn(sock)}
+		h := &nodeHandle{node: n, ns: ns, rt: newRtConn(sock)}
 		handles[i] = h
 		l.mu.Lock()
 		l.nodes[n.Name] = h
@@ -469,7 +470,7 @@ func (l *Lab) addLink(k *topo.Link) error {
 	if a.Port {
 		local.master, local.group = 2, portGroup
 	}
-	peer := vethEnd{name: b.Name, index: b.Index, mac: b.MAC, mtu: k.MTU, nsFd: hb.fd}
+	peer := vethEnd{name: b.Name, index: b.Index, mac: b.MAC, mtu: k.MTU, nsFd: hb.ns.Fd()}
 	if b.Port {
 		peer.group = portGroup
 	}
@@ -485,17 +486,17 @@ func (l *Lab) addLink(k *topo.Link) error {
 }
 
 // hostNetns opens the namespace standing for the host.
-func (l *Lab) hostNetns() (netns.NsHandle, error) {
+func (l *Lab) hostNetns() (vnetns.NsHandle, error) {
 	return openHostNetns(l.opts.HostNetns)
 }
 
 // openHostNetns opens the namespace at path, or for "" the one nslab runs
 // in (the calling thread's, which nslab never switches).
-func openHostNetns(path string) (netns.NsHandle, error) {
+func openHostNetns(path string) (vnetns.NsHandle, error) {
 	if path == "" {
-		return netns.Get()
+		return vnetns.Get()
 	}
-	return netns.GetFromPath(path)
+	return vnetns.GetFromPath(path)
 }
 
 func (l *Lab) addHostLink() error {
@@ -540,7 +541,7 @@ const hostNameWait = 2 * time.Second
 // (a builder killed mid-build), which the kernel's namespace cleanup work
 // removes moments later. It reports whether the name is free; an
 // interface that is not on its way out is left alone at once.
-func waitHostNameFree(hns netns.NsHandle, name string, deadline time.Time) bool {
+func waitHostNameFree(hns vnetns.NsHandle, name string, deadline time.Time) bool {
 	h, err := netlink.NewHandleAt(hns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return false
@@ -676,10 +677,7 @@ func (l *Lab) teardown() error {
 func (h *nodeHandle) close() {
 	h.rt.Close()
 	h.rt = nil
-	if h.fd >= 0 {
-		unix.Close(h.fd)
-		h.fd = -1
-	}
+	h.ns.Close()
 }
 
 // removeLab removes everything the journal of lab lists, kills every
@@ -729,7 +727,7 @@ func removeLab(o Options, lab string) error {
 		if e.kind == jTry && !claimed[e.arg] {
 			// Killed between linking the name and recording it: remove the
 			// name only if it is a link to our own file.
-			if p := filepath.Join(netnsDir, e.arg); ourPinFile(p, pinfiles) {
+			if p := filepath.Join(netnsDir, e.arg); netns.IsPinFile(p, pinfiles) {
 				os.Remove(p)
 			}
 			continue
@@ -739,17 +737,17 @@ func removeLab(o Options, lab string) error {
 		}
 		p := filepath.Join(netnsDir, e.arg)
 		paths = append(paths, p)
-		if !isNamespaceFile(p) {
+		if !netns.IsNamespaceFile(p) {
 			continue
 		}
-		if ino, err := nsInode(p); err == nil {
+		if ino, err := netns.Inode(p); err == nil {
 			inodes[ino] = true
 		}
 	}
 	var errs []error
 	t0 := time.Now()
 	killInNamespaces(inodes)
-	if err := unpinNamespace(filepath.Join(dir, "mnt")); err != nil {
+	if err := netns.Unpin(filepath.Join(dir, "mnt")); err != nil {
 		errs = append(errs, err)
 	}
 	for _, e := range ents {
@@ -761,7 +759,7 @@ func removeLab(o Options, lab string) error {
 	}
 	t1 := time.Now()
 	for _, p := range paths {
-		if err := unpinNamespace(p); err != nil {
+		if err := netns.Unpin(p); err != nil {
 			errs = append(errs, fmt.Errorf("remove namespace %s: %w", filepath.Base(p), err))
 		}
 	}
@@ -798,10 +796,10 @@ func deleteHostLink(netnsDir, hostNetns, arg string, claimed map[string]bool) er
 		return nil
 	}
 	p := filepath.Join(netnsDir, ns)
-	if !isNamespaceFile(p) {
+	if !netns.IsNamespaceFile(p) {
 		return nil
 	}
-	nsh, err := netns.GetFromPath(p)
+	nsh, err := vnetns.GetFromPath(p)
 	if err != nil {
 		return fmt.Errorf("delete host attachment %q: open namespace %s: %w", name, ns, err)
 	}
@@ -952,3 +950,63 @@ func bridgeMAC(lab, node string) net.HardwareAddr {
 // BuilderAlive reports whether the process that built the lab of r still
 // runs (the same PID with the same start time).
 func (r *Record) BuilderAlive() bool { return builderAlive(r) }
+
+// newNetns creates a node's network namespace, writes sysctls inside it and
+// opens a route netlink socket in it, all from one visit of a locked thread
+// (`ip netns add` + `ip netns exec NS sysctl ...`). Nothing is mounted yet:
+// the namespace disappears if it is closed before it is pinned.
+func newNetns(sysctls []topo.Sysctl) (*netns.NS, *nl.NetlinkSocket, error) {
+	var sock *nl.NetlinkSocket
+	ns, err := netns.New(func() error {
+		if err := writeSysctls(sysctls); err != nil {
+			return err
+		}
+		var err error
+		sock, err = nl.GetNetlinkSocketAt(vnetns.None(), vnetns.None(), unix.NETLINK_ROUTE)
+		return err
+	})
+	if err != nil {
+		if sock != nil {
+			sock.Close()
+		}
+		return nil, nil, err
+	}
+	return ns, sock, nil
+}
+
+// writeSysctls writes settings in the calling thread's network namespace:
+// /proc/sys/net is resolved by the namespace of the thread that opens it.
+func writeSysctls(ss []topo.Sysctl) error {
+	for _, s := range ss {
+		path := "/proc/sys/" + strings.ReplaceAll(s.Key, ".", "/")
+		if strings.Contains(s.Key, "/") {
+			path = "/proc/sys/" + s.Key
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("sysctl %s: this kernel has no such setting", s.Key)
+			}
+			return fmt.Errorf("sysctl %s: %w", s.Key, err)
+		}
+		_, err = f.WriteString(s.Value)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("sysctl %s = %q: %w", s.Key, s.Value, err)
+		}
+	}
+	return nil
+}
+
+// pinStep records a namespace Pinner's steps in the journal.
+func (j *journal) pinStep(step netns.PinStep, arg string) error {
+	switch step {
+	case netns.PinFile:
+		return j.add(jPinFile, arg)
+	case netns.PinTry:
+		return j.add(jTry, arg)
+	case netns.Pinned:
+		return j.add(jNetns, arg)
+	}
+	return fmt.Errorf("unknown pin step %d", step)
+}

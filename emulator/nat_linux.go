@@ -83,7 +83,7 @@ func (l *Lab) applyNftables(h *nodeHandle) error {
 			return fmt.Errorf("NAT of node %q: %w", n.Name, err)
 		}
 	}
-	if err := c.commit(h.fd); err != nil {
+	if err := c.commit(h.ns.Fd()); err != nil {
 		return fmt.Errorf("add nftables table %q to node %q: %w", nftTable(l.Plan.Lab), n.Name, explainNft(err))
 	}
 	return nil

@@ -14,10 +14,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nslab/nslab/internal/netns"
 	"github.com/nslab/nslab/topo"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
-	"github.com/vishvananda/netns"
+	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -32,40 +33,29 @@ type icmpConn struct {
 
 // openICMP opens a raw ICMP socket (IPv4 or IPv6) in the namespace at path.
 func openICMP(path string, v6 bool) (*icmpConn, error) {
-	var fd int = -1
-	err := onThread(func() (bool, error) {
-		orig, err := netns.Get()
-		if err != nil {
-			return true, err
-		}
-		defer orig.Close()
-		target, err := netns.GetFromPath(path)
-		if err != nil {
-			return true, fmt.Errorf("open namespace: %w", err)
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			return true, fmt.Errorf("enter namespace: %w", err)
-		}
+	ns, err := netns.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open namespace: %w", err)
+	}
+	defer ns.Close()
+	fd := -1
+	err = ns.Do(func() error {
 		var serr error
 		if v6 {
 			fd, serr = unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.IPPROTO_ICMPV6)
 		} else {
 			fd, serr = unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.IPPROTO_ICMP)
 		}
-		if err := netns.Set(orig); err != nil {
-			if fd >= 0 {
-				unix.Close(fd)
-				fd = -1
-			}
-			return false, fmt.Errorf("switch back: %w", err)
-		}
 		if serr != nil {
-			return true, fmt.Errorf("open raw ICMP socket (needs CAP_NET_RAW): %w", serr)
+			fd = -1
+			return fmt.Errorf("open raw ICMP socket (needs CAP_NET_RAW): %w", serr)
 		}
-		return true, nil
+		return nil
 	})
 	if err != nil {
+		if fd >= 0 {
+			unix.Close(fd) // opened, but the thread could not switch back
+		}
 		return nil, err
 	}
 	if !v6 {
@@ -462,7 +452,7 @@ func neighKey(n *netlink.Neigh) string { return fmt.Sprintf("%d/%s", n.LinkIndex
 
 func (l *Lab) newNeighSweeper(nodes []string) (*neighSweeper, error) {
 	s := &neighSweeper{}
-	cur, err := netns.Get()
+	cur, err := vnetns.Get()
 	if err != nil {
 		return nil, err
 	}
@@ -473,7 +463,7 @@ func (l *Lab) newNeighSweeper(nodes []string) (*neighSweeper, error) {
 			s.close()
 			return nil, err
 		}
-		ns, err := netns.GetFromPath(e.netns)
+		ns, err := vnetns.GetFromPath(e.netns)
 		if err != nil {
 			s.close()
 			return nil, fmt.Errorf("open namespace of node %q: %w", name, err)

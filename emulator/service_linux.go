@@ -12,8 +12,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/nslab/nslab/internal/netns"
 	"github.com/nslab/nslab/topo"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,26 +25,12 @@ func (l *Lab) inNode(node string, fn func() error) error {
 	if err != nil {
 		return err
 	}
-	return onThread(func() (bool, error) {
-		orig, err := netns.Get()
-		if err != nil {
-			return true, err
-		}
-		defer orig.Close()
-		target, err := netns.GetFromPath(e.netns)
-		if err != nil {
-			return true, fmt.Errorf("open namespace of node %q: %w", node, err)
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			return true, fmt.Errorf("enter node %q: %w", node, err)
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			return false, fmt.Errorf("switch back from node %q: %w", node, err)
-		}
-		return true, ferr
-	})
+	ns, err := netns.Open(e.netns)
+	if err != nil {
+		return fmt.Errorf("open namespace of node %q: %w", node, err)
+	}
+	defer ns.Close()
+	return ns.Do(fn)
 }
 
 const (

@@ -1,0 +1,152 @@
+package netns
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: makes network namespaces (the integration tests run as root)")
+	}
+}
+
+// threadNS is the calling thread's network namespace, as the link
+// /proc/thread-self/ns/net reads ("net:[INODE]").
+func threadNS(t *testing.T) string {
+	t.Helper()
+	s, err := os.Readlink("/proc/thread-self/ns/net")
+	require.NoError(t, err)
+	return s
+}
+
+// nsOf is the namespace of ns as a thread inside it reads it.
+func nsOf(t *testing.T, ns *NS) string {
+	t.Helper()
+	var inside string
+	require.NoError(t, ns.Do(func() error {
+		var err error
+		inside, err = os.Readlink("/proc/thread-self/ns/net")
+		return err
+	}))
+	return inside
+}
+
+// New makes a namespace of its own and runs setup inside it; Do runs
+// inside it and leaves the calling thread where it was; Discard's thread
+// never comes back.
+func TestNewDoDiscard(t *testing.T) {
+	needRoot(t)
+	outside := threadNS(t)
+	var inSetup string
+	ns, err := New(func() error {
+		var err error
+		inSetup, err = os.Readlink("/proc/thread-self/ns/net")
+		return err
+	})
+	require.NoError(t, err)
+	defer ns.Close()
+	require.NotEqual(t, outside, inSetup, "setup runs in the new namespace")
+	require.Equal(t, outside, threadNS(t), "the caller's thread did not move")
+
+	var inDo string
+	require.NoError(t, ns.Do(func() error {
+		var err error
+		inDo, err = os.Readlink("/proc/thread-self/ns/net")
+		return err
+	}))
+	require.Equal(t, inSetup, inDo)
+	require.Equal(t, "", ns.Path(), "not pinned")
+
+	var inDiscard string
+	require.NoError(t, Discard(func() error {
+		if err := ns.Set(); err != nil {
+			return err
+		}
+		var err error
+		inDiscard, err = os.Readlink("/proc/thread-self/ns/net")
+		return err
+	}))
+	require.Equal(t, inSetup, inDiscard)
+	require.Equal(t, outside, threadNS(t))
+
+	require.NoError(t, ns.Close())
+	require.NoError(t, ns.Close(), "closing twice does nothing")
+	require.ErrorContains(t, ns.Do(func() error { return nil }), "closed")
+	require.ErrorContains(t, ns.Set(), "closed")
+}
+
+// A failing setup is New's error, and no namespace is left open.
+func TestNewSetupFails(t *testing.T) {
+	needRoot(t)
+	ns, err := New(func() error { return unix.EPERM })
+	require.ErrorIs(t, err, unix.EPERM)
+	require.Nil(t, ns)
+}
+
+// A pinned namespace is found by path, is the same namespace, and is gone
+// from its path once unpinned.
+func TestPinOpenUnpin(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	require.NoError(t, EnsureMountDir(dir, unix.MS_PRIVATE))
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	require.NoError(t, EnsureMountDir(dir, unix.MS_PRIVATE), "a mount point already: nothing more to do")
+
+	ns, err := New(nil)
+	require.NoError(t, err)
+	defer ns.Close()
+	var steps []PinStep
+	p := &Pinner{Journal: func(s PinStep, arg string) error { steps = append(steps, s); return nil }}
+	path := filepath.Join(dir, "a")
+	require.NoError(t, ns.Pin(p, path))
+	require.ErrorIs(t, p.Pin(ns.Fd(), path), os.ErrExist, "a name is never taken over")
+	p.Close()
+	require.Equal(t, []PinStep{PinTry, PinFile, Pinned, PinTry}, steps)
+	require.Equal(t, path, ns.Path())
+	require.True(t, IsNamespaceFile(path))
+	require.True(t, ns.PinnedAt(path))
+
+	opened, err := Open(path)
+	require.NoError(t, err)
+	defer opened.Close()
+	require.Equal(t, path, opened.Path())
+	require.Equal(t, nsOf(t, ns), nsOf(t, opened))
+	ino, err := Inode(path)
+	require.NoError(t, err)
+	require.Contains(t, nsOf(t, ns), ":["+strconv.FormatUint(ino, 10)+"]")
+
+	require.NoError(t, Unpin(path))
+	require.NoError(t, Unpin(path), "a missing path is not an error")
+	require.False(t, IsNamespaceFile(path))
+	require.False(t, ns.PinnedAt(path))
+	_, err = Open(path)
+	require.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// Only a link to a recorded unnamed file counts as ours.
+func TestIsPinFile(t *testing.T) {
+	dir := t.TempDir()
+	ids := map[string]bool{}
+	p := &Pinner{Journal: func(s PinStep, arg string) error {
+		if s == PinFile {
+			ids[arg] = true
+		}
+		return nil
+	}}
+	defer p.Close()
+	ours := filepath.Join(dir, "ours")
+	require.NoError(t, p.mountPoint(ours))
+	other := filepath.Join(dir, "other")
+	require.NoError(t, os.WriteFile(other, nil, 0o444))
+	require.True(t, IsPinFile(ours, ids))
+	require.False(t, IsPinFile(other, ids))
+	require.False(t, IsPinFile(filepath.Join(dir, "missing"), ids))
+	require.False(t, IsPinFile(dir, ids), "a directory is not a pin file")
+}
