@@ -8,6 +8,15 @@ import (
 	"github.com/nslab/nslab/topo"
 )
 
+// A test package that builds labs runs its tests through Main: this line,
+// at the top level of one of its _test.go files, is all it takes.
+func ExampleMain() {
+	_ = func(m *testing.M) {
+		// func TestMain(m *testing.M) { nslabtest.Main(m) }
+		nslabtest.Main(m)
+	}
+}
+
 // A test builds a lab from Go code, asserts on it, and leaves nothing
 // behind: the lab is torn down in t.Cleanup.
 func ExampleStart() {

@@ -9,6 +9,10 @@
 // RunScripts runs a directory of script files (docs/scripting.md), each
 // on a lab of its own, as rsc.io/script/scripttest.
 //
+// A test package that builds labs has one line more, for Main:
+//
+//	func TestMain(m *testing.M) { nslabtest.Main(m) }
+//
 // Run tests with -nslab.keep to keep a failed test's lab up for a look:
 // the test log says how to enter it.
 package nslabtest
