@@ -17,9 +17,9 @@ import (
 	"time"
 
 	"github.com/nslab/nslab/internal/netns"
+	"github.com/nslab/nslab/internal/rtnl"
 	"github.com/nslab/nslab/topo"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
 	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -48,7 +48,7 @@ type Lab struct {
 type nodeHandle struct {
 	node *topo.Node
 	ns   *netns.NS
-	rt   *rtConn
+	rt   *rtnl.Conn
 }
 
 // Up builds the lab described by plan and returns it running. If anything
@@ -194,11 +194,11 @@ func (l *Lab) build(ctx context.Context) error {
 	}
 	mk := func(i int) (*nodeHandle, error) {
 		n := p.Nodes[i]
-		ns, sock, err := newNetns(nodeSysctls(n, forwarding))
+		ns, rt, err := newNetns(nodeSysctls(n, forwarding))
 		if err != nil {
 			return nil, fmt.Errorf("create namespace for node %q: %w", n.Name, err)
 		}
-		h := &nodeHandle{node: n, ns: ns, rt: newRtConn(sock)}
+		h := &nodeHandle{node: n, ns: ns, rt: rt}
 		handles[i] = h
 		l.mu.Lock()
 		l.nodes[n.Name] = h
@@ -269,7 +269,7 @@ func (l *Lab) build(ctx context.Context) error {
 			return err
 		}
 		if h.node.Kind == topo.KindSwitch {
-			if err := h.rt.bridgeAdd(h.node.Bridge, 2, bridgeMAC(p.Lab, h.node.Name)); err != nil {
+			if err := h.rt.BridgeAdd(h.node.Bridge, 2, bridgeMAC(p.Lab, h.node.Name)); err != nil {
 				return fmt.Errorf("add bridge %q to switch %q: %w", h.node.Bridge, h.node.Name, err)
 			}
 		}
@@ -332,7 +332,7 @@ func (l *Lab) build(ctx context.Context) error {
 	pr.setPhase("ready")
 	for _, i := range switches {
 		h := handles[i]
-		if err := h.rt.linkSetUp(2, true); err != nil {
+		if err := h.rt.LinkSetUp(2, true); err != nil {
 			return fmt.Errorf("set bridge %q of switch %q up: %w", h.node.Bridge, h.node.Name, err)
 		}
 	}
@@ -348,7 +348,7 @@ func (l *Lab) build(ctx context.Context) error {
 	if err := parallel(ctx, len(handles), o.Workers, func(i int) error {
 		h := handles[i]
 		if h.node.Kind == topo.KindSwitch {
-			if err := h.rt.waitAllUp(h.node, deadline); err != nil {
+			if err := h.rt.WaitAllUp(ctx, h.node, deadline); err != nil {
 				return fmt.Errorf("wait for ports of switch %q: %w", h.node.Name, err)
 			}
 			return nil
@@ -357,12 +357,12 @@ func (l *Lab) build(ctx context.Context) error {
 			if ifc.Peer != nil && ifc.Peer.Port {
 				continue
 			}
-			if err := h.rt.waitOperUp(ifc.Index, deadline); err != nil {
+			if err := h.rt.WaitOperUp(ctx, ifc.Index, deadline); err != nil {
 				return fmt.Errorf("wait for interface %q of node %q: %w", ifc.Name, h.node.Name, err)
 			}
 		}
 		if h.node.IPv6 {
-			if err := h.rt.waitIPv6Ready(h.node, deadline); err != nil {
+			if err := h.rt.WaitIPv6Ready(ctx, h.node, deadline); err != nil {
 				return fmt.Errorf("node %q: %w", h.node.Name, err)
 			}
 		}
@@ -466,19 +466,19 @@ func (l *Lab) addLink(k *topo.Link) error {
 		a, b = b, a // create from the switch: its end gets the master at once
 	}
 	ha, hb := l.handle(a.Node), l.handle(b.Node)
-	local := vethEnd{name: a.Name, index: a.Index, mac: a.MAC, mtu: k.MTU, up: a.Port}
+	local := rtnl.VethEnd{Name: a.Name, Index: a.Index, MAC: a.MAC, MTU: k.MTU, Up: a.Port}
 	if a.Port {
-		local.master, local.group = 2, portGroup
+		local.Master, local.Group = 2, rtnl.PortGroup
 	}
-	peer := vethEnd{name: b.Name, index: b.Index, mac: b.MAC, mtu: k.MTU, nsFd: hb.ns.Fd()}
+	peer := rtnl.VethEnd{Name: b.Name, Index: b.Index, MAC: b.MAC, MTU: k.MTU, NsFd: hb.ns.Fd()}
 	if b.Port {
-		peer.group = portGroup
+		peer.Group = rtnl.PortGroup
 	}
-	if err := ha.rt.vethAdd(local, peer); err != nil {
+	if err := ha.rt.VethAdd(local, peer); err != nil {
 		return fmt.Errorf("add veth %q to node %q (peer %q in node %q): %w", a.Name, a.Node, b.Name, b.Node, err)
 	}
 	if b.Port { // a link between two switches
-		if err := hb.rt.linkSetMasterUp(b.Index, 2); err != nil {
+		if err := hb.rt.LinkSetMasterUp(b.Index, 2); err != nil {
 			return fmt.Errorf("attach %q to bridge of switch %q: %w", b.Name, b.Node, err)
 		}
 	}
@@ -513,14 +513,14 @@ func (l *Lab) addHostLink() error {
 	if err := l.jr.add(jHostLink, fmt.Sprintf("%s %s %d", hl.Host.Name, hn.node.Namespace, hl.Lab.Index)); err != nil {
 		return err
 	}
-	local := vethEnd{name: hl.Lab.Name, index: hl.Lab.Index, mtu: hl.Host.MTU, up: hl.Lab.Port}
+	local := rtnl.VethEnd{Name: hl.Lab.Name, Index: hl.Lab.Index, MTU: hl.Host.MTU, Up: hl.Lab.Port}
 	if hl.Lab.Port {
-		local.master, local.group = 2, portGroup
+		local.Master, local.Group = 2, rtnl.PortGroup
 	}
-	peer := vethEnd{name: hl.Host.Name, mtu: hl.Host.MTU, nsFd: int(hns)}
-	err = hn.rt.vethAdd(local, peer)
+	peer := rtnl.VethEnd{Name: hl.Host.Name, MTU: hl.Host.MTU, NsFd: int(hns)}
+	err = hn.rt.VethAdd(local, peer)
 	if errors.Is(err, unix.EEXIST) && waitHostNameFree(hns, hl.Host.Name, time.Now().Add(hostNameWait)) {
-		err = hn.rt.vethAdd(local, peer)
+		err = hn.rt.VethAdd(local, peer)
 	}
 	if errors.Is(err, unix.EEXIST) {
 		err = fmt.Errorf("an interface with that name already exists in the host namespace (not ours: nslab leaves it alone): %w", err)
@@ -608,19 +608,19 @@ func (l *Lab) configureHost() error {
 
 func (l *Lab) configureNode(h *nodeHandle) error {
 	n := h.node
-	if err := h.rt.linkSetUp(1, true); err != nil {
+	if err := h.rt.LinkSetUp(1, true); err != nil {
 		return fmt.Errorf("set lo of node %q up: %w", n.Name, err)
 	}
 	for _, i := range n.Ifaces {
-		up := h.rt.linkSetUpNoIPv6
+		up := h.rt.LinkSetUpNoIPv6
 		if i.HasFamily(6) {
-			up = func(index int) error { return h.rt.linkSetUp(index, true) }
+			up = func(index int) error { return h.rt.LinkSetUp(index, true) }
 		}
 		if err := up(i.Index); err != nil {
 			return fmt.Errorf("set %q of node %q up: %w", i.Name, n.Name, err)
 		}
 		for _, a := range i.Addrs {
-			if err := h.rt.addrAdd(i.Index, a); err != nil {
+			if err := h.rt.AddrAdd(i.Index, a); err != nil {
 				return fmt.Errorf("add address %s to %q of node %q: %w", a, i.Name, n.Name, err)
 			}
 		}
@@ -630,7 +630,7 @@ func (l *Lab) configureNode(h *nodeHandle) error {
 		if r.Dev != "" {
 			idx = n.Iface(r.Dev).Index
 		}
-		if err := h.rt.routeAdd(r.Dst, r.Via, idx); err != nil {
+		if err := h.rt.RouteAdd(r.Dst, r.Via, idx); err != nil {
 			return fmt.Errorf("add route %s to node %q: %w", r, n.Name, err)
 		}
 	}
@@ -955,23 +955,21 @@ func (r *Record) BuilderAlive() bool { return builderAlive(r) }
 // opens a route netlink socket in it, all from one visit of a locked thread
 // (`ip netns add` + `ip netns exec NS sysctl ...`). Nothing is mounted yet:
 // the namespace disappears if it is closed before it is pinned.
-func newNetns(sysctls []topo.Sysctl) (*netns.NS, *nl.NetlinkSocket, error) {
-	var sock *nl.NetlinkSocket
+func newNetns(sysctls []topo.Sysctl) (*netns.NS, *rtnl.Conn, error) {
+	var rt *rtnl.Conn
 	ns, err := netns.New(func() error {
 		if err := writeSysctls(sysctls); err != nil {
 			return err
 		}
 		var err error
-		sock, err = nl.GetNetlinkSocketAt(vnetns.None(), vnetns.None(), unix.NETLINK_ROUTE)
+		rt, err = rtnl.Open()
 		return err
 	})
 	if err != nil {
-		if sock != nil {
-			sock.Close()
-		}
+		rt.Close()
 		return nil, nil, err
 	}
-	return ns, sock, nil
+	return ns, rt, nil
 }
 
 // writeSysctls writes settings in the calling thread's network namespace:

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"path/filepath"
 
+	"github.com/nslab/nslab/internal/rtnl"
 	"github.com/nslab/nslab/topo"
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
@@ -44,11 +45,11 @@ func (l *Lab) setIface(i *topo.Iface, up bool) error {
 		return err
 	}
 	defer c.Close()
-	if err := c.linkSetUp(i.Index, up); err != nil || !up || i.Port {
+	if err := c.LinkSetUp(i.Index, up); err != nil || !up || i.Port {
 		return err
 	}
 	for _, a := range i.Addrs {
-		if err := c.addrAdd(i.Index, a); err != nil && !errors.Is(err, unix.EEXIST) {
+		if err := c.AddrAdd(i.Index, a); err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("restore address %s: %w", a, err)
 		}
 	}
@@ -56,7 +57,7 @@ func (l *Lab) setIface(i *topo.Iface, up bool) error {
 		if r.Dev != i.Name && (r.Dev != "" || !viaOn(i.Addrs, r.Via)) {
 			continue
 		}
-		if err := c.routeAdd(r.Dst, r.Via, i.Index); err != nil && !errors.Is(err, unix.EEXIST) {
+		if err := c.RouteAdd(r.Dst, r.Via, i.Index); err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("restore route %s: %w", r, err)
 		}
 	}
@@ -64,7 +65,7 @@ func (l *Lab) setIface(i *topo.Iface, up bool) error {
 }
 
 // rtAt opens a route netlink socket inside node's namespace.
-func (l *Lab) rtAt(n *topo.Node) (*rtConn, error) {
+func (l *Lab) rtAt(n *topo.Node) (*rtnl.Conn, error) {
 	ns, err := netns.GetFromPath(filepath.Join(l.opts.NetnsDir, n.Namespace))
 	if err != nil {
 		return nil, fmt.Errorf("open namespace of node %q: %w", n.Name, err)
@@ -79,7 +80,7 @@ func (l *Lab) rtAt(n *topo.Node) (*rtConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netlink socket in node %q: %w", n.Name, err)
 	}
-	return newRtConn(sock), nil
+	return rtnl.New(sock), nil
 }
 
 // viaOn reports whether via is in one of the prefixes.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nslab/nslab/internal/netns"
+	"github.com/nslab/nslab/internal/rtnl"
 	"github.com/nslab/nslab/topo"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -444,7 +445,7 @@ func neighBudget() (limit, used int) {
 // (`ip neigh del`), all of a node's in one write.
 type neighSweeper struct {
 	names  []string
-	conns  []*rtConn
+	conns  []*rtnl.Conn
 	before []map[string]bool
 }
 
@@ -474,9 +475,9 @@ func (l *Lab) newNeighSweeper(nodes []string) (*neighSweeper, error) {
 			s.close()
 			return nil, fmt.Errorf("open netlink socket in node %q: %w", name, err)
 		}
-		c := newRtConn(sock)
+		c := rtnl.New(sock)
 		s.names, s.conns = append(s.names, name), append(s.conns, c)
-		list, err := c.neighDump()
+		list, err := c.NeighDump()
 		if err != nil {
 			s.close()
 			return nil, fmt.Errorf("list neighbours of node %q: %w", name, err)
@@ -494,7 +495,7 @@ func (l *Lab) newNeighSweeper(nodes []string) (*neighSweeper, error) {
 func (s *neighSweeper) sweep() error {
 	var errs []error // a node that fails does not keep the others' entries
 	for i, c := range s.conns {
-		list, err := c.neighDump()
+		list, err := c.NeighDump()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("list neighbours of node %q: %w", s.names[i], err))
 			continue
@@ -505,7 +506,7 @@ func (s *neighSweeper) sweep() error {
 				del = append(del, n)
 			}
 		}
-		if err := c.neighDel(del); err != nil {
+		if err := c.NeighDel(del); err != nil {
 			errs = append(errs, fmt.Errorf("delete neighbours of node %q: %w", s.names[i], err))
 		}
 	}

@@ -1,12 +1,12 @@
 package emulator
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
 	"time"
 
+	"github.com/nslab/nslab/internal/rtnl"
 	"github.com/nslab/nslab/topo"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -68,7 +68,7 @@ func readNode(path string, ns *NodeStatus) error {
 		return err
 	}
 	defer nh.Close()
-	links, err := retryDump(func() ([]netlink.Link, error) { return nh.LinkList() })
+	links, err := rtnl.RetryDump(func() ([]netlink.Link, error) { return nh.LinkList() })
 	if err != nil {
 		return fmt.Errorf("list links: %w", err)
 	}
@@ -83,7 +83,7 @@ func readNode(path string, ns *NodeStatus) error {
 		if len(a.HardwareAddr) > 0 {
 			is.MAC = a.HardwareAddr.String()
 		}
-		addrs, err := retryDump(func() ([]netlink.Addr, error) { return nh.AddrList(k, netlink.FAMILY_ALL) })
+		addrs, err := rtnl.RetryDump(func() ([]netlink.Addr, error) { return nh.AddrList(k, netlink.FAMILY_ALL) })
 		if err == nil {
 			for _, ad := range addrs {
 				if ad.IP.IsLinkLocalUnicast() {
@@ -94,7 +94,7 @@ func readNode(path string, ns *NodeStatus) error {
 		}
 		ns.Interfaces = append(ns.Interfaces, is)
 	}
-	routes, err := retryDump(func() ([]netlink.Route, error) { return nh.RouteList(nil, netlink.FAMILY_ALL) })
+	routes, err := rtnl.RetryDump(func() ([]netlink.Route, error) { return nh.RouteList(nil, netlink.FAMILY_ALL) })
 	if err != nil {
 		return fmt.Errorf("list routes: %w", err)
 	}
@@ -118,21 +118,6 @@ func readNode(path string, ns *NodeStatus) error {
 	return nil
 }
 
-// retryDump retries a netlink dump the kernel interrupted because the
-// table changed under it (vishvananda/netlink returns ErrDumpInterrupted
-// with partial data).
-func retryDump[T any](f func() (T, error)) (T, error) {
-	var v T
-	var err error
-	for i := 0; i < 5; i++ {
-		v, err = f()
-		if !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return v, err
-		}
-	}
-	return v, err
-}
-
 // Neighbours lists a node's neighbour entries as `ip neigh` shows them:
 // "10.0.0.2 dev eth0 lladdr 02:.. REACHABLE".
 func (l *Lab) Neighbours(node string) ([]string, error) {
@@ -150,12 +135,12 @@ func (l *Lab) Neighbours(node string) ([]string, error) {
 		return nil, err
 	}
 	defer nh.Close()
-	list, err := retryDump(func() ([]netlink.Neigh, error) { return nh.NeighList(0, netlink.FAMILY_ALL) })
+	list, err := rtnl.RetryDump(func() ([]netlink.Neigh, error) { return nh.NeighList(0, netlink.FAMILY_ALL) })
 	if err != nil {
 		return nil, err
 	}
 	names := map[int]string{}
-	if links, err := retryDump(func() ([]netlink.Link, error) { return nh.LinkList() }); err == nil {
+	if links, err := rtnl.RetryDump(func() ([]netlink.Link, error) { return nh.LinkList() }); err == nil {
 		for _, k := range links {
 			names[k.Attrs().Index] = k.Attrs().Name
 		}

@@ -1,6 +1,13 @@
-package emulator
+// Package rtnl is nslab's route netlink connection to one network
+// namespace: the few requests the engine sends on its hot path (links,
+// bridges, veth pairs, addresses, routes), each one message with the
+// interface index known in advance, the readiness waits, and the
+// neighbour table. A Conn is opened inside its namespace (Open, inside
+// netns.New or netns.NS.Do, or Dial) and then used from any goroutine.
+package rtnl
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -9,32 +16,79 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nslab/nslab/internal/netns"
 	"github.com/nslab/nslab/topo"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
+	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
-// rtConn is a route netlink socket bound to one network namespace (it was
+// Conn is a route netlink socket bound to one network namespace (it was
 // opened inside it). Its requests are the few the engine sends on its hot
 // path, each one message with the interface index already known, so no
 // lookup is needed first (vishvananda/netlink's helpers look links up by
-// name and set a master in a second call).
-type rtConn struct {
+// name and set a master in a second call). Requests from several
+// goroutines take turns on the socket.
+type Conn struct {
 	sh nl.SocketHandle
 }
 
-func newRtConn(s *nl.NetlinkSocket) *rtConn {
-	return &rtConn{sh: nl.SocketHandle{Socket: s}}
+// New wraps a route netlink socket opened inside its namespace.
+func New(s *nl.NetlinkSocket) *Conn {
+	return &Conn{sh: nl.SocketHandle{Socket: s}}
 }
 
-func (c *rtConn) Close() {
+// Open opens a connection in the calling thread's namespace: call it
+// inside netns.New's setup or netns.NS.Do.
+func Open() (*Conn, error) {
+	s, err := nl.GetNetlinkSocketAt(vnetns.None(), vnetns.None(), unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, err
+	}
+	return New(s), nil
+}
+
+// Dial opens a connection in the namespace ns.
+func Dial(ns *netns.NS) (*Conn, error) {
+	var c *Conn
+	err := ns.Do(func() (err error) {
+		c, err = Open()
+		return err
+	})
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// NewHandle opens vishvananda/netlink's Handle in the namespace ns (route
+// netlink only), for the listings and lookups this package does not
+// encode itself.
+func NewHandle(ns *netns.NS) (*netlink.Handle, error) {
+	var h *netlink.Handle
+	err := ns.Do(func() (err error) {
+		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
+		return err
+	})
+	if err != nil {
+		if h != nil {
+			h.Close()
+		}
+		return nil, err
+	}
+	return h, nil
+}
+
+// Close closes the socket; a nil Conn is fine.
+func (c *Conn) Close() {
 	if c != nil && c.sh.Socket != nil {
 		c.sh.Socket.Close()
 	}
 }
 
-func (c *rtConn) do(req *nl.NetlinkRequest) error {
+func (c *Conn) do(req *nl.NetlinkRequest) error {
 	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: &c.sh}
 	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
 	return err
@@ -42,8 +96,8 @@ func (c *rtConn) do(req *nl.NetlinkRequest) error {
 
 const newFlags = unix.NLM_F_CREATE | unix.NLM_F_EXCL | unix.NLM_F_ACK
 
-// linkSetUp brings an interface up: `ip link set dev IF up`.
-func (c *rtConn) linkSetUp(index int, up bool) error {
+// LinkSetUp brings an interface up: `ip link set dev IF up`.
+func (c *Conn) LinkSetUp(index int, up bool) error {
 	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Index = int32(index)
@@ -55,14 +109,14 @@ func (c *rtConn) linkSetUp(index int, up bool) error {
 	return c.do(req)
 }
 
-// linkSetUpNoIPv6 brings an interface up with IPv6 address generation off
+// LinkSetUpNoIPv6 brings an interface up with IPv6 address generation off
 // in the same message: `ip link set dev IF addrgenmode none up`. Without a
 // link-local address the interface sends no duplicate-address probes and
 // no router solicitations, which on a big bridge are flooded to every
 // port. The kernel refuses this attribute in a creating message, and
 // applies it after the flags in a setting one, so it is sent just before
 // the first "up".
-func (c *rtConn) linkSetUpNoIPv6(index int) error {
+func (c *Conn) LinkSetUpNoIPv6(index int) error {
 	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Index = int32(index)
@@ -74,12 +128,12 @@ func (c *rtConn) linkSetUpNoIPv6(index int) error {
 	if err := c.do(req); err != nil {
 		return fmt.Errorf("set addrgenmode none: %w", err)
 	}
-	return c.linkSetUp(index, true)
+	return c.LinkSetUp(index, true)
 }
 
-// linkSetMasterUp makes an interface a bridge port and brings it up, in
+// LinkSetMasterUp makes an interface a bridge port and brings it up, in
 // one message: `ip link set IF master BR up`.
-func (c *rtConn) linkSetMasterUp(index, master int) error {
+func (c *Conn) LinkSetMasterUp(index, master int) error {
 	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Index = int32(index)
@@ -89,11 +143,11 @@ func (c *rtConn) linkSetMasterUp(index, master int) error {
 	return c.do(req)
 }
 
-// bridgeAdd creates a bridge, down, with multicast snooping off and a
+// BridgeAdd creates a bridge, down, with multicast snooping off and a
 // fixed MAC: `ip link add NAME index IDX address MAC type bridge
 // mcast_snooping 0`. A bridge whose MAC was not set recomputes it from its
 // ports each time one joins, which walks every port.
-func (c *rtConn) bridgeAdd(name string, index int, mac net.HardwareAddr) error {
+func (c *Conn) BridgeAdd(name string, index int, mac net.HardwareAddr) error {
 	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, newFlags)
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Index = int32(index)
@@ -110,19 +164,19 @@ func (c *rtConn) bridgeAdd(name string, index int, mac net.HardwareAddr) error {
 	return c.do(req)
 }
 
-// vethEnd is one end of a veth pair to create.
-type vethEnd struct {
-	name   string
-	index  int // 0: the kernel chooses
-	mac    net.HardwareAddr
-	mtu    int
-	master int // bridge index, for the local end only
-	group  uint32
-	up     bool
-	nsFd   int // for the peer: the namespace it is created in
+// VethEnd is one end of a veth pair to create.
+type VethEnd struct {
+	Name   string
+	Index  int // 0: the kernel chooses
+	MAC    net.HardwareAddr
+	MTU    int
+	Master int // bridge index, for the local end only
+	Group  uint32
+	Up     bool
+	NsFd   int // for the peer: the namespace it is created in
 }
 
-// vethAdd creates a veth pair in one message, the peer straight in its
+// VethAdd creates a veth pair in one message, the peer straight in its
 // namespace: `ip link add L type veth peer name P netns NS`. The peer must
 // be created down (the kernel refuses a peer created up).
 //
@@ -132,26 +186,26 @@ type vethEnd struct {
 // creation and removed at deletion. A veth without XDP hands packets to
 // the receiving CPU's backlog whatever its queues, so a lab loses nothing;
 // linear,100 and single,1000 came up 15-20% faster.
-func (c *rtConn) vethAdd(local, peer vethEnd) error {
+func (c *Conn) VethAdd(local, peer VethEnd) error {
 	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, newFlags)
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
-	msg.Index = int32(local.index)
-	if local.up {
+	msg.Index = int32(local.Index)
+	if local.Up {
 		msg.Flags, msg.Change = unix.IFF_UP, unix.IFF_UP
 	}
 	req.AddData(msg)
-	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(local.name)))
-	if local.mtu > 0 {
-		req.AddData(nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(local.mtu))))
+	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(local.Name)))
+	if local.MTU > 0 {
+		req.AddData(nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(local.MTU))))
 	}
-	if local.mac != nil {
-		req.AddData(nl.NewRtAttr(unix.IFLA_ADDRESS, local.mac))
+	if local.MAC != nil {
+		req.AddData(nl.NewRtAttr(unix.IFLA_ADDRESS, local.MAC))
 	}
-	if local.master > 0 {
-		req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(local.master))))
+	if local.Master > 0 {
+		req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(local.Master))))
 	}
-	if local.group != 0 {
-		req.AddData(nl.NewRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(local.group)))
+	if local.Group != 0 {
+		req.AddData(nl.NewRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(local.Group)))
 	}
 	req.AddData(nl.NewRtAttr(unix.IFLA_NUM_TX_QUEUES, nl.Uint32Attr(1)))
 	req.AddData(nl.NewRtAttr(unix.IFLA_NUM_RX_QUEUES, nl.Uint32Attr(1)))
@@ -160,26 +214,26 @@ func (c *rtConn) vethAdd(local, peer vethEnd) error {
 	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
 	pa := data.AddRtAttr(nl.VETH_INFO_PEER, nil)
 	pm := nl.NewIfInfomsgChild(pa, unix.AF_UNSPEC)
-	pm.Index = int32(peer.index)
-	pa.AddRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(peer.name))
-	if peer.mtu > 0 {
-		pa.AddRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(peer.mtu)))
+	pm.Index = int32(peer.Index)
+	pa.AddRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(peer.Name))
+	if peer.MTU > 0 {
+		pa.AddRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(peer.MTU)))
 	}
-	if peer.mac != nil {
-		pa.AddRtAttr(unix.IFLA_ADDRESS, peer.mac)
+	if peer.MAC != nil {
+		pa.AddRtAttr(unix.IFLA_ADDRESS, peer.MAC)
 	}
-	if peer.group != 0 {
-		pa.AddRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(peer.group))
+	if peer.Group != 0 {
+		pa.AddRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(peer.Group))
 	}
 	pa.AddRtAttr(unix.IFLA_NUM_TX_QUEUES, nl.Uint32Attr(1))
 	pa.AddRtAttr(unix.IFLA_NUM_RX_QUEUES, nl.Uint32Attr(1))
-	pa.AddRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(peer.nsFd)))
+	pa.AddRtAttr(unix.IFLA_NET_NS_FD, nl.Uint32Attr(uint32(peer.NsFd)))
 	req.AddData(info)
 	return c.do(req)
 }
 
-// addrAdd adds an address: `ip addr add PREFIX dev IF [nodad]`.
-func (c *rtConn) addrAdd(index int, p netip.Prefix) error {
+// AddrAdd adds an address: `ip addr add PREFIX dev IF [nodad]`.
+func (c *Conn) AddrAdd(index int, p netip.Prefix) error {
 	req := nl.NewNetlinkRequest(unix.RTM_NEWADDR, newFlags)
 	fam := unix.AF_INET
 	if p.Addr().Is6() {
@@ -205,8 +259,8 @@ func (c *rtConn) addrAdd(index int, p netip.Prefix) error {
 	return c.do(req)
 }
 
-// routeAdd adds a route: `ip route add DST via VIA dev IF`.
-func (c *rtConn) routeAdd(dst netip.Prefix, via netip.Addr, index int) error {
+// RouteAdd adds a route: `ip route add DST via VIA dev IF`.
+func (c *Conn) RouteAdd(dst netip.Prefix, via netip.Addr, index int) error {
 	req := nl.NewNetlinkRequest(unix.RTM_NEWROUTE, newFlags)
 	msg := nl.NewRtMsg()
 	msg.Family = unix.AF_INET
@@ -230,8 +284,8 @@ func (c *rtConn) routeAdd(dst netip.Prefix, via netip.Addr, index int) error {
 	return c.do(req)
 }
 
-// linkGet returns the interface with the given index.
-func (c *rtConn) linkGet(index int) (netlink.Link, error) {
+// LinkGet returns the interface with the given index.
+func (c *Conn) LinkGet(index int) (netlink.Link, error) {
 	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK)
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Index = int32(index)
@@ -247,11 +301,12 @@ func (c *rtConn) linkGet(index int) (netlink.Link, error) {
 	return netlink.LinkDeserialize(nil, msgs[0])
 }
 
-// waitOperUp waits until the interface's operational state is up: a veth
-// whose peer is up. The first packets sent before that can be lost.
-func (c *rtConn) waitOperUp(index int, deadline time.Time) error {
+// WaitOperUp waits until the interface's operational state is up: a veth
+// whose peer is up. The first packets sent before that can be lost. It
+// gives up at deadline, or when ctx is done (returning ctx's error).
+func (c *Conn) WaitOperUp(ctx context.Context, index int, deadline time.Time) error {
 	for delay := 50 * time.Microsecond; ; delay = min(delay*2, 20*time.Millisecond) {
-		l, err := c.linkGet(index)
+		l, err := c.LinkGet(index)
 		if err != nil {
 			return err
 		}
@@ -261,12 +316,14 @@ func (c *rtConn) waitOperUp(index int, deadline time.Time) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("interface %q is still %s", l.Attrs().Name, l.Attrs().OperState)
 		}
-		time.Sleep(delay)
+		if err := sleep(ctx, delay); err != nil {
+			return err
+		}
 	}
 }
 
-// linkDump lists the namespace's interfaces.
-func (c *rtConn) linkDump() ([]netlink.Link, error) {
+// LinkDump lists the namespace's interfaces.
+func (c *Conn) LinkDump() ([]netlink.Link, error) {
 	for try := 0; ; try++ {
 		req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_DUMP)
 		req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
@@ -288,14 +345,15 @@ func (c *rtConn) linkDump() ([]netlink.Link, error) {
 	}
 }
 
-// waitAllUp waits until every port of a switch is operationally up.
-func (c *rtConn) waitAllUp(n *topo.Node, deadline time.Time) error {
+// WaitAllUp waits until every port of a switch is operationally up, until
+// deadline or ctx is done.
+func (c *Conn) WaitAllUp(ctx context.Context, n *topo.Node, deadline time.Time) error {
 	want := map[int]string{}
 	for _, i := range n.Ifaces {
 		want[i.Index] = i.Name
 	}
 	for delay := 100 * time.Microsecond; ; delay = min(delay*2, 20*time.Millisecond) {
-		links, err := c.linkDump()
+		links, err := c.LinkDump()
 		if err != nil {
 			return err
 		}
@@ -311,17 +369,19 @@ func (c *rtConn) waitAllUp(n *topo.Node, deadline time.Time) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%d ports still down: %s", len(down), strings.Join(down[:min(len(down), 5)], ", "))
 		}
-		time.Sleep(delay)
+		if err := sleep(ctx, delay); err != nil {
+			return err
+		}
 	}
 }
 
-// portGroup is the interface group of every switch port nslab makes:
+// PortGroup is the interface group of every switch port nslab makes:
 // `ip -n NS link show group 1853058146` lists them.
-const portGroup = 0x6e736c62 // "nslb"
+const PortGroup = 0x6e736c62 // "nslb"
 
 // ipv6Groups lists the IPv6 multicast groups each interface has joined
 // (`ip -6 maddr`).
-func (c *rtConn) ipv6Groups() (map[int]map[netip.Addr]bool, error) {
+func (c *Conn) ipv6Groups() (map[int]map[netip.Addr]bool, error) {
 	req := nl.NewNetlinkRequest(unix.RTM_GETMULTICAST, unix.NLM_F_DUMP)
 	req.AddData(nl.NewIfAddrmsg(unix.AF_INET6))
 	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: &c.sh}
@@ -370,8 +430,8 @@ type ipv6Addr struct {
 }
 
 // ipv6Addrs lists the namespace's IPv6 addresses with their flags.
-func (c *rtConn) ipv6Addrs() ([]ipv6Addr, error) {
-	msgs, err := retryDump(func() ([][]byte, error) {
+func (c *Conn) ipv6Addrs() ([]ipv6Addr, error) {
+	msgs, err := RetryDump(func() ([][]byte, error) {
 		req := nl.NewNetlinkRequest(unix.RTM_GETADDR, unix.NLM_F_DUMP)
 		req.AddData(nl.NewIfAddrmsg(unix.AF_INET6))
 		req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: &c.sh}
@@ -411,18 +471,21 @@ func (c *rtConn) ipv6Addrs() ([]ipv6Addr, error) {
 	return out, nil
 }
 
-// waitIPv6Ready waits until IPv6 works on every interface of the node that
+// WaitIPv6Ready waits until IPv6 works on every interface of the node that
 // has IPv6 addresses, as `up` promises:
 //   - it has its link-local address (made by the kernel once the link has
 //     its carrier): a router solicits the neighbours of the packets it
 //     forwards from that address;
 //   - no address is tentative (duplicate address detection is off, see
-//     nodeSysctls; the kernel still clears the flag from a work queue);
+//     the engine's nodeSysctls; the kernel still clears the flag from a
+//     work queue);
 //   - every address can be found by neighbour discovery: the kernel joins
 //     an address's solicited-node group from a work queue after the
 //     address is added, and until then neighbour solicitations for it are
 //     dropped (the first ping then waits a second for the retransmission).
-func (c *rtConn) waitIPv6Ready(n *topo.Node, deadline time.Time) error {
+//
+// It gives up at deadline, or when ctx is done.
+func (c *Conn) WaitIPv6Ready(ctx context.Context, n *topo.Node, deadline time.Time) error {
 	want := map[int]string{}
 	for _, i := range n.Ifaces {
 		if i.HasFamily(6) { // has IPv6
@@ -482,15 +545,17 @@ func (c *rtConn) waitIPv6Ready(n *topo.Node, deadline time.Time) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("IPv6 is not ready for neighbour discovery: %s", strings.Join(missing[:min(len(missing), 5)], ", "))
 		}
-		time.Sleep(delay)
+		if err := sleep(ctx, delay); err != nil {
+			return err
+		}
 	}
 }
 
-// neighDump lists the namespace's neighbour entries, IPv4 and IPv6:
+// NeighDump lists the namespace's neighbour entries, IPv4 and IPv6:
 // `ip neigh show`. A dump the kernel keeps interrupting is an error: a
 // partial list could make a sweep take an entry for a new one.
-func (c *rtConn) neighDump() ([]*netlink.Neigh, error) {
-	msgs, err := retryDump(func() ([][]byte, error) {
+func (c *Conn) NeighDump() ([]*netlink.Neigh, error) {
+	msgs, err := RetryDump(func() ([][]byte, error) {
 		req := nl.NewNetlinkRequest(unix.RTM_GETNEIGH, unix.NLM_F_DUMP)
 		req.AddData(&netlink.Ndmsg{Family: unix.AF_UNSPEC})
 		req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: &c.sh}
@@ -508,13 +573,17 @@ func (c *rtConn) neighDump() ([]*netlink.Neigh, error) {
 	return out, nil
 }
 
-// neighDel deletes neighbour entries (`ip neigh del IP dev IF` for each),
+// NeighDel deletes neighbour entries (`ip neigh del IP dev IF` for each),
 // many messages to one write: the kernel handles a write's messages before
 // the call returns, and answers only those that failed (no ACK is asked
 // for). Each write's answers are read back at once, so none is left on the
 // socket for a later request to mistake for its own. An entry already gone
 // is not an error.
-func (c *rtConn) neighDel(ns []*netlink.Neigh) error {
+func (c *Conn) NeighDel(ns []*netlink.Neigh) error {
+	// Sent and read here, not through a request: take the socket, as
+	// requests do, so that no answer of another's is read as ours.
+	c.sh.Socket.Lock()
+	defer c.sh.Socket.Unlock()
 	fd := c.sh.Socket.GetFd()
 	// Failure answers without a copy of the request: 36 bytes each.
 	unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1)
@@ -575,4 +644,31 @@ func (c *rtConn) neighDel(ns []*netlink.Neigh) error {
 	}
 	flush()
 	return first
+}
+
+// sleep waits for d, or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// RetryDump retries a netlink dump the kernel interrupted because the
+// table changed under it (vishvananda/netlink returns ErrDumpInterrupted
+// with partial data).
+func RetryDump[T any](f func() (T, error)) (T, error) {
+	var v T
+	var err error
+	for i := 0; i < 5; i++ {
+		v, err = f()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return v, err
+		}
+	}
+	return v, err
 }
