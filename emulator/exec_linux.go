@@ -65,7 +65,7 @@ func (l *Lab) makeEtc() error {
 
 // nodeEnv describes what a process entering a node needs.
 type nodeEnv struct {
-	netns    string // path of the network namespace
+	node     *nodeHandle
 	mntns    string // path of the lab's mount namespace, "" for none
 	hostname string
 	// dir is the working directory to take inside: the caller's. Entering
@@ -76,11 +76,11 @@ type nodeEnv struct {
 }
 
 func (l *Lab) envOf(node string) (nodeEnv, error) {
-	n := l.Plan.Node(node)
-	if n == nil {
-		return nodeEnv{}, l.Plan.UnknownNode(node)
+	h, err := l.node(node)
+	if err != nil {
+		return nodeEnv{}, err
 	}
-	e := nodeEnv{netns: filepath.Join(l.Record.NetnsDir, n.Namespace), hostname: n.Name}
+	e := nodeEnv{node: h, hostname: h.node.Name}
 	if pin := filepath.Join(l.dir, "mnt"); netns.IsNamespaceFile(pin) {
 		e.mntns = pin
 	}
@@ -91,16 +91,13 @@ func (l *Lab) envOf(node string) (nodeEnv, error) {
 }
 
 // enter switches the calling (locked, disposable) thread into the node:
-// its network namespace, the lab's mount namespace, and a UTS namespace of
-// its own with the node's hostname. The thread must never be unlocked.
-func (e nodeEnv) enter() error {
-	netfd, err := unix.Open(e.netns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open namespace: %w", err)
-	}
-	defer unix.Close(netfd)
+// its network namespace ns, the lab's mount namespace, and a UTS namespace
+// of its own with the node's hostname. Run it inside the node handle's
+// discard: the thread must never be unlocked.
+func (e nodeEnv) enter(ns *netns.NS) error {
 	mntfd := -1
 	if e.mntns != "" {
+		var err error
 		if mntfd, err = unix.Open(e.mntns, unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
 			return fmt.Errorf("open mount namespace: %w", err)
 		}
@@ -118,7 +115,7 @@ func (e nodeEnv) enter() error {
 			return fmt.Errorf("enter mount namespace: %w", err)
 		}
 	}
-	if err := unix.Setns(netfd, unix.CLONE_NEWNET); err != nil {
+	if err := ns.Set(); err != nil {
 		return fmt.Errorf("enter network namespace: %w", err)
 	}
 	// The same path in the lab's mount namespace: a copy of the machine's
@@ -143,8 +140,8 @@ func (l *Lab) Start(node string, cmd *exec.Cmd) error {
 	if err != nil {
 		return err
 	}
-	err = netns.Discard(func() error {
-		if err := e.enter(); err != nil {
+	err = e.node.discard(func(ns *netns.NS) error {
+		if err := e.enter(ns); err != nil {
 			return err
 		}
 		return cmd.Start()
@@ -208,8 +205,8 @@ func (l *Lab) ExecReplace(node string, argv []string, env []string) error {
 	if err != nil {
 		return err
 	}
-	return netns.Discard(func() error {
-		if err := e.enter(); err != nil {
+	return e.node.discard(func(ns *netns.NS) error {
+		if err := e.enter(ns); err != nil {
 			return fmt.Errorf("enter node %q: %w", node, err)
 		}
 		err := unix.Exec(path, argv, env)

@@ -20,7 +20,6 @@ import (
 	"github.com/nslab/nslab/internal/rtnl"
 	"github.com/nslab/nslab/topo"
 	"github.com/vishvananda/netlink"
-	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -41,14 +40,6 @@ type Lab struct {
 	// (and so will tear down, closing them); a lab from Open has none.
 	icmp  icmpPool
 	owned bool
-}
-
-// nodeHandle is the bundle of handles of one node: its namespace and a
-// route netlink socket opened inside it.
-type nodeHandle struct {
-	node *topo.Node
-	ns   *netns.NS
-	rt   *rtnl.Conn
 }
 
 // Up builds the lab described by plan and returns it running. If anything
@@ -486,17 +477,17 @@ func (l *Lab) addLink(k *topo.Link) error {
 }
 
 // hostNetns opens the namespace standing for the host.
-func (l *Lab) hostNetns() (vnetns.NsHandle, error) {
+func (l *Lab) hostNetns() (*netns.NS, error) {
 	return openHostNetns(l.opts.HostNetns)
 }
 
 // openHostNetns opens the namespace at path, or for "" the one nslab runs
 // in (the calling thread's, which nslab never switches).
-func openHostNetns(path string) (vnetns.NsHandle, error) {
+func openHostNetns(path string) (*netns.NS, error) {
 	if path == "" {
-		return vnetns.Get()
+		return netns.Current()
 	}
-	return vnetns.GetFromPath(path)
+	return netns.Open(path)
 }
 
 func (l *Lab) addHostLink() error {
@@ -517,7 +508,7 @@ func (l *Lab) addHostLink() error {
 	if hl.Lab.Port {
 		local.Master, local.Group = 2, rtnl.PortGroup
 	}
-	peer := rtnl.VethEnd{Name: hl.Host.Name, MTU: hl.Host.MTU, NsFd: int(hns)}
+	peer := rtnl.VethEnd{Name: hl.Host.Name, MTU: hl.Host.MTU, NsFd: hns.Fd()}
 	err = hn.rt.VethAdd(local, peer)
 	if errors.Is(err, unix.EEXIST) && waitHostNameFree(hns, hl.Host.Name, time.Now().Add(hostNameWait)) {
 		err = hn.rt.VethAdd(local, peer)
@@ -541,8 +532,8 @@ const hostNameWait = 2 * time.Second
 // (a builder killed mid-build), which the kernel's namespace cleanup work
 // removes moments later. It reports whether the name is free; an
 // interface that is not on its way out is left alone at once.
-func waitHostNameFree(hns vnetns.NsHandle, name string, deadline time.Time) bool {
-	h, err := netlink.NewHandleAt(hns, unix.NETLINK_ROUTE)
+func waitHostNameFree(hns *netns.NS, name string, deadline time.Time) bool {
+	h, err := rtnl.NewHandle(hns)
 	if err != nil {
 		return false
 	}
@@ -571,7 +562,7 @@ func (l *Lab) configureHost() error {
 		return fmt.Errorf("host attachment: open host namespace: %w", err)
 	}
 	defer hns.Close()
-	h, err := netlink.NewHandleAt(hns, unix.NETLINK_ROUTE)
+	h, err := rtnl.NewHandle(hns)
 	if err != nil {
 		return fmt.Errorf("host attachment: %w", err)
 	}
@@ -672,12 +663,6 @@ func (l *Lab) teardown() error {
 		c.Wait() // reap what we started; removeLab killed it
 	}
 	return err
-}
-
-func (h *nodeHandle) close() {
-	h.rt.Close()
-	h.rt = nil
-	h.ns.Close()
 }
 
 // removeLab removes everything the journal of lab lists, kills every
@@ -799,11 +784,11 @@ func deleteHostLink(netnsDir, hostNetns, arg string, claimed map[string]bool) er
 	if !netns.IsNamespaceFile(p) {
 		return nil
 	}
-	nsh, err := vnetns.GetFromPath(p)
+	nsh, err := netns.Open(p)
 	if err != nil {
 		return fmt.Errorf("delete host attachment %q: open namespace %s: %w", name, ns, err)
 	}
-	h, err := netlink.NewHandleAt(nsh, unix.NETLINK_ROUTE)
+	h, err := rtnl.NewHandle(nsh)
 	nsh.Close() // the socket keeps the namespace
 	if err != nil {
 		return fmt.Errorf("delete host attachment %q: %w", name, err)
@@ -842,7 +827,7 @@ func deleteHostLink(netnsDir, hostNetns, arg string, claimed map[string]bool) er
 		return nil
 	}
 	defer hns.Close()
-	hh, err := netlink.NewHandleAt(hns, unix.NETLINK_ROUTE)
+	hh, err := rtnl.NewHandle(hns)
 	if err != nil {
 		if err := <-done; err != nil {
 			return wrap(err)

@@ -4,12 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"path/filepath"
 
 	"github.com/nslab/nslab/internal/rtnl"
 	"github.com/nslab/nslab/topo"
-	"github.com/vishvananda/netlink/nl"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -39,12 +36,14 @@ func (l *Lab) SetLink(a, b string, up bool) (*topo.Link, error) {
 }
 
 func (l *Lab) setIface(i *topo.Iface, up bool) error {
-	n := l.Plan.Node(i.Node)
-	c, err := l.rtAt(n)
+	h, err := l.node(i.Node)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	return h.route(func(c *rtnl.Conn) error { return setIface(c, h.node, i, up) })
+}
+
+func setIface(c *rtnl.Conn, n *topo.Node, i *topo.Iface, up bool) error {
 	if err := c.LinkSetUp(i.Index, up); err != nil || !up || i.Port {
 		return err
 	}
@@ -62,25 +61,6 @@ func (l *Lab) setIface(i *topo.Iface, up bool) error {
 		}
 	}
 	return nil
-}
-
-// rtAt opens a route netlink socket inside node's namespace.
-func (l *Lab) rtAt(n *topo.Node) (*rtnl.Conn, error) {
-	ns, err := netns.GetFromPath(filepath.Join(l.opts.NetnsDir, n.Namespace))
-	if err != nil {
-		return nil, fmt.Errorf("open namespace of node %q: %w", n.Name, err)
-	}
-	defer ns.Close()
-	cur, err := netns.Get()
-	if err != nil {
-		return nil, err
-	}
-	defer cur.Close()
-	sock, err := nl.GetNetlinkSocketAt(ns, cur, unix.NETLINK_ROUTE)
-	if err != nil {
-		return nil, fmt.Errorf("netlink socket in node %q: %w", n.Name, err)
-	}
-	return rtnl.New(sock), nil
 }
 
 // viaOn reports whether via is in one of the prefixes.

@@ -3,12 +3,12 @@ package emulator
 import (
 	"encoding/binary"
 	"os"
-	"runtime"
 	"testing"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/mdlayher/netlink"
+	"github.com/nslab/nslab/internal/netns"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
@@ -95,39 +95,24 @@ func TestNftBatchOrder(t *testing.T) {
 
 // privateNetns is a network namespace of the test's own, gone when the
 // test ends.
-func privateNetns(t *testing.T) int {
+func privateNetns(t *testing.T) *netns.NS {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: makes a network namespace (the integration tests run as root)")
 	}
-	type result struct {
-		fd  int
-		err error
-	}
-	ch := make(chan result)
-	go func() {
-		// The thread stays locked and is thrown away with its namespace.
-		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			ch <- result{-1, err}
-			return
-		}
-		fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		ch <- result{fd, err}
-	}()
-	r := <-ch
-	require.NoError(t, r.err)
-	t.Cleanup(func() { unix.Close(r.fd) })
-	return r.fd
+	ns, err := netns.New(nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { ns.Close() })
+	return ns
 }
 
 // A batch is one transaction: the kernel takes all of it, or, when one
 // message fails, none of it, and the error carries the errno explainNft
 // looks for.
 func TestNftBatchCommit(t *testing.T) {
-	fd := privateNetns(t)
+	ns := privateNetns(t)
 	tables := func() []string {
-		c, err := nftables.New(nftables.WithNetNSFd(fd))
+		c, err := nftables.New(nftables.WithNetNSFd(ns.Fd()))
 		require.NoError(t, err)
 		ts, err := c.ListTables()
 		require.NoError(t, err)
@@ -143,7 +128,7 @@ func TestNftBatchCommit(t *testing.T) {
 	tb := bad.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: "bad"})
 	bad.AddChain(&nftables.Chain{Name: "c", Table: tb})
 	require.NoError(t, bad.addRule(tb, &nftables.Chain{Name: "nosuch", Table: tb}, []any{ctAddr{Register: 8}}))
-	err = bad.commit(fd)
+	err = bad.commit(ns)
 	require.ErrorIs(t, err, unix.ENOENT)
 	require.Contains(t, explainNft(err).Error(), "CONFIG_NFT_CT")
 	require.Empty(t, tables(), "nothing of a refused batch is added")
@@ -155,12 +140,12 @@ func TestNftBatchCommit(t *testing.T) {
 		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityFilter})
 	require.NoError(t, good.addRule(tb, ch, []any{ctAddr{Register: 1, Dst: true},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{203, 0, 113, 1}}, accept()}))
-	require.NoError(t, good.commit(fd))
+	require.NoError(t, good.commit(ns))
 	require.Equal(t, []string{"good"}, tables())
 
 	// Without the direction the kernel refuses the key: what expr.Ct sends.
 	lib, err := newNftBatch()
 	require.NoError(t, err)
 	lib.AddRule(&nftables.Rule{Table: tb, Chain: ch, Exprs: []expr.Any{&expr.Ct{Register: 1, Key: unix.NFT_CT_DST_IP}, accept()}})
-	require.ErrorIs(t, lib.commit(fd), unix.EINVAL)
+	require.ErrorIs(t, lib.commit(ns), unix.EINVAL)
 }

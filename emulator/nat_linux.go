@@ -10,6 +10,7 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/mdlayher/netlink"
+	"github.com/nslab/nslab/internal/netns"
 	"github.com/nslab/nslab/topo"
 	"golang.org/x/sys/unix"
 )
@@ -83,7 +84,7 @@ func (l *Lab) applyNftables(h *nodeHandle) error {
 			return fmt.Errorf("NAT of node %q: %w", n.Name, err)
 		}
 	}
-	if err := c.commit(h.ns.Fd()); err != nil {
+	if err := c.commit(h.ns); err != nil {
 		return fmt.Errorf("add nftables table %q to node %q: %w", nftTable(l.Plan.Lab), n.Name, explainNft(err))
 	}
 	return nil
@@ -184,17 +185,24 @@ func (b *nftBatch) addRule(t *nftables.Table, chain *nftables.Chain, exprs []any
 // resource id.
 func nfgenmsg(family byte) []byte { return []byte{family, unix.NFNETLINK_V0, 0, 0} }
 
-// commit sends the transaction into the namespace fd and waits for the
+// commit sends the transaction into the namespace ns and waits for the
 // kernel to acknowledge every message, or returns its first error.
-func (b *nftBatch) commit(fd int) error {
+func (b *nftBatch) commit(ns *netns.NS) error {
 	if err := b.Conn.Flush(); err != nil {
 		return err
 	}
 	if len(b.msgs) == 0 {
 		return nil
 	}
-	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: fd})
+	var conn *netlink.Conn
+	err := ns.Do(func() (err error) {
+		conn, err = netlink.Dial(unix.NETLINK_NETFILTER, nil) // in ns: the thread's
+		return err
+	})
 	if err != nil {
+		if conn != nil {
+			conn.Close()
+		}
 		return err
 	}
 	defer conn.Close()

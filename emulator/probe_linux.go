@@ -14,12 +14,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nslab/nslab/internal/netns"
 	"github.com/nslab/nslab/internal/rtnl"
 	"github.com/nslab/nslab/topo"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
-	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -32,15 +29,10 @@ type icmpConn struct {
 	id uint16
 }
 
-// openICMP opens a raw ICMP socket (IPv4 or IPv6) in the namespace at path.
-func openICMP(path string, v6 bool) (*icmpConn, error) {
-	ns, err := netns.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("open namespace: %w", err)
-	}
-	defer ns.Close()
+// openICMP opens a raw ICMP socket (IPv4 or IPv6) in the node's namespace.
+func openICMP(h *nodeHandle, v6 bool) (*icmpConn, error) {
 	fd := -1
-	err = ns.Do(func() error {
+	err := h.do(func() error {
 		var serr error
 		if v6 {
 			fd, serr = unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.IPPROTO_ICMPV6)
@@ -189,14 +181,14 @@ func (l *Lab) Ping(ctx context.Context, from, to string, o PingOptions) (PingRes
 	if err != nil {
 		return PingResult{}, err
 	}
-	e, err := l.envOf(from)
+	h, err := l.node(from)
 	if err != nil {
 		return PingResult{}, err
 	}
 	l.icmp.mu.Lock()
 	l.icmp.disabled = !l.owned
 	l.icmp.mu.Unlock()
-	c, err := l.icmp.get(from, e.netns, target.Is6())
+	c, err := l.icmp.get(from, h, target.Is6())
 	if err != nil {
 		return PingResult{}, fmt.Errorf("ping from node %q: %w", from, err)
 	}
@@ -217,7 +209,7 @@ type icmpPool struct {
 
 func poolKey(node string, v6 bool) string { return fmt.Sprintf("%s/%v", node, v6) }
 
-func (p *icmpPool) get(node, netnsPath string, v6 bool) (*icmpConn, error) {
+func (p *icmpPool) get(node string, h *nodeHandle, v6 bool) (*icmpConn, error) {
 	p.mu.Lock()
 	k := poolKey(node, v6)
 	if n := len(p.idle[k]); n > 0 && !p.done {
@@ -228,7 +220,7 @@ func (p *icmpPool) get(node, netnsPath string, v6 bool) (*icmpConn, error) {
 		return c, nil
 	}
 	p.mu.Unlock()
-	return openICMP(netnsPath, v6)
+	return openICMP(h, v6)
 }
 
 func (p *icmpPool) put(node string, c *icmpConn) {
@@ -247,8 +239,15 @@ func (p *icmpPool) put(node string, c *icmpConn) {
 
 func (p *icmpPool) close() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.done = true
+	p.mu.Unlock()
+	p.closeIdle()
+}
+
+// closeIdle closes the idle sockets; the pool stays usable.
+func (p *icmpPool) closeIdle() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for _, cs := range p.idle {
 		for _, c := range cs {
 			c.Close()
@@ -376,7 +375,6 @@ func (l *Lab) PingAll(ctx context.Context, nodes []string, o PingOptions) (*Matr
 		if sw, err = l.newNeighSweeper(nodes); err != nil {
 			return nil, err
 		}
-		defer sw.close()
 	}
 	for _, w := range plan {
 		first, last := w[0], w[1]
@@ -444,8 +442,7 @@ func neighBudget() (limit, used int) {
 // after each wave deletes every entry that was not there then
 // (`ip neigh del`), all of a node's in one write.
 type neighSweeper struct {
-	names  []string
-	conns  []*rtnl.Conn
+	nodes  []*nodeHandle
 	before []map[string]bool
 }
 
@@ -453,33 +450,18 @@ func neighKey(n *netlink.Neigh) string { return fmt.Sprintf("%d/%s", n.LinkIndex
 
 func (l *Lab) newNeighSweeper(nodes []string) (*neighSweeper, error) {
 	s := &neighSweeper{}
-	cur, err := vnetns.Get()
-	if err != nil {
-		return nil, err
-	}
-	defer cur.Close()
 	for _, name := range nodes {
-		e, err := l.envOf(name)
+		h, err := l.node(name)
 		if err != nil {
-			s.close()
 			return nil, err
 		}
-		ns, err := vnetns.GetFromPath(e.netns)
+		s.nodes = append(s.nodes, h)
+		var list []*netlink.Neigh
+		err = h.route(func(c *rtnl.Conn) (err error) {
+			list, err = c.NeighDump()
+			return err
+		})
 		if err != nil {
-			s.close()
-			return nil, fmt.Errorf("open namespace of node %q: %w", name, err)
-		}
-		sock, err := nl.GetNetlinkSocketAt(ns, cur, unix.NETLINK_ROUTE)
-		ns.Close()
-		if err != nil {
-			s.close()
-			return nil, fmt.Errorf("open netlink socket in node %q: %w", name, err)
-		}
-		c := rtnl.New(sock)
-		s.names, s.conns = append(s.names, name), append(s.conns, c)
-		list, err := c.NeighDump()
-		if err != nil {
-			s.close()
 			return nil, fmt.Errorf("list neighbours of node %q: %w", name, err)
 		}
 		have := make(map[string]bool, len(list))
@@ -494,30 +476,29 @@ func (l *Lab) newNeighSweeper(nodes []string) (*neighSweeper, error) {
 // sweep deletes the entries added since the sweeper was made.
 func (s *neighSweeper) sweep() error {
 	var errs []error // a node that fails does not keep the others' entries
-	for i, c := range s.conns {
-		list, err := c.NeighDump()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("list neighbours of node %q: %w", s.names[i], err))
-			continue
-		}
-		var del []*netlink.Neigh
-		for _, n := range list {
-			if !s.before[i][neighKey(n)] && n.State&netlink.NUD_PERMANENT == 0 {
-				del = append(del, n)
+	for i, h := range s.nodes {
+		name := h.node.Name
+		err := h.route(func(c *rtnl.Conn) error {
+			list, err := c.NeighDump()
+			if err != nil {
+				return fmt.Errorf("list neighbours of node %q: %w", name, err)
 			}
-		}
-		if err := c.NeighDel(del); err != nil {
-			errs = append(errs, fmt.Errorf("delete neighbours of node %q: %w", s.names[i], err))
+			var del []*netlink.Neigh
+			for _, n := range list {
+				if !s.before[i][neighKey(n)] && n.State&netlink.NUD_PERMANENT == 0 {
+					del = append(del, n)
+				}
+			}
+			if err := c.NeighDel(del); err != nil {
+				return fmt.Errorf("delete neighbours of node %q: %w", name, err)
+			}
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func (s *neighSweeper) close() {
-	for _, c := range s.conns {
-		c.Close()
-	}
-	s.conns = nil
 }
 
 // pingFrom probes from m.Nodes[i] to every other node at once, on one
@@ -527,7 +508,7 @@ func (l *Lab) pingFrom(ctx context.Context, m *Matrix, i int, targets []int, o P
 		return nil
 	}
 	from := m.Nodes[i]
-	e, err := l.envOf(from)
+	h, err := l.node(from)
 	if err != nil {
 		return err
 	}
@@ -547,7 +528,7 @@ func (l *Lab) pingFrom(ctx context.Context, m *Matrix, i int, targets []int, o P
 			_, _, target, _ := l.pingTarget(from, to, o)
 			c := conns[target.Is6()]
 			if c == nil {
-				if c, err = openICMP(e.netns, target.Is6()); err != nil {
+				if c, err = openICMP(h, target.Is6()); err != nil {
 					return fmt.Errorf("ping from node %q: %w", from, err)
 				}
 				conns[target.Is6()] = c

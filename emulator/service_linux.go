@@ -12,7 +12,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/nslab/nslab/internal/netns"
 	"github.com/nslab/nslab/topo"
 	"golang.org/x/sys/unix"
 )
@@ -21,16 +20,11 @@ import (
 // and switches back; sockets fn opens stay in the node's namespace and
 // can be used from any goroutine afterwards.
 func (l *Lab) inNode(node string, fn func() error) error {
-	e, err := l.envOf(node)
+	h, err := l.node(node)
 	if err != nil {
 		return err
 	}
-	ns, err := netns.Open(e.netns)
-	if err != nil {
-		return fmt.Errorf("open namespace of node %q: %w", node, err)
-	}
-	defer ns.Close()
-	return ns.Do(fn)
+	return h.do(fn)
 }
 
 const (

@@ -2,15 +2,12 @@ package emulator
 
 import (
 	"fmt"
-	"path/filepath"
 	"sort"
 	"time"
 
 	"github.com/nslab/nslab/internal/rtnl"
 	"github.com/nslab/nslab/topo"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 )
 
 // LabStatus is what `nslab status LAB` shows, read live from the kernel.
@@ -49,7 +46,7 @@ func (l *Lab) Status() (*LabStatus, error) {
 	st := &LabStatus{Lab: l.Plan.Lab, State: l.Record.State, PID: l.Record.PID, Created: l.Record.Created}
 	for _, n := range l.Plan.Nodes {
 		ns := NodeStatus{Name: n.Name, Kind: n.Kind, Namespace: n.Namespace}
-		if err := readNode(filepath.Join(l.Record.NetnsDir, n.Namespace), &ns); err != nil {
+		if err := l.readNode(n.Name, &ns); err != nil {
 			ns.Error = err.Error()
 		}
 		st.Nodes = append(st.Nodes, ns)
@@ -57,17 +54,15 @@ func (l *Lab) Status() (*LabStatus, error) {
 	return st, nil
 }
 
-func readNode(path string, ns *NodeStatus) error {
-	h, err := netns.GetFromPath(path)
-	if err != nil {
-		return fmt.Errorf("open namespace: %w", err)
-	}
-	defer h.Close()
-	nh, err := netlink.NewHandleAt(h, unix.NETLINK_ROUTE)
+func (l *Lab) readNode(name string, ns *NodeStatus) error {
+	h, err := l.node(name)
 	if err != nil {
 		return err
 	}
-	defer nh.Close()
+	return h.netlink(func(nh *netlink.Handle) error { return readNode(nh, ns) })
+}
+
+func readNode(nh *netlink.Handle, ns *NodeStatus) error {
 	links, err := rtnl.RetryDump(func() ([]netlink.Link, error) { return nh.LinkList() })
 	if err != nil {
 		return fmt.Errorf("list links: %w", err)
@@ -121,20 +116,19 @@ func readNode(path string, ns *NodeStatus) error {
 // Neighbours lists a node's neighbour entries as `ip neigh` shows them:
 // "10.0.0.2 dev eth0 lladdr 02:.. REACHABLE".
 func (l *Lab) Neighbours(node string) ([]string, error) {
-	e, err := l.envOf(node)
+	h, err := l.node(node)
 	if err != nil {
 		return nil, err
 	}
-	h, err := netns.GetFromPath(e.netns)
-	if err != nil {
-		return nil, err
-	}
-	defer h.Close()
-	nh, err := netlink.NewHandleAt(h, unix.NETLINK_ROUTE)
-	if err != nil {
-		return nil, err
-	}
-	defer nh.Close()
+	var out []string
+	err = h.netlink(func(nh *netlink.Handle) (err error) {
+		out, err = neighbours(nh)
+		return err
+	})
+	return out, err
+}
+
+func neighbours(nh *netlink.Handle) ([]string, error) {
 	list, err := rtnl.RetryDump(func() ([]netlink.Neigh, error) { return nh.NeighList(0, netlink.FAMILY_ALL) })
 	if err != nil {
 		return nil, err
