@@ -1,4 +1,4 @@
-package emulator
+package nftrules
 
 import (
 	"errors"
@@ -11,13 +11,13 @@ import (
 
 // A kernel without a needed nftables feature answers EOPNOTSUPP or
 // ENOENT; the error then names the kernel options to look for.
-func TestExplainNft(t *testing.T) {
+func TestExplain(t *testing.T) {
 	for _, errno := range []error{unix.EOPNOTSUPP, unix.ENOENT, unix.EAFNOSUPPORT} {
-		err := explainNft(fmt.Errorf("conn.Receive: %w", errno))
+		err := Explain(fmt.Errorf("conn.Receive: %w", errno))
 		require.ErrorIs(t, err, errno)
 		require.Contains(t, err.Error(), "CONFIG_NFT_NAT")
 		require.Contains(t, err.Error(), "CONFIG_NFT_MASQ")
 	}
 	other := errors.New("permission denied")
-	require.Equal(t, other, explainNft(other))
+	require.Equal(t, other, Explain(other))
 }

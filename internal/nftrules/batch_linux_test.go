@@ -1,4 +1,4 @@
-package emulator
+package nftrules
 
 import (
 	"encoding/binary"
@@ -61,7 +61,7 @@ func TestCtAddrEncoding(t *testing.T) {
 // The batch keeps every message in the order the rules were added, the
 // ones nslab encodes among those google/nftables encodes.
 func TestNftBatchOrder(t *testing.T) {
-	b, err := newNftBatch()
+	b, err := newBatch()
 	require.NoError(t, err)
 	tb := b.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: "t"})
 	ch := b.AddChain(&nftables.Chain{Name: "c", Table: tb})
@@ -123,29 +123,36 @@ func TestNftBatchCommit(t *testing.T) {
 		return names
 	}
 
-	bad, err := newNftBatch()
+	bad, err := newBatch()
 	require.NoError(t, err)
 	tb := bad.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: "bad"})
 	bad.AddChain(&nftables.Chain{Name: "c", Table: tb})
 	require.NoError(t, bad.addRule(tb, &nftables.Chain{Name: "nosuch", Table: tb}, []any{ctAddr{Register: 8}}))
-	err = bad.commit(ns)
+	err = bad.send(t, ns)
 	require.ErrorIs(t, err, unix.ENOENT)
-	require.Contains(t, explainNft(err).Error(), "CONFIG_NFT_CT")
+	require.Contains(t, Explain(err).Error(), "CONFIG_NFT_CT")
 	require.Empty(t, tables(), "nothing of a refused batch is added")
 
-	good, err := newNftBatch()
+	good, err := newBatch()
 	require.NoError(t, err)
 	tb = good.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: "good"})
 	ch := good.AddChain(&nftables.Chain{Name: "c", Table: tb, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityFilter})
 	require.NoError(t, good.addRule(tb, ch, []any{ctAddr{Register: 1, Dst: true},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{203, 0, 113, 1}}, accept()}))
-	require.NoError(t, good.commit(ns))
+	require.NoError(t, good.send(t, ns))
 	require.Equal(t, []string{"good"}, tables())
 
 	// Without the direction the kernel refuses the key: what expr.Ct sends.
-	lib, err := newNftBatch()
+	lib, err := newBatch()
 	require.NoError(t, err)
 	lib.AddRule(&nftables.Rule{Table: tb, Chain: ch, Exprs: []expr.Any{&expr.Ct{Register: 1, Key: unix.NFT_CT_DST_IP}, accept()}})
-	require.ErrorIs(t, lib.commit(ns), unix.EINVAL)
+	require.ErrorIs(t, lib.send(t, ns), unix.EINVAL)
+}
+
+// send flushes what google/nftables holds and sends the batch into ns.
+func (b *batch) send(t *testing.T, ns *netns.NS) error {
+	t.Helper()
+	require.NoError(t, b.Conn.Flush())
+	return Send(ns, b.msgs)
 }
