@@ -168,10 +168,22 @@ func Discard(fn func() error) error {
 // switched the thread back. If it did not, the thread stays locked and
 // the runtime discards it when the goroutine ends, so no other goroutine
 // ever runs in the wrong namespace.
+//
+// fn never runs on the process's main thread: the runtime cannot discard
+// that one (it parks it for good instead, in whatever namespaces fn left
+// it), and /proc/self describes it. A goroutine that lands there keeps it
+// locked, so that nothing else runs on it, while fn runs on another
+// thread. So no program that uses this package needs to lock its main
+// goroutine to the main thread.
 func onThread(fn func() (restored bool, err error)) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			errc <- onThread(fn)
+			runtime.UnlockOSThread() // never switched
+			return
+		}
 		restored, err := fn()
 		if restored {
 			runtime.UnlockOSThread()

@@ -150,3 +150,24 @@ func TestIsPinFile(t *testing.T) {
 	require.False(t, IsPinFile(filepath.Join(dir, "missing"), ids))
 	require.False(t, IsPinFile(dir, ids), "a directory is not a pin file")
 }
+
+// The main thread never enters a namespace, though a test binary (unlike
+// nslab's main) does not lock its main goroutine to it: the runtime cannot
+// discard that thread, and /proc/self describes it.
+func TestMainThreadNeverEnters(t *testing.T) {
+	needRoot(t)
+	self := func() string {
+		s, err := os.Readlink("/proc/self/ns/net")
+		require.NoError(t, err)
+		return s
+	}
+	before := self()
+	ns, err := New(nil)
+	require.NoError(t, err)
+	defer ns.Close()
+	for i := 0; i < 300; i++ {
+		require.NoError(t, Discard(ns.Set))
+		require.NoError(t, ns.Do(func() error { return nil }))
+	}
+	require.Equal(t, before, self(), "the main thread is still where the process started")
+}
