@@ -21,7 +21,7 @@ func TestCleanAfterKillBetweenLinkAndRecord(t *testing.T) {
 	require.NoError(t, os.MkdirAll(o.NetnsDir, 0o755))
 	lab := filepath.Join(o.StateDir, "demo")
 	require.NoError(t, os.MkdirAll(lab, 0o755))
-	jr, err := openJournal(lab)
+	journal, err := openJournal(lab)
 	require.NoError(t, err)
 
 	// The journal hook stops the pinning goroutine where a kill -9 would:
@@ -30,7 +30,7 @@ func TestCleanAfterKillBetweenLinkAndRecord(t *testing.T) {
 		if step == netns.Pinned {
 			runtime.Goexit()
 		}
-		return jr.pinStep(step, arg)
+		return journal.pinStep(step, arg)
 	}
 	pin := func(p *netns.Pinner, path string) (err error) {
 		done := make(chan struct{})
@@ -50,7 +50,7 @@ func TestCleanAfterKillBetweenLinkAndRecord(t *testing.T) {
 	require.NoError(t, os.WriteFile(foreign, nil, 0o444))
 	require.ErrorIs(t, pin(p, foreign), os.ErrExist)
 	p.Close()
-	jr.close()
+	journal.close()
 
 	ents, err := readJournal(lab)
 	require.NoError(t, err)

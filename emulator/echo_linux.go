@@ -137,7 +137,7 @@ func (l *Lab) startEchoIn(n *topo.Node) error {
 	if err != nil {
 		return err
 	}
-	l.jr.add(jProc, fmt.Sprint(cmd.Process.Pid))
+	l.journal.add(jProc, fmt.Sprint(cmd.Process.Pid))
 	l.mu.Lock()
 	l.procs = append(l.procs, cmd)
 	l.mu.Unlock()

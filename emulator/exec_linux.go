@@ -30,7 +30,7 @@ func (l *Lab) makeEtc() error {
 		return nil
 	}
 	pin := filepath.Join(l.dir, "mnt")
-	if err := l.jr.add(jMountNS, pin); err != nil {
+	if err := l.journal.add(jMountNS, pin); err != nil {
 		return err
 	}
 	fdc := make(chan int, 1)
@@ -258,7 +258,7 @@ func (l *Lab) startServices(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("start %q in node %q: %w", s, n.Name, err)
 			}
-			l.jr.add(jProc, fmt.Sprint(cmd.Process.Pid))
+			l.journal.add(jProc, fmt.Sprint(cmd.Process.Pid))
 			l.mu.Lock()
 			l.procs = append(l.procs, cmd)
 			l.mu.Unlock()

@@ -36,7 +36,7 @@ func (l *Lab) addHostLink() error {
 	// Recorded with the lab's end (its node's namespace and its index), by
 	// which teardown deletes the pair without touching anything in the
 	// host namespace that might not be ours.
-	if err := l.jr.add(jHostLink, fmt.Sprintf("%s %s %d", hl.Host.Name, hn.node.Namespace, hl.Lab.Index)); err != nil {
+	if err := l.journal.add(jHostLink, fmt.Sprintf("%s %s %d", hl.Host.Name, hn.node.Namespace, hl.Lab.Index)); err != nil {
 		return err
 	}
 	local := rtnl.VethEnd{Name: hl.Lab.Name, Index: hl.Lab.Index, MTU: hl.Host.MTU, Up: hl.Lab.Port}

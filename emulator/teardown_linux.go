@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,10 +16,43 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Down tears the lab down: it stops every process inside the lab's
+// namespaces and removes exactly the objects its record lists. Calling it
+// again does nothing.
+func (l *Lab) Down() error {
+	return l.teardown(phases)
+}
+
+// teardown closes what this process holds of the lab and undoes the
+// given phases (all of them for Down, those started for a failed Up).
+func (l *Lab) teardown(done []phase) error {
+	l.mu.Lock()
+	if l.done {
+		l.mu.Unlock()
+		return nil
+	}
+	l.done = true
+	nodes := l.nodes
+	l.nodes = map[string]*nodeHandle{}
+	procs := l.procs
+	l.mu.Unlock()
+	l.icmp.close()
+	l.journal.close()
+	// Our own sockets and descriptors keep namespaces alive: close them.
+	for _, h := range nodes {
+		h.close()
+	}
+	err := undo(l.opts, l.Plan.Lab, done)
+	for _, c := range procs {
+		c.Wait() // reap what we started; removeLab killed it
+	}
+	return err
+}
+
 // removeLab removes everything the journal of lab lists, kills every
 // process inside the lab's namespaces and deletes the lab's state
-// directory. It is idempotent, and works on a half-built lab whose builder
-// was killed.
+// directory: it undoes every phase. It is idempotent, and works on a
+// half-built lab whose builder was killed.
 //
 // The namespaces are released all at once and the kernel dismantles them
 // in one batch: all their interfaces in one unregistration, which removes
@@ -29,80 +63,145 @@ import (
 // outside the lab's namespaces, the host attachment's end in the host
 // namespace, is deleted first and waited for (deleteHostLink), so that it
 // can be taken again as soon as Down returns.
-func removeLab(o Options, lab string) error {
-	dir := labDir(o.StateDir, lab)
-	ents, err := readJournal(dir)
+func removeLab(o Options, lab string) error { return undo(o, lab, phases) }
+
+// undo removes what the given phases made of lab, the last phase first,
+// from the lab's journal, then the lab's state directory. Each phase's
+// undo is given the journal entries of its kinds, in the journal's order.
+func undo(o Options, lab string, done []phase) error {
+	u, ents, err := newUndoer(o, lab)
 	if err != nil {
-		return fmt.Errorf("read journal of lab %q: %w", lab, err)
+		return err
 	}
-	netnsDir, hostNetns := o.NetnsDir, o.HostNetns
+	var errs []error
+	for i := len(done) - 1; i >= 0; i-- {
+		ph := done[i]
+		if ph.undo == nil {
+			continue
+		}
+		var own []journalEntry
+		for _, e := range ents {
+			if slices.Contains(ph.kinds, e.kind) {
+				own = append(own, e)
+			}
+		}
+		t0 := time.Now()
+		if err := ph.undo(u, own); err != nil {
+			errs = append(errs, err)
+		}
+		o.Logger.Debug("undone", "lab", lab, "phase", ph.name, "took", time.Since(t0))
+	}
+	if err := os.RemoveAll(u.dir); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// undoer is what the phases' undo functions know of the lab being
+// removed, read from its journal and record alone, so that it serves a
+// lab whose builder died as well as one this process built.
+type undoer struct {
+	lab, dir  string
+	netnsDir  string // where the lab's namespaces are pinned
+	hostNetns string // the host attachment's namespace ("" for nslab's own)
+	// claimed are the namespace names recorded as ours, and pinfiles the
+	// unnamed files ("DEV:INO") their mount points were linked from.
+	claimed, pinfiles map[string]bool
+	// paths are the lab's pinned namespaces, and inodes theirs, by which
+	// the processes inside them are found.
+	paths  []string
+	inodes map[uint64]bool
+}
+
+func newUndoer(o Options, lab string) (*undoer, []journalEntry, error) {
+	u := &undoer{lab: lab, dir: labDir(o.StateDir, lab), netnsDir: o.NetnsDir, hostNetns: o.HostNetns,
+		claimed: map[string]bool{}, pinfiles: map[string]bool{}, inodes: map[uint64]bool{}}
+	ents, err := readJournal(u.dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read journal of lab %q: %w", lab, err)
+	}
 	if r, err := ReadRecord(o.StateDir, lab); err == nil {
 		if r.NetnsDir != "" {
-			netnsDir = r.NetnsDir
+			u.netnsDir = r.NetnsDir
 		}
 		if r.HostNetns != "" {
-			hostNetns = r.HostNetns
+			u.hostNetns = r.HostNetns
 		}
 	}
-	var paths []string
-	inodes := map[uint64]bool{}
-	pinfiles, claimed := map[string]bool{}, map[string]bool{}
 	for _, e := range ents {
 		switch e.kind {
 		case jPinFile:
-			pinfiles[e.arg] = true
+			u.pinfiles[e.arg] = true
 		case jNetns:
-			claimed[e.arg] = true
+			u.claimed[e.arg] = true
 		}
 	}
 	for _, e := range ents {
-		if strings.Contains(e.arg, "/") || e.arg == ".." || e.arg == "." {
+		if e.kind != jNetns || !safeName(e.arg) {
 			continue // never follow a journal line outside NetnsDir
 		}
-		if e.kind == jTry && !claimed[e.arg] {
-			// Killed between linking the name and recording it: remove the
-			// name only if it is a link to our own file.
-			if p := filepath.Join(netnsDir, e.arg); netns.IsPinFile(p, pinfiles) {
-				os.Remove(p)
-			}
-			continue
-		}
-		if e.kind != jNetns {
-			continue
-		}
-		p := filepath.Join(netnsDir, e.arg)
-		paths = append(paths, p)
+		p := filepath.Join(u.netnsDir, e.arg)
+		u.paths = append(u.paths, p)
 		if !netns.IsNamespaceFile(p) {
 			continue
 		}
 		if ino, err := netns.Inode(p); err == nil {
-			inodes[ino] = true
+			u.inodes[ino] = true
 		}
 	}
-	var errs []error
-	t0 := time.Now()
-	killInNamespaces(inodes)
-	if err := netns.Unpin(filepath.Join(dir, "mnt")); err != nil {
-		errs = append(errs, err)
-	}
-	for _, e := range ents {
-		if e.kind == jHostLink {
-			if err := deleteHostLink(netnsDir, hostNetns, e.arg, claimed); err != nil {
-				errs = append(errs, err)
+	return u, ents, nil
+}
+
+// safeName reports whether a journal line's name stays inside its
+// directory.
+func safeName(name string) bool {
+	return !strings.Contains(name, "/") && name != ".." && name != "."
+}
+
+// undoNamespaces releases the lab's namespaces (everything in them goes
+// with them), and removes the names a builder killed mid-pin had linked
+// but not recorded, if they are links to its own file.
+func undoNamespaces(u *undoer, entries []journalEntry) error {
+	for _, e := range entries {
+		if e.kind == jTry && !u.claimed[e.arg] && safeName(e.arg) {
+			if p := filepath.Join(u.netnsDir, e.arg); netns.IsPinFile(p, u.pinfiles) {
+				os.Remove(p)
 			}
 		}
 	}
-	t1 := time.Now()
-	for _, p := range paths {
+	var errs []error
+	for _, p := range u.paths {
 		if err := netns.Unpin(p); err != nil {
 			errs = append(errs, fmt.Errorf("remove namespace %s: %w", filepath.Base(p), err))
 		}
 	}
-	o.Logger.Debug("teardown", "lab", lab, "processes", t1.Sub(t0), "namespaces", time.Since(t1))
-	if err := os.RemoveAll(dir); err != nil {
-		errs = append(errs, err)
+	return errors.Join(errs...)
+}
+
+// undoHostLinks deletes the host attachment's pair (deleteHostLink).
+func undoHostLinks(u *undoer, entries []journalEntry) error {
+	var errs []error
+	for _, e := range entries {
+		if err := deleteHostLink(u.netnsDir, u.hostNetns, e.arg, u.claimed); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// undoHostsFiles releases the lab's mount namespace. Its place is fixed,
+// StateDir/LAB/mnt: the journal line is not followed.
+func undoHostsFiles(u *undoer, entries []journalEntry) error {
+	return netns.Unpin(filepath.Join(u.dir, "mnt"))
+}
+
+// undoProcesses stops every process inside the lab's namespaces: the
+// services the journal lists, and whatever was started in a node since
+// (nslab exec). Processes are found by the namespace they are in, never
+// by name or by a recorded PID, which may be someone else's by now.
+func undoProcesses(u *undoer, entries []journalEntry) error {
+	killInNamespaces(u.inodes)
+	return nil
 }
 
 // deleteHostLink deletes the host attachment's veth pair from the lab's
