@@ -11,7 +11,9 @@ import (
 // raw is true (for ICMP probes). It is empty when nothing is missing or
 // the process's capabilities cannot be read.
 func MissingCapabilities(raw bool) []string {
-	data, err := os.ReadFile("/proc/self/status")
+	// Capabilities belong to each thread: read the calling one's, not
+	// the main thread's (/proc/self).
+	data, err := os.ReadFile("/proc/thread-self/status")
 	if err != nil {
 		return nil
 	}

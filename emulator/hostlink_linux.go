@@ -27,26 +27,26 @@ func openHostNetns(path string) (*netns.NS, error) {
 
 func (l *Lab) addHostLink() error {
 	hl := l.Plan.Host
-	hn := l.handle(hl.Lab.Node)
-	hns, err := l.hostNetns()
+	labEnd := l.handle(hl.Lab.Node)
+	hostNS, err := l.hostNetns()
 	if err != nil {
 		return fmt.Errorf("host attachment: open host namespace: %w", err)
 	}
-	defer hns.Close()
+	defer hostNS.Close()
 	// Recorded with the lab's end (its node's namespace and its index), by
 	// which teardown deletes the pair without touching anything in the
 	// host namespace that might not be ours.
-	if err := l.journal.add(jHostLink, fmt.Sprintf("%s %s %d", hl.Host.Name, hn.node.Namespace, hl.Lab.Index)); err != nil {
+	if err := l.journal.add(jHostLink, fmt.Sprintf("%s %s %d", hl.Host.Name, labEnd.node.Namespace, hl.Lab.Index)); err != nil {
 		return err
 	}
 	local := rtnl.VethEnd{Name: hl.Lab.Name, Index: hl.Lab.Index, MTU: hl.Host.MTU, Up: hl.Lab.Port}
 	if hl.Lab.Port {
 		local.Master, local.Group = 2, rtnl.PortGroup
 	}
-	peer := rtnl.VethEnd{Name: hl.Host.Name, MTU: hl.Host.MTU, NsFd: hns.Fd()}
-	err = hn.rt.VethAdd(local, peer)
-	if errors.Is(err, unix.EEXIST) && waitHostNameFree(hns, hl.Host.Name, time.Now().Add(hostNameWait)) {
-		err = hn.rt.VethAdd(local, peer)
+	peer := rtnl.VethEnd{Name: hl.Host.Name, MTU: hl.Host.MTU, NsFd: hostNS.Fd()}
+	err = labEnd.rt.VethAdd(local, peer)
+	if errors.Is(err, unix.EEXIST) && waitHostNameFree(hostNS, hl.Host.Name, time.Now().Add(hostNameWait)) {
+		err = labEnd.rt.VethAdd(local, peer)
 	}
 	if errors.Is(err, unix.EEXIST) {
 		err = fmt.Errorf("an interface with that name already exists in the host namespace (not ours: nslab leaves it alone): %w", err)
@@ -67,8 +67,8 @@ const hostNameWait = 2 * time.Second
 // (a builder killed mid-build), which the kernel's namespace cleanup work
 // removes moments later. It reports whether the name is free; an
 // interface that is not on its way out is left alone at once.
-func waitHostNameFree(hns *netns.NS, name string, deadline time.Time) bool {
-	h, err := rtnl.NewHandle(hns)
+func waitHostNameFree(hostNS *netns.NS, name string, deadline time.Time) bool {
+	h, err := rtnl.NewHandle(hostNS)
 	if err != nil {
 		return false
 	}
@@ -92,12 +92,12 @@ func waitHostNameFree(hns *netns.NS, name string, deadline time.Time) bool {
 // configureHost sets the host's end up with its addresses and routes.
 func (l *Lab) configureHost() error {
 	hl := l.Plan.Host
-	hns, err := l.hostNetns()
+	hostNS, err := l.hostNetns()
 	if err != nil {
 		return fmt.Errorf("host attachment: open host namespace: %w", err)
 	}
-	defer hns.Close()
-	h, err := rtnl.NewHandle(hns)
+	defer hostNS.Close()
+	h, err := rtnl.NewHandle(hostNS)
 	if err != nil {
 		return fmt.Errorf("host attachment: %w", err)
 	}

@@ -134,13 +134,13 @@ func (b *builder) startPins() {
 	b.pinErr = make(chan error, 1)
 	go func() {
 		var first error
-		pn := &netns.Pinner{Journal: b.lab.journal.pinStep}
-		defer pn.Close()
+		pinner := &netns.Pinner{Journal: b.lab.journal.pinStep}
+		defer pinner.Close()
 		for h := range b.pins {
 			if first != nil {
 				continue
 			}
-			if err := h.ns.Pin(pn, filepath.Join(b.opts.NetnsDir, h.node.Namespace)); err != nil {
+			if err := h.ns.Pin(pinner, filepath.Join(b.opts.NetnsDir, h.node.Namespace)); err != nil {
 				if errors.Is(err, os.ErrExist) {
 					err = fmt.Errorf("a namespace named %q already exists (not ours: nslab leaves it alone)", h.node.Namespace)
 				}

@@ -233,12 +233,12 @@ func deleteHostLink(netnsDir, hostNetns, arg string, claimed map[string]bool) er
 	if !netns.IsNamespaceFile(p) {
 		return nil
 	}
-	nsh, err := netns.Open(p)
+	labNS, err := netns.Open(p)
 	if err != nil {
 		return fmt.Errorf("delete host attachment %q: open namespace %s: %w", name, ns, err)
 	}
-	h, err := rtnl.NewHandle(nsh)
-	nsh.Close() // the socket keeps the namespace
+	h, err := rtnl.NewHandle(labNS)
+	labNS.Close() // the socket keeps the namespace
 	if err != nil {
 		return fmt.Errorf("delete host attachment %q: %w", name, err)
 	}
@@ -266,7 +266,7 @@ func deleteHostLink(netnsDir, hostNetns, arg string, claimed map[string]bool) er
 	wrap := func(err error) error {
 		return fmt.Errorf("delete host attachment %q (lab end %q in %s): %w", name, link.Attrs().Name, ns, err)
 	}
-	hns, err := openHostNetns(hostNetns)
+	hostNS, err := openHostNetns(hostNetns)
 	if err != nil {
 		// The host namespace is gone, or cannot be watched: the call's
 		// return is then the end of the deletion.
@@ -275,17 +275,17 @@ func deleteHostLink(netnsDir, hostNetns, arg string, claimed map[string]bool) er
 		}
 		return nil
 	}
-	defer hns.Close()
-	hh, err := rtnl.NewHandle(hns)
+	defer hostNS.Close()
+	hostHandle, err := rtnl.NewHandle(hostNS)
 	if err != nil {
 		if err := <-done; err != nil {
 			return wrap(err)
 		}
 		return nil
 	}
-	defer hh.Close()
+	defer hostHandle.Close()
 	gone := func() bool {
-		l, err := hh.LinkByIndex(peer)
+		l, err := hostHandle.LinkByIndex(peer)
 		var nf netlink.LinkNotFoundError
 		if err != nil {
 			return errors.As(err, &nf) || errors.Is(err, unix.ENODEV)
