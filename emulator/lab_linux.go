@@ -20,19 +20,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Lab is a running lab: the plan it was built from and a handle bundle per
-// node. Get one from Up (build) or Open (a lab another process built).
+// Lab is a running lab: the plan it was built from and one handle per
+// node. Get one from Up (built by this process, which makes the handles
+// as it makes the nodes) or Open (from the record of a lab that is up,
+// whose handles are opened on first use).
 type Lab struct {
 	Plan   *topo.Plan
 	Record *Record
 
 	opts    Options
 	dir     string
-	journal *journal
+	journal *journal // nil for a lab from Open
 	mu      sync.Mutex
-	nodes   map[string]*nodeHandle
-	procs   []*exec.Cmd
-	done    bool
+	nodes   map[string]*nodeHandle // by node name (see Lab.node)
+	procs   []*exec.Cmd            // started by this process, reaped at Down
+	done    bool                   // torn down
 	// icmp keeps ping sockets between pings, for labs this process built
 	// (and so will tear down, closing them); a lab from Open has none.
 	icmp  icmpPool
@@ -40,8 +42,9 @@ type Lab struct {
 }
 
 // Up builds the lab described by plan and returns it running. If anything
-// fails, or ctx is cancelled, everything done so far is removed again and
-// the error names the object that failed.
+// fails, or ctx is cancelled, everything done so far is removed again (the
+// phases started are undone, see phases) and the error names the object
+// that failed.
 func Up(ctx context.Context, plan *topo.Plan, opts Options) (*Lab, error) {
 	opts = opts.withDefaults()
 	l := &Lab{Plan: plan, opts: opts, dir: labDir(opts.StateDir, plan.Lab), nodes: map[string]*nodeHandle{}, owned: true}
