@@ -66,6 +66,9 @@ var phases = []phase{
 	{name: "nftables", build: (*builder).nftables, kinds: []string{jNft}}, // the tables go with the namespaces
 	{name: "bridges up", progress: label("ready"), build: (*builder).bridgesUp},
 	{name: "host link", build: (*builder).hostLink},
+	// Link impairments: qdiscs on each direction's sending end, which go
+	// with the interfaces (no undo).
+	{name: "impairments", build: (*builder).impairments},
 	{name: "readiness", build: (*builder).readiness},
 	{name: "hosts files", progress: etcLabel, build: (*builder).hostsFiles,
 		kinds: []string{jMountNS}, undo: undoHostsFiles},

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nslab/nslab/impair"
 	"github.com/nslab/nslab/internal/netns"
 	"github.com/nslab/nslab/internal/rtnl"
 	"github.com/nslab/nslab/topo"
@@ -39,6 +40,9 @@ type Lab struct {
 	// (and so will tear down, closing them); a lab from Open has none.
 	icmp  icmpPool
 	owned bool
+	// kernel is what the kernel can do for link impairments, found once:
+	// at Up when the plan has impairments, else at the first change.
+	kernel *impair.Kernel
 }
 
 // Up builds the lab described by plan and returns it running. If anything
@@ -47,7 +51,12 @@ type Lab struct {
 // that failed.
 func Up(ctx context.Context, plan *topo.Plan, opts Options) (*Lab, error) {
 	opts = opts.withDefaults()
-	l := &Lab{Plan: plan, opts: opts, dir: labDir(opts.StateDir, plan.Lab), nodes: map[string]*nodeHandle{}, owned: true}
+	// What the kernel cannot do is refused before anything is built.
+	k, err := checkImpairments(plan)
+	if err != nil {
+		return nil, err
+	}
+	l := &Lab{Plan: plan, opts: opts, dir: labDir(opts.StateDir, plan.Lab), nodes: map[string]*nodeHandle{}, owned: true, kernel: k}
 	if err := l.claim(); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package scripting
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/impair"
 	"github.com/nslab/nslab/topo"
 )
 
@@ -247,29 +249,76 @@ regular expression (https://pkg.go.dev/regexp/syntax), in multi-line mode:
 			},
 		},
 		{
-			Name: "link", Usage: "link A B down|up", MinArgs: 3, MaxArgs: 3,
-			Summary: "pull the cable between A and B, or plug it back",
-			Help: `Sets both ends of the cable between nodes A and B down (` + "`ip link set dev IF down`" + `
+			Name: "link", Usage: "link A B down|up|show|clear|set KEY=VALUE...", MinArgs: 3, MaxArgs: -1,
+			Summary: "pull the cable between A and B or plug it back; show, set or clear its impairment",
+			Help: `down and up set both ends of the cable between nodes A and B down (` + "`ip link set dev IF down`" + `
 in each node) or up again; on up, the addresses and routes the lab gave
 those interfaces are restored. Name an interface (A:eth1) when two nodes
-share more than one cable.`,
+share more than one cable.
+
+set replaces what the link does with the keys and units of the file's
+[links.impair] table, for both directions: link red blue set delay=50ms
+loss=1%; from.red.rate=1mbit is one direction, profile=dsl a profile.
+clear gives the plain link back; show prints what each direction does,
+read from the kernel. The change reaches the next packet; nothing is
+rebuilt (docs/impairments.md).`,
 			Validate: func(v *Validator, ln *Line, args []string) error {
 				var errs []error
-				if _, err := v.Plan.FindLink(args[0], args[1]); err != nil {
+				k, err := v.Plan.FindLink(args[0], args[1])
+				if err != nil {
 					errs = append(errs, err)
 					v.nodes(args[0], args[1])
 				}
-				if args[2] != "up" && args[2] != "down" {
-					errs = append(errs, fmt.Errorf("state %q is not up or down", args[2]))
+				switch verb, words := args[2], args[3:]; verb {
+				case "up", "down", "show", "clear":
+					if len(words) > 0 {
+						errs = append(errs, fmt.Errorf("link %s takes no words after it", verb))
+					}
+				case "set":
+					if len(words) == 0 {
+						errs = append(errs, errors.New("link set needs KEY=VALUE words, e.g. delay=50ms loss=1%"))
+					} else if k != nil {
+						if _, err := linkImpairment(k, words); err != nil {
+							errs = append(errs, err)
+						}
+					}
+				default:
+					errs = append(errs, fmt.Errorf("unknown link word %q (down, up, show, clear or set)", verb))
 				}
 				return v.all(errs...)
 			},
 			Run: func(ctx context.Context, s *Session, ln *Line, args []string) (Outcome, error) {
-				k, err := s.Lab.SetLink(args[0], args[1], args[2] == "up")
+				verb := args[2]
+				if verb == "up" || verb == "down" {
+					k, err := s.Lab.SetLink(args[0], args[1], verb == "up")
+					if err != nil {
+						return Outcome{}, err
+					}
+					return Outcome{Said: fmt.Sprintf("%s %s", k, verb)}, nil
+				}
+				k, err := s.Plan.FindLink(args[0], args[1])
 				if err != nil {
 					return Outcome{}, err
 				}
-				return Outcome{Said: fmt.Sprintf("%s %s", k, args[2])}, nil
+				var want impair.Link // clear: the plain link
+				if verb == "set" {
+					if want, err = linkImpairment(k, args[3:]); err != nil {
+						return Outcome{}, err
+					}
+				}
+				if verb != "show" {
+					if _, err := s.Lab.SetImpairment(k.A.Node+":"+k.A.Name, k.B.Node+":"+k.B.Name, want.AB); err != nil {
+						return Outcome{}, err
+					}
+					if _, err := s.Lab.SetImpairment(k.B.Node+":"+k.B.Name, k.A.Node+":"+k.A.Name, want.BA); err != nil {
+						return Outcome{}, err
+					}
+				}
+				im, err := s.Lab.Impairment(k.A.Node+":"+k.A.Name, k.B.Node+":"+k.B.Name)
+				if err != nil {
+					return Outcome{}, err
+				}
+				return Outcome{Said: fmt.Sprintf("%s -> %s: %s\n%s -> %s: %s", k.A.Node, k.B.Node, orPlain(im.Now.AB), k.B.Node, k.A.Node, orPlain(im.Now.BA))}, nil
 			},
 		},
 		{
@@ -633,4 +682,25 @@ func seenMatches(want string, seen netip.AddrPort) bool {
 	}
 	a, err := netip.ParseAddr(want)
 	return err == nil && a == seen.Addr()
+}
+
+// linkImpairment reads link set's words for link k: the file's keys for
+// both directions, profile=, user= and from.NODE.KEY=.
+func linkImpairment(k *topo.Link, words []string) (impair.Link, error) {
+	spec, err := impair.ParseSpec(words)
+	if err != nil {
+		return impair.Link{}, topo.BadInput(err)
+	}
+	l, ps := spec.Resolve(k.A.Node, k.B.Node)
+	if len(ps) > 0 {
+		return impair.Link{}, topo.BadInput(ps)
+	}
+	return l, nil
+}
+
+func orPlain(d impair.Direction) string {
+	if d.IsZero() {
+		return "plain"
+	}
+	return d.String()
 }

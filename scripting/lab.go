@@ -6,6 +6,7 @@ import (
 	"os/exec"
 
 	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/impair"
 	"github.com/nslab/nslab/topo"
 )
 
@@ -30,6 +31,11 @@ type Lab interface {
 	// SetLink sets the link between a and b (node or node:interface)
 	// up or down and returns it.
 	SetLink(a, b string, up bool) (*topo.Link, error)
+	// SetImpairment sets what the direction from node from to node to
+	// does (a zero Direction: the plain link).
+	SetImpairment(from, to string, d impair.Direction) (*topo.Link, error)
+	// Impairment reads what both directions of a link do now.
+	Impairment(a, b string) (*emulator.Impairment, error)
 	// Punch runs a UDP hole punch between hosts a and b.
 	Punch(ctx context.Context, a, b string, o emulator.PunchOptions) (emulator.PunchResult, error)
 	// Start starts cmd inside a node.

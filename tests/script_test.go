@@ -298,7 +298,7 @@ reach b a
 	require.Equal(t, 2, code, errs)
 	require.Contains(t, errs, script+`:1: reach a c: no node "c" in lab "`+name+`"`)
 	require.Contains(t, errs, script+`:2: sleep 2: malformed duration "2"`)
-	require.Contains(t, errs, script+`:3: link a b sideways: state "sideways" is not up or down`)
+	require.Contains(t, errs, script+`:3: link a b sideways: unknown link word "sideways" (down, up, show, clear or set)`)
 	require.False(t, namespaceExists(name+"-a"))
 
 	// validate checks the script too, and builds nothing.

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/nslab/nslab/impair"
 )
 
 // Plan is a validated topology with everything decided: each node's
@@ -70,6 +72,9 @@ type Iface struct {
 type Link struct {
 	A, B *Iface
 	MTU  int
+	// Impair is what each direction does to packets: AB from A's node to
+	// B's, BA back (zero: a plain link).
+	Impair impair.Link
 }
 
 // Segment is one L2 broadcast domain: a point-to-point link, or every
@@ -111,6 +116,8 @@ type HostLink struct {
 	Host   *Iface // the end in the host namespace
 	Lab    *Iface // the end in the lab node
 	Routes []Route
+	// Impair: AB from the host into the lab, BA back.
+	Impair impair.Link
 }
 
 // Node returns the node called name, or nil.
@@ -355,7 +362,7 @@ func (r *resolver) run() {
 			continue
 		}
 		ia.Peer, ib.Peer = ib, ia
-		p.Links = append(p.Links, &Link{A: ia, B: ib, MTU: l.MTU})
+		p.Links = append(p.Links, &Link{A: ia, B: ib, MTU: l.MTU, Impair: r.impairment(path, obj, l.Impair, a.Node, b.Node)})
 		if fr := r.parseFamilies(path, obj, l.Families); fr != nil {
 			if ia.Port && ib.Port {
 				c.add(path+".families", obj, "a link between two switches has no addresses: write families on a switch to cover its whole segment")
@@ -382,7 +389,7 @@ func (r *resolver) run() {
 			r.all = append(r.all, hi)
 			r.uf = append(r.uf, len(r.uf))
 			r.path[hi] = "host"
-			p.Host = &HostLink{Host: hi, Lab: li}
+			p.Host = &HostLink{Host: hi, Lab: li, Impair: r.impairment("host", obj, h.Impair, HostEnd, h.Node)}
 		}
 	}
 

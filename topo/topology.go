@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/nslab/nslab/impair"
 )
 
 // Topology is the model of a lab as a user writes it: the TOML file decodes
@@ -141,6 +143,10 @@ type LinkSpec struct {
 	// NodeSpec.Families does for a node: "ipv6" alone makes an
 	// IPv6-only link.
 	Families []string `toml:"families,omitempty"`
+	// Impair makes the link behave like a real one: rate, delay, jitter,
+	// loss, ... for both directions, or per sending node under from.NODE
+	// (docs/impairments.md).
+	Impair *impair.Spec `toml:"impair,omitempty"`
 }
 
 // EndpointSpec is one end of a link.
@@ -170,6 +176,9 @@ type HostSpec struct {
 	Routes []RouteSpec `toml:"routes,omitempty"`
 	// MTU of the pair.
 	MTU int `toml:"mtu,omitempty"`
+	// Impair is the attachment's impairment, as a link's: from.host is
+	// the direction from the host into the lab, from.NODE the other.
+	Impair *impair.Spec `toml:"impair,omitempty"`
 }
 
 // Kind says what a node is.

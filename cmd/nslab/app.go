@@ -87,6 +87,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			g.serveCommand(),
 			g.probeCommand(),
 			g.punchCommand(),
+			g.linkCommand(),
 			g.versionCommand(),
 			g.validateCommand(),
 			g.cleanCommand(),

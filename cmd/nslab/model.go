@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/nslab/nslab/impair"
 	"github.com/nslab/nslab/topo"
 	"github.com/urfave/cli/v2"
 )
@@ -118,6 +119,9 @@ func printPlan(w io.Writer, p *topo.Plan) {
 			fmt.Fprintf(w, "    nat out of %s%s\n", n.NAT.Outside, profile)
 		}
 	}
+	for _, k := range p.Links {
+		printImpair(w, k.A.Node, k.B.Node, k.Impair)
+	}
 	if h := p.Host; h != nil {
 		var as []string
 		for _, a := range h.Host.Addrs {
@@ -127,6 +131,7 @@ func printPlan(w io.Writer, p *topo.Plan) {
 		for _, r := range h.Routes {
 			fmt.Fprintf(w, "    route %s\n", r)
 		}
+		printImpair(w, topo.HostEnd, h.Lab.Node, h.Impair)
 	}
 }
 
@@ -151,4 +156,17 @@ func (g *globals) cmdGenerate(c *cli.Context) error {
 	}
 	_, err = g.stdout.Write(data)
 	return err
+}
+
+// printImpair prints a link's impairment, a line per direction that has
+// one, in tc's words: "  impair a -> s1: rate 10Mbit delay 20ms".
+func printImpair(w io.Writer, a, b string, l impair.Link) {
+	for _, d := range []struct {
+		from, to string
+		d        impair.Direction
+	}{{a, b, l.AB}, {b, a, l.BA}} {
+		if !d.d.IsZero() {
+			fmt.Fprintf(w, "  impair %s -> %s: %s\n", d.from, d.to, d.d)
+		}
+	}
 }
