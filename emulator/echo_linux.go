@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -127,7 +128,10 @@ func (l *Lab) startEchoIn(n *topo.Node) error {
 	defer r.Close()
 	// This very binary, even if it was replaced on disk since it started.
 	cmd := exec.Command("/proc/self/exe")
-	cmd.Args = []string{"nslab-echo-service", l.Plan.Lab, n.Name} // what ps shows
+	// What ps shows, and a guard: a test binary whose TestMain does not
+	// call Dispatch (nslabtest.Main does) runs no test with -test.run=^$,
+	// and ends at once instead of running its suite inside the node.
+	cmd.Args = []string{"nslab-echo-service", "-test.run=^$", l.Plan.Lab, n.Name}
 	cmd.Env = append(os.Environ(), echoEnv+"="+strings.Join(ports, ","), echoNodeEnv+"="+n.Name)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.ExtraFiles = []*os.File{w}
@@ -150,7 +154,13 @@ func (l *Lab) startEchoIn(n *topo.Node) error {
 		return nil
 	case line != "":
 		return errors.New(line)
+	case errors.Is(err, io.EOF):
+		return fmt.Errorf("the service (pid %d) ended without taking its role: %w", cmd.Process.Pid, errNoDispatch)
 	default:
 		return fmt.Errorf("the service (pid %d) did not report ready within %s: %w", cmd.Process.Pid, echoStartTimeout, err)
 	}
 }
+
+// errNoDispatch says what a program must do so that nslab can run its
+// echo service: the service is the program itself, started again.
+var errNoDispatch = errors.New("the program must call emulator.Dispatch first in main (in a test package: func TestMain(m *testing.M) { nslabtest.Main(m) })")

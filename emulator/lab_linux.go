@@ -51,6 +51,12 @@ type Lab struct {
 // that failed.
 func Up(ctx context.Context, plan *topo.Plan, opts Options) (*Lab, error) {
 	opts = opts.withDefaults()
+	if _, child := os.LookupEnv(echoEnv); child {
+		// Started as a node's echo service but past Dispatch: a program
+		// that never called it would otherwise build labs from inside a
+		// lab, each starting the next.
+		return nil, fmt.Errorf("lab %q: this process was started as nslab's echo service: %w", plan.Lab, errNoDispatch)
+	}
 	// What the kernel cannot do is refused before anything is built.
 	k, err := checkImpairments(plan)
 	if err != nil {

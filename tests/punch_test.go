@@ -334,7 +334,7 @@ func echoProcesses(lab string) []string {
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		data, _ := os.ReadFile(p)
-		if bytes.HasPrefix(data, []byte("nslab-echo-service\x00"+lab+"\x00")) {
+		if bytes.HasPrefix(data, []byte("nslab-echo-service\x00-test.run=^$\x00"+lab+"\x00")) {
 			out = append(out, p)
 		}
 	}
