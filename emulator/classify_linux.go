@@ -14,8 +14,8 @@ import (
 // NATBehaviour is what a classification observed on the path from an
 // inside node to an outside node, in RFC 4787 terms (UDP).
 type NATBehaviour struct {
-	Mapping          string         `json:"mapping"`   // EndpointIndependent, AddressDependent or AddressAndPortDependent
-	Filtering        string         `json:"filtering"` // the same three
+	Mapping          topo.Behaviour `json:"mapping"`   // EndpointIndependent, AddressDependent or AddressAndPortDependent
+	Filtering        topo.Behaviour `json:"filtering"` // the same three
 	PortPreservation bool           `json:"port_preservation"`
 	Mapped           netip.AddrPort `json:"mapped"` // the first mapping seen
 	Local            netip.AddrPort `json:"local"`  // the inside socket

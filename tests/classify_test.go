@@ -17,7 +17,7 @@ func TestClassifyNATProfiles(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		profile            string
-		mapping, filtering string
+		mapping, filtering topo.Behaviour
 		preserved          bool
 	}{
 		{"full-cone", topo.EndpointIndependent, topo.EndpointIndependent, true},

@@ -44,7 +44,7 @@ func profileLabTopology(nat topo.NATSpec) *topo.Topology {
 
 // observed is what one probe table found.
 type observed struct {
-	mapping, filtering string
+	mapping, filtering topo.Behaviour
 	preserved          bool
 	hairpin            bool
 }

@@ -41,10 +41,10 @@ type NATSpec struct {
 	// and Filtering; it needs masquerade (or snat to one address).
 	Profile string `toml:"profile,omitempty"`
 	// Mapping is "endpoint-independent" or "address-and-port-dependent".
-	Mapping string `toml:"mapping,omitempty"`
+	Mapping Behaviour `toml:"mapping,omitempty"`
 	// Filtering is "endpoint-independent", "address-dependent" or
 	// "address-and-port-dependent".
-	Filtering string `toml:"filtering,omitempty"`
+	Filtering Behaviour `toml:"filtering,omitempty"`
 	// PortPreservation keeps the inside source port as the mapped port
 	// when it is free (default: on for endpoint-independent mapping, off
 	// for address-and-port-dependent, which picks random ports).
@@ -57,15 +57,19 @@ type NATSpec struct {
 	MappingTimeout string `toml:"mapping_timeout,omitempty"`
 }
 
+// Behaviour is a NAT's mapping or filtering behaviour, in RFC 4787's
+// terms.
+type Behaviour string
+
 // RFC 4787 behaviours.
 const (
-	EndpointIndependent     = "endpoint-independent"
-	AddressDependent        = "address-dependent"
-	AddressAndPortDependent = "address-and-port-dependent"
+	EndpointIndependent     Behaviour = "endpoint-independent"
+	AddressDependent        Behaviour = "address-dependent"
+	AddressAndPortDependent Behaviour = "address-and-port-dependent"
 )
 
 // natProfiles are the presets: mapping and filtering.
-var natProfiles = map[string][2]string{
+var natProfiles = map[string][2]Behaviour{
 	"full-cone":       {EndpointIndependent, EndpointIndependent},
 	"restricted-cone": {EndpointIndependent, AddressDependent},
 	"port-restricted": {EndpointIndependent, AddressAndPortDependent},
@@ -139,7 +143,7 @@ type NAT struct {
 	Profile string
 	// Mapping and Filtering are the RFC 4787 behaviours promised for UDP
 	// ("" when none was asked for: plain Linux NAT).
-	Mapping, Filtering string
+	Mapping, Filtering Behaviour
 	PortPreservation   bool
 	Hairpinning        bool
 	MappingTimeout     time.Duration
@@ -313,7 +317,7 @@ func (r *resolver) resolveNAT(path, obj string, n *Node, s *NATSpec) *NAT {
 // timeout, refusing what nftables cannot express, with the reason.
 func (r *resolver) natBehaviour(path, obj string, n *Node, s *NATSpec, out *NAT) {
 	c := r.c
-	behaviours := []string{EndpointIndependent, AddressDependent, AddressAndPortDependent}
+	behaviours := []string{string(EndpointIndependent), string(AddressDependent), string(AddressAndPortDependent)}
 	// An empty name is not the same as no name: `profile = ""` written in a
 	// file is refused, rather than read as "no behaviour" (plain
 	// masquerade, which hole punching cannot rely on).
@@ -321,7 +325,7 @@ func (r *resolver) natBehaviour(path, obj string, n *Node, s *NATSpec, out *NAT)
 	for _, x := range []struct {
 		key, v string
 		known  []string
-	}{{"profile", s.Profile, NATProfiles()}, {"mapping", s.Mapping, behaviours}, {"filtering", s.Filtering, behaviours}} {
+	}{{"profile", s.Profile, NATProfiles()}, {"mapping", string(s.Mapping), behaviours}, {"filtering", string(s.Filtering), behaviours}} {
 		if x.v == "" && r.written(path+"."+x.key) {
 			c.add(path+"."+x.key, obj, "%s is empty: write one of %s, or leave %s out", x.key, strings.Join(x.known, ", "), x.key)
 			empty = true
@@ -340,7 +344,10 @@ func (r *resolver) natBehaviour(path, obj string, n *Node, s *NATSpec, out *NAT)
 			c.add(path+".profile", obj, "unknown NAT profile %q (known: %s)%s", s.Profile, strings.Join(NATProfiles(), ", "), didYouMean(s.Profile, NATProfiles()))
 			return
 		}
-		for _, x := range []struct{ key, given, preset string }{{"mapping", mapping, pr[0]}, {"filtering", filtering, pr[1]}} {
+		for _, x := range []struct {
+			key           string
+			given, preset Behaviour
+		}{{"mapping", mapping, pr[0]}, {"filtering", filtering, pr[1]}} {
 			if x.given != "" && x.given != x.preset {
 				c.add(path+"."+x.key, obj, "profile %q has %s %s; drop %s or the profile", s.Profile, x.key, x.preset, x.key)
 			}
@@ -354,8 +361,11 @@ func (r *resolver) natBehaviour(path, obj string, n *Node, s *NATSpec, out *NAT)
 	if filtering == "" {
 		filtering = AddressAndPortDependent
 	}
-	for _, x := range []struct{ key, v string }{{"mapping", mapping}, {"filtering", filtering}} {
-		if !containsStr(behaviours, x.v) {
+	for _, x := range []struct {
+		key string
+		v   Behaviour
+	}{{"mapping", mapping}, {"filtering", filtering}} {
+		if !containsStr(behaviours, string(x.v)) {
 			c.add(path+"."+x.key, obj, "unknown %s %q (known: %s)", x.key, x.v, strings.Join(behaviours, ", "))
 			return
 		}

@@ -408,7 +408,7 @@ func (l *Lab) ClassifyNAT(inside, outside string) emulator.NATBehaviour {
 // RequireNAT fails the test unless the path from inside to outside shows
 // the given mapping and filtering behaviour (topo.EndpointIndependent,
 // AddressDependent or AddressAndPortDependent).
-func (l *Lab) RequireNAT(inside, outside, mapping, filtering string) emulator.NATBehaviour {
+func (l *Lab) RequireNAT(inside, outside string, mapping, filtering topo.Behaviour) emulator.NATBehaviour {
 	l.t.Helper()
 	b := l.ClassifyNAT(inside, outside)
 	if b.Mapping != mapping || b.Filtering != filtering {
