@@ -5,6 +5,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/nslab/nslab/impair"
 	"github.com/nslab/nslab/internal/rtnl"
 	"github.com/nslab/nslab/topo"
 	"github.com/vishvananda/netlink"
@@ -38,6 +39,9 @@ type IfaceStatus struct {
 	MTU    int      `json:"mtu"`
 	Master string   `json:"master,omitempty"`
 	Addrs  []string `json:"addresses,omitempty"`
+	// Impair is what nslab's qdiscs do to the packets the interface sends
+	// (`tc qdisc show dev IF`), nil for a plain one.
+	Impair *impair.Direction `json:"impair,omitempty"`
 }
 
 // Status reads every node's interfaces, addresses and routes from the
@@ -85,6 +89,12 @@ func readNode(nh *netlink.Handle, ns *NodeStatus) error {
 					continue
 				}
 				is.Addrs = append(is.Addrs, ad.IPNet.String())
+			}
+		}
+		if a.Name != "lo" {
+			// A qdisc nslab did not set (ErrForeignQdisc) is not shown.
+			if d, err := impair.Read(nh, a.Index); err == nil && !d.IsZero() {
+				is.Impair = &d
 			}
 		}
 		ns.Interfaces = append(ns.Interfaces, is)

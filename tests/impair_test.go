@@ -76,6 +76,21 @@ func TestImpairFromTopology(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, im.Now.AB.IsZero() && im.Now.BA.IsZero())
 
+	// nslab status shows it on the interface that sends it.
+	st, err := lab.Status()
+	require.NoError(t, err)
+	shown := map[string]string{}
+	for _, n := range st.Nodes {
+		for _, i := range n.Interfaces {
+			if i.Impair != nil {
+				shown[n.Name+":"+i.Name] = i.Impair.String()
+			}
+		}
+	}
+	require.Len(t, shown, 3, "%v", shown) // a:eth0, its switch port, b:eth1
+	require.True(t, strings.HasPrefix(shown["a:eth0"], "rate 10Mbit"), "%v", shown)
+	require.Equal(t, "loss 30%", shown["b:eth1"], "%v", shown)
+
 	// tc, the kernel's own view, agrees: a TBF at the root of a's eth0.
 	out, err := exec.Command("ip", "netns", "exec", lab.Plan.Node("a").Namespace, "tc", "qdisc", "show", "dev", "eth0").CombinedOutput()
 	require.NoError(t, err, string(out))

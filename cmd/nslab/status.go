@@ -107,6 +107,9 @@ func (g *globals) cmdStatus(c *cli.Context) error {
 				extra = " master " + i.Master
 			}
 			fmt.Fprintf(g.stdout, "  %-15s %-8s %-17s mtu %d%s %s\n", i.Name, i.State, i.MAC, i.MTU, extra, strings.Join(i.Addrs, " "))
+			if i.Impair != nil {
+				fmt.Fprintf(g.stdout, "  %-15s impair %s\n", "", i.Impair)
+			}
 		}
 		for _, r := range n.Routes {
 			fmt.Fprintf(g.stdout, "  route %s\n", r)
