@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nslab/nslab/internal/text"
 )
 
 // The unit parsers shared by the topology file (Spec.Resolve) and the
@@ -494,7 +496,7 @@ func closest(name string, known []string) []string {
 	}
 	best, bestD := "", math.MaxInt
 	for _, k := range known {
-		if d := levenshtein(l, strings.ToLower(k)); d < bestD {
+		if d := text.Distance(l, strings.ToLower(k)); d < bestD {
 			best, bestD = k, d
 		}
 	}
@@ -502,27 +504,6 @@ func closest(name string, known []string) []string {
 		return []string{best}
 	}
 	return nil
-}
-
-func levenshtein(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
 }
 
 // sortedKeys returns a map's keys in order.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nslab/nslab/internal/text"
 	"github.com/nslab/nslab/topo"
 )
 
@@ -154,8 +155,9 @@ func (v *Validator) source(ln *Line, depth int, active map[string]bool) error {
 // mininetWords are words of Mininet's prompt that nslab has no command
 // for, with what to do instead. LAB stands for the lab's name.
 var mininetWords = map[string]string{
-	"iperf": "not yet: nslab has no throughput probe of its own. Run iperf3 in two nodes: " +
-		"`NODE iperf3 -s -D -1` (a server in the background, for one test), then `OTHER iperf3 -c NODE -t 5`",
+	"iperfudp": "nslab's own throughput probe takes udp as a word: `iperf A B udp rate=10mbit`",
+	"iperf3": "nslab's own throughput probe is `iperf A B` (no binary needed); to run the iperf3 program, " +
+		"`NODE iperf3 -s -D -1` in one node, then `OTHER iperf3 -c NODE -t 5`",
 	"xterm": "nslab opens no windows: for a shell in a node, run `nslab shell LAB NODE` in another terminal",
 	"sh": "nslab runs programs in the lab's nodes, not on the machine itself: `NODE sh -c '...'` runs a " +
 		"shell command in NODE (use another terminal for the machine)",
@@ -166,8 +168,6 @@ var mininetWords = map[string]string{
 }
 
 func init() {
-	mininetWords["iperfudp"] = mininetWords["iperf"]
-	mininetWords["iperf3"] = mininetWords["iperf"]
 	mininetWords["gterm"] = mininetWords["xterm"]
 	mininetWords["x"] = mininetWords["xterm"]
 	mininetWords["px"] = mininetWords["py"]
@@ -212,7 +212,7 @@ func closeNames(name string, known []string) []string {
 			continue
 		}
 		seen[k] = true
-		d := levenshtein(name, k)
+		d := text.Distance(name, k)
 		if d <= limit || (len(name) >= 2 && strings.HasPrefix(k, name)) {
 			cs = append(cs, cand{k, d})
 		}
@@ -228,26 +228,6 @@ func closeNames(name string, known []string) []string {
 		out = append(out, cs[i].name)
 	}
 	return out
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // Node checks that name is a node of the lab.

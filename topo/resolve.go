@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/nslab/nslab/impair"
+	"github.com/nslab/nslab/internal/text"
 )
 
 // Plan is a validated topology with everything decided: each node's
@@ -1181,7 +1182,7 @@ func hasRoute(rs []Route, dst netip.Prefix) bool {
 func suggest(name string, known []string) string {
 	best, bestD := "", 1<<30
 	for _, k := range known {
-		if d := levenshtein(name, k); d < bestD {
+		if d := text.Distance(name, k); d < bestD {
 			best, bestD = k, d
 		}
 	}
@@ -1192,26 +1193,6 @@ func suggest(name string, known []string) string {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // checkPorts refuses a switch with more ports than a Linux bridge takes:

@@ -24,3 +24,27 @@ func Plural(n int, one string, many ...string) string {
 	}
 	return strconv.Itoa(n) + " " + one + "s"
 }
+
+// Distance is the edit distance between a and b (Levenshtein: insertions,
+// deletions and substitutions of runes), by which "did you mean" finds
+// the name closest to one mistyped.
+func Distance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
+}

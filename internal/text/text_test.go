@@ -32,3 +32,17 @@ func ExamplePlural() {
 	fmt.Println(text.Plural(4, "node"), text.Plural(1, "switch"), text.Plural(2, "switch"), text.Plural(3, "try", "tries"))
 	// Output: 4 nodes 1 switch 2 switches 3 tries
 }
+
+func TestDistance(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0}, {"kind", "kind", 0}, {"knd", "kind", 1}, {"gatway", "gateway", 1},
+		{"mbits", "mbit", 1}, {"abc", "", 3}, {"net", "nat", 1}, {"µs", "us", 1},
+	} {
+		if got := text.Distance(tc.a, tc.b); got != tc.want {
+			t.Errorf("Distance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
