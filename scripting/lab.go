@@ -38,6 +38,8 @@ type Lab interface {
 	Impairment(a, b string) (*emulator.Impairment, error)
 	// Punch runs a UDP hole punch between hosts a and b.
 	Punch(ctx context.Context, a, b string, o emulator.PunchOptions) (emulator.PunchResult, error)
+	// Iperf measures the throughput from one node to another.
+	Iperf(ctx context.Context, from, to string, o emulator.IperfOptions) (emulator.IperfResult, error)
 	// Start starts cmd inside a node.
 	Start(node string, cmd *exec.Cmd) error
 	// Status reads every node's interfaces, addresses and routes.

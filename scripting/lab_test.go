@@ -3,6 +3,7 @@ package scripting
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os/exec"
 	"strings"
@@ -21,6 +22,7 @@ type fakeLab struct {
 	down   map[*topo.Link]bool
 	calls  []string
 	impair map[string]impair.Direction // by "from to"
+	iperf  emulator.IperfResult        // what Iperf measures
 }
 
 func (f *fakeLab) Ping(ctx context.Context, from, to string, o emulator.PingOptions) (emulator.PingResult, error) {
@@ -58,6 +60,13 @@ func (f *fakeLab) Punch(context.Context, string, string, emulator.PunchOptions) 
 	return emulator.PunchResult{}, errFake
 }
 func (f *fakeLab) Start(string, *exec.Cmd) error { return errFake }
+
+func (f *fakeLab) Iperf(ctx context.Context, from, to string, o emulator.IperfOptions) (emulator.IperfResult, error) {
+	f.calls = append(f.calls, fmt.Sprintf("iperf %s %s %s %d %s", from, to, o.Proto, o.Rate, o.Duration))
+	r := f.iperf
+	r.From, r.To, r.Proto = from, to, o.Proto
+	return r, nil
+}
 
 func (f *fakeLab) SetImpairment(from, to string, d impair.Direction) (*topo.Link, error) {
 	f.calls = append(f.calls, "impair "+from+" "+to+" "+d.String())
@@ -132,5 +141,56 @@ func TestLinkImpairmentWords(t *testing.T) {
 		s, _ := Parse("bad.nsl", tc.line, 1)
 		_, err := Run(context.Background(), lab, plan, s, Options{})
 		require.ErrorContains(t, err, tc.want, tc.line)
+	}
+}
+
+// iperf A B [udp] [rate=R] [time=D] [>= RATE]: the words become the
+// probe's options; the line holds when data got through, or with >= when
+// the goodput reaches RATE; '!' inverts it. Bad words are bad input.
+func TestIperfWords(t *testing.T) {
+	plan := testPlan(t)
+	lab := &fakeLab{plan: plan, iperf: emulator.IperfResult{Bytes: 1 << 20, Goodput: 9.5e6}}
+	for _, tc := range []struct {
+		line, call string
+		ok         bool
+	}{
+		{"iperf red blue", "iperf red blue  0 0s", true},
+		{"iperf red blue >= 9mbit", "iperf red blue  0 0s", true},
+		{"iperf red blue >= 10mbit", "iperf red blue  0 0s", false},
+		{"!iperf red blue time=1s >= 10mbit", "iperf red blue  0 1s", true},
+		{"!iperf red blue >= 9mbit", "iperf red blue  0 0s", false},
+		{"iperf red blue udp rate=5mbit time=500ms", "iperf red blue udp 5000000 500ms", true},
+		{"iperf red blue tcp >= 1kbit", "iperf red blue tcp 0 0s", true},
+	} {
+		lab.calls = nil
+		s, err := Parse("ipf.nsl", tc.line, 1)
+		require.NoError(t, err)
+		var out strings.Builder
+		res, err := Run(context.Background(), lab, plan, s, Options{Out: &out, KeepGoing: true})
+		require.NoError(t, err, tc.line)
+		require.Equal(t, tc.ok, res.OK(), "%s: %s", tc.line, out.String())
+		require.Equal(t, []string{tc.call}, lab.calls, tc.line)
+	}
+	lab.iperf = emulator.IperfResult{} // nothing got through
+	s, _ := Parse("ipf.nsl", "iperf red blue\n!iperf red blue udp", 1)
+	res, err := Run(context.Background(), lab, plan, s, Options{KeepGoing: true})
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Passed, "only the negated line holds")
+
+	for _, tc := range []struct{ line, want string }{
+		{"iperf red blue rate=10mbit", "rate= paces UDP only"},
+		{"iperf red blue udp rate=10xbit", `rate=10xbit: unknown rate unit "xbit"`},
+		{"iperf red blue udp rate=0", "above zero"},
+		{"iperf red blue time=-1s", "time=-1s: write a positive duration"},
+		{"iperf red blue >=", ">= needs a rate"},
+		{"iperf red blue > 9mbit", `unknown iperf word ">"`},
+		{"iperf red blue tcp udp", "give one"},
+		{"iperf red bleu", `no node "bleu"`},
+	} {
+		s, _ := Parse("bad.nsl", tc.line, 1)
+		lab.calls = nil
+		_, err := Run(context.Background(), lab, plan, s, Options{})
+		require.ErrorContains(t, err, tc.want, tc.line)
+		require.Empty(t, lab.calls, "nothing ran: %s", tc.line)
 	}
 }

@@ -195,8 +195,8 @@ func TestCheckLineUnknownWord(t *testing.T) {
 	}{
 		{"nodez", `unknown command "nodez", and lab "tutorial" has no node of that name (close: nodes); ` + "`help`"},
 		{"h1 ping h2", `unknown command "h1", and lab "tutorial" has no node of that name`},
-		{"iperf h1 h2", `unknown command "iperf": not yet: nslab has no throughput probe of its own`},
-		{"help iperf", `unknown command "iperf": not yet`},
+		{"iperf3 h1 h2", "unknown command \"iperf3\": nslab's own throughput probe is `iperf A B`"},
+		{"help iperfudp", "unknown command \"iperfudp\": nslab's own throughput probe takes udp as a word"},
 		{"xterm red", "`nslab shell tutorial NODE`"},
 	} {
 		s, err := Parse("", tc.line, 1)
@@ -214,7 +214,7 @@ func TestCheckLineUnknownWord(t *testing.T) {
 	// the hint; a mistyped command does not.
 	s, _ := Parse("x.nsl", "h1 ping h2", 1)
 	require.ErrorContains(t, Check(s, plan, nil), "has none of the nodes this script names (h1)")
-	s, _ = Parse("x.nsl", "rech red blue\niperf a b", 1)
+	s, _ = Parse("x.nsl", "rech red blue\niperf3 a b", 1)
 	require.NotContains(t, Check(s, plan, nil).Error(), "another lab")
 }
 
@@ -224,7 +224,7 @@ func TestCloseNames(t *testing.T) {
 	require.Equal(t, []string{"reach"}, closeNames("rech", known))
 	require.Equal(t, []string{"nodes"}, closeNames("no", known))
 	require.Equal(t, []string{"links"}, closeNames("lnks", known))
-	require.Empty(t, closeNames("iperf", known))
+	require.Empty(t, closeNames("iperf3", known))
 }
 
 func TestLimitMessage(t *testing.T) {

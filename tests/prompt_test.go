@@ -157,14 +157,14 @@ func TestPrompt(t *testing.T) {
 	p.typeIn("set limit 500ms\r")
 	p.typeIn("red sleep 30\r")
 	p.waitFor("FAIL: stopped after the line's time limit of 500ms (`set limit 1s` gives the lines that follow more", 1)
-	// Mininet's words: net and intfs list, iperf is not there yet, and an
+	// Mininet's words: net and intfs list, iperf3 points to iperf, and an
 	// unknown word is an unknown command, not a sign of another lab.
 	p.typeIn("net\r")
 	p.waitFor("eth0->v-net-0:red", 1)
 	p.typeIn("intfs\r")
 	p.waitFor("red: eth0", 1)
-	p.typeIn("iperf red blue\r")
-	p.waitFor(`unknown command "iperf": not yet: nslab has no throughput probe of its own`, 1)
+	p.typeIn("iperf3 red blue\r")
+	p.waitFor("unknown command \"iperf3\": nslab's own throughput probe is `iperf A B`", 1)
 	p.typeIn("nodez\r")
 	p.waitFor(`unknown command "nodez", and lab "`+name+`" has no node of that name (close: nodes)`, 1)
 	require.NotContains(t, p.text(), "another lab")

@@ -88,6 +88,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			g.probeCommand(),
 			g.punchCommand(),
 			g.linkCommand(),
+			g.iperfCommand(),
 			g.versionCommand(),
 			g.validateCommand(),
 			g.cleanCommand(),
