@@ -93,39 +93,75 @@ func checkImpairments(p *topo.Plan) (*impair.Kernel, error) {
 // impairments is the build's phase that applies every impairment of the
 // plan, with what checkImpairments found the kernel can do at Up. It has
 // no undo: the qdiscs are on the lab's interfaces and go with them (the
-// host's end is deleted with its pair).
+// host's end is deleted with its pair). The directions are grouped by the
+// namespace that sends them: each group goes through one netlink handle
+// of its namespace, and the groups run on the build's workers, as the
+// other per-node phases do (docs/performance.md, "Link impairments").
 func (b *builder) impairments(ctx context.Context) error {
 	l := b.lab
 	if l.kernel == nil {
 		return nil
 	}
-	for _, e := range impairedEnds(l.Plan) {
-		if err := ctx.Err(); err != nil {
-			return err
+	groups := endsBySender(impairedEnds(l.Plan))
+	return parallel(ctx, len(groups), b.opts.Workers, func(i int) error {
+		g := groups[i]
+		return l.onEnd(g[0], func(h *netlink.Handle) error {
+			for _, e := range g {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				if err := applyOn(h, e, e.d, *l.kernel); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+}
+
+// endsBySender groups ends by the namespace they are in (the sending
+// node's, or the host's), in the order of ends.
+func endsBySender(ends []impairedEnd) [][]impairedEnd {
+	var groups [][]impairedEnd
+	at := map[string]int{}
+	for _, e := range ends {
+		key := "node " + e.iface.Node
+		if e.host {
+			key = "host"
 		}
-		if err := l.applyEnd(e, e.d); err != nil {
-			return err
+		i, ok := at[key]
+		if !ok {
+			i = len(groups)
+			at[key] = i
+			groups = append(groups, nil)
 		}
+		groups[i] = append(groups[i], e)
 	}
-	return nil
+	return groups
 }
 
 func (l *Lab) applyEnd(e impairedEnd, d impair.Direction) error {
 	return l.onEnd(e, func(h *netlink.Handle) error {
-		idx, err := ifIndex(h, e.iface)
-		if err != nil {
-			return fmt.Errorf("link %s: %w", e, err)
-		}
-		if d.IsZero() {
-			err = impair.Clear(h, idx)
-		} else {
-			err = impair.Apply(h, idx, d, *l.kernel)
-		}
-		if err != nil {
-			return fmt.Errorf("impair link %s: %w", e, err)
-		}
-		return nil
+		return applyOn(h, e, d, *l.kernel)
 	})
+}
+
+// applyOn sets d on e's sending end (clears it for a zero d) through h, a
+// handle in that end's namespace.
+func applyOn(h *netlink.Handle, e impairedEnd, d impair.Direction, k impair.Kernel) error {
+	idx, err := ifIndex(h, e.iface)
+	if err != nil {
+		return fmt.Errorf("link %s: %w", e, err)
+	}
+	if d.IsZero() {
+		err = impair.Clear(h, idx)
+	} else {
+		err = impair.Apply(h, idx, d, k)
+	}
+	if err != nil {
+		return fmt.Errorf("impair link %s: %w", e, err)
+	}
+	return nil
 }
 
 // onEnd runs fn with a route netlink handle in the namespace of e's
