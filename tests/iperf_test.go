@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/emulator/nslabtest"
+	"github.com/nslab/nslab/impair"
 	"github.com/nslab/nslab/topo"
 	"github.com/stretchr/testify/require"
 )
@@ -107,3 +110,143 @@ func TestIperfUDP(t *testing.T) {
 	require.InDelta(t, n, 2*5e6/8/emulator.UDPPayload, 2, "datagrams sent in 2 s at 5 Mbit/s")
 	require.InDelta(t, n*p, float64(r.Lost), 4*math.Sqrt(n*p*(1-p)), "%s", r)
 }
+
+// TCP_INFO's count of retransmissions: none over a rate limit whose queue
+// drops nothing, some once the switch port toward the receiver loses 5 %.
+// (The loss is put on the switch's side: a drop on the sending host's own
+// interface is a local drop, which TCP sends again without counting a
+// retransmission.)
+func TestIperfTCPRetransmits(t *testing.T) {
+	t.Parallel()
+	lab := nslabtest.Start(t, topo.NewBuilder("ipfr").Switch("s1").Host("a").Host("b").Link("a", "s1").Link("b", "s1").Topology())
+	for _, tc := range []struct {
+		words []string
+		some  bool
+	}{
+		{[]string{"rate=10mbit"}, false},
+		{[]string{"rate=10mbit", "loss=5%"}, true},
+	} {
+		lab.Impair("s1", "b", tc.words...)
+		r := lab.Iperf("a", "b", emulator.IperfOptions{Duration: time.Second})
+		t.Log(tc.words, r)
+		require.True(t, r.OK(), "%s", r)
+		require.Equal(t, tc.some, r.Retransmits > 0, "%v: %s", tc.words, r)
+	}
+}
+
+// A probe is bounded by its context: a cancelled one returns at once with
+// the context's error, and bad options are bad input.
+func TestIperfBounded(t *testing.T) {
+	t.Parallel()
+	lab := startIperfLab(t)
+	for _, proto := range []string{"tcp", "udp"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		t0 := time.Now()
+		_, err := lab.Iperf(ctx, "a", "b", emulator.IperfOptions{Proto: proto, Duration: 10 * time.Second})
+		cancel()
+		require.ErrorIs(t, err, context.DeadlineExceeded, proto)
+		require.Less(t, time.Since(t0), 2*time.Second, proto)
+	}
+	for _, o := range []emulator.IperfOptions{
+		{Proto: "sctp"}, {Rate: 1e6}, {Duration: -time.Second}, {Port: 70000}, {Family: 5},
+	} {
+		_, err := lab.Iperf(context.Background(), "a", "b", o)
+		require.True(t, topo.IsBadInput(err), "%+v: %v", o, err)
+	}
+	_, err := lab.Iperf(context.Background(), "a", "nobody", emulator.IperfOptions{})
+	require.True(t, topo.IsBadInput(err), "%v", err)
+	// Everything lost: TCP cannot connect, an error; UDP gets nothing
+	// through, a result without bytes.
+	_, err = lab.SetImpairment("c", "d", impairWords(t, "loss=100%"))
+	require.NoError(t, err)
+	_, err = lab.Iperf(context.Background(), "c", "d", emulator.IperfOptions{Duration: 200 * time.Millisecond})
+	require.ErrorContains(t, err, `iperf tcp from node "c" to node "d"`)
+	r, err := lab.Iperf(context.Background(), "c", "d", emulator.IperfOptions{Proto: "udp", Duration: 200 * time.Millisecond})
+	require.NoError(t, err)
+	require.False(t, r.OK(), "%s", r)
+	require.Equal(t, r.Sent, r.Lost)
+}
+
+// Every probe gives back its sockets and goroutines.
+func TestIperfLeavesNothingOpen(t *testing.T) {
+	requireNothingLeftOpen(t, func(t *testing.T) {
+		lab := startIperfLab(t)
+		for _, o := range []emulator.IperfOptions{
+			{Duration: 300 * time.Millisecond},
+			{Proto: "udp", Rate: 20e6, Duration: 300 * time.Millisecond},
+		} {
+			r, err := lab.Iperf(context.Background(), "c", "d", o)
+			require.NoError(t, err)
+			require.True(t, r.OK(), "%s", r)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		_, err := lab.Iperf(ctx, "a", "b", emulator.IperfOptions{Duration: 5 * time.Second})
+		require.Error(t, err)
+		require.NoError(t, lab.Close())
+	})
+}
+
+// nslab iperf: a line like iperf's, JSON, exit 1 when nothing got
+// through, exit 2 on bad input.
+func TestCLIIperf(t *testing.T) {
+	t.Parallel()
+	p := filepath.Join(t.TempDir(), "ipf.toml")
+	require.NoError(t, os.WriteFile(p, []byte(iperfLab), 0o644))
+	name := uniqueName("ipfcli")
+	_, errs, code := cli(t, "", "up", p, "--name", name)
+	require.Equal(t, 0, code, errs)
+	t.Cleanup(func() { cli(t, "", "down", name) })
+
+	out, errs, code := cli(t, "", "iperf", name, "c", "d", "--time", "1s")
+	require.Equal(t, 0, code, errs)
+	require.Regexp(t, `^c -> d \(10\.0\.1\.2:\d+\) tcp: .* in 1\.\d\ds = \d\.\d\d Mbit/s, \d+ retransmits, rtt `, out)
+
+	out, errs, code = cli(t, "", "iperf", name, "g", "h", "--udp", "--rate", "5mbit", "--time", "1s", "--json")
+	require.Equal(t, 0, code, errs)
+	var r emulator.IperfResult
+	require.NoError(t, json.Unmarshal([]byte(out), &r), out)
+	require.Equal(t, "udp", r.Proto)
+	require.Equal(t, uint64(5e6), r.Rate)
+	require.Positive(t, r.Lost, "30%% loss: %s", out)
+	require.Equal(t, r.Sent, r.Received+r.Lost)
+
+	_, errs, code = cli(t, "", "link", name, "g", "h", "set", "loss=100%", "--from", "g")
+	require.Equal(t, 0, code, errs)
+	out, errs, code = cli(t, "", "iperf", name, "g", "h", "--udp", "--time", "300ms")
+	require.Equal(t, 1, code, out+errs)
+	require.Contains(t, errs, "no data got through from g to h")
+
+	for _, args := range [][]string{
+		{"a", "b", "--rate", "10mbit"},
+		{"a", "b", "--udp", "--rate", "10mbits"},
+		{"a", "b", "--udp", "--rate", "0"},
+		{"a", "b", "--time", "-1s"},
+		{"a", "bb"},
+		{"a"},
+	} {
+		_, errs, code = cli(t, "", append([]string{"iperf", name}, args...)...)
+		require.Equal(t, 2, code, "%v: %s", args, errs)
+	}
+}
+
+// The script word and the nslabtest helpers, on a lab of nslabtest's.
+func TestScriptIperf(t *testing.T) {
+	t.Parallel()
+	lab := nslabtest.Start(t, topo.NewBuilder("sipf").Host("a").Host("b").Link("a", "b").Topology())
+	r := lab.RequireThroughput("a", "b", 1e9)
+	require.Equal(t, "tcp", r.Proto)
+	lab.Impair("a", "b", "rate=10mbit")
+	r = lab.Iperf("a", "b", emulator.IperfOptions{Proto: "udp", Rate: 5e6, Duration: time.Second})
+	require.Zero(t, r.Lost, "%s", r)
+	res := lab.Script("iperf a b time=1s >= 8mbit\n!iperf a b time=1s >= 11mbit\niperf b a time=1s >= 100mbit\niperf a b udp rate=20mbit time=1s\n")
+	require.Equal(t, 4, res.Passed)
+}
+
+func impairWords(t *testing.T, words ...string) impair.Direction {
+	t.Helper()
+	d, err := impair.Parse(words)
+	require.NoError(t, err)
+	return d
+}
+
