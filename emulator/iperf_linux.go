@@ -290,9 +290,13 @@ func sendUDP(ctx context.Context, c *net.UDPConn, t0 time.Time, o IperfOptions) 
 	buf := make([]byte, UDPPayload)
 	interval := time.Duration(float64(UDPPayload*8) / float64(o.Rate) * float64(time.Second))
 	sent := 0
+	// A sender whose own interface is the bottleneck is held back by its
+	// socket's buffer (the kernel's backpressure, as for iperf): it stops
+	// at the end of its time all the same.
+	c.SetWriteDeadline(t0.Add(o.Duration))
 	for {
 		at := time.Duration(sent) * interval
-		if at >= o.Duration {
+		if at >= o.Duration || time.Since(t0) >= o.Duration {
 			return sent, nil
 		}
 		if wait := at - time.Since(t0); wait > 0 {
@@ -307,7 +311,7 @@ func sendUDP(ctx context.Context, c *net.UDPConn, t0 time.Time, o IperfOptions) 
 		binary.BigEndian.PutUint64(buf, uint64(sent))
 		binary.BigEndian.PutUint64(buf[8:], uint64(time.Since(t0)))
 		if _, err := c.Write(buf); err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded) {
 				return sent, nil
 			}
 			if errors.Is(err, unix.ECONNREFUSED) || errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.EHOSTUNREACH) || errors.Is(err, unix.ENETUNREACH) {

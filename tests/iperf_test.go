@@ -202,13 +202,17 @@ func TestCLIIperf(t *testing.T) {
 	require.Equal(t, 0, code, errs)
 	require.Regexp(t, `^c -> d \(10\.0\.1\.2:\d+\) tcp: .* in 1\.\d\ds = \d\.\d\d Mbit/s, \d+ retransmits, rtt `, out)
 
-	out, errs, code = cli(t, "", "iperf", name, "g", "h", "--udp", "--rate", "5mbit", "--time", "1s", "--json")
+	// UDP at twice the rate of c's own link: the kernel holds the sender
+	// back (its socket buffer fills), as it would iperf, so little is lost
+	// and the goodput is the link's; the time stays the one asked.
+	out, errs, code = cli(t, "", "iperf", name, "c", "d", "--udp", "--rate", "20mbit", "--time", "1s", "--json")
 	require.Equal(t, 0, code, errs)
 	var r emulator.IperfResult
 	require.NoError(t, json.Unmarshal([]byte(out), &r), out)
 	require.Equal(t, "udp", r.Proto)
-	require.Equal(t, uint64(5e6), r.Rate)
-	require.Positive(t, r.Lost, "30%% loss: %s", out)
+	require.Equal(t, uint64(20e6), r.Rate)
+	require.InDelta(t, 0.97*10e6, r.Goodput, 1e6, "%s", out)
+	require.Less(t, r.Duration, 1500*time.Millisecond, "%s", out)
 	require.Equal(t, r.Sent, r.Received+r.Lost)
 
 	_, errs, code = cli(t, "", "link", name, "g", "h", "set", "loss=100%", "--from", "g")
@@ -249,4 +253,3 @@ func impairWords(t *testing.T, words ...string) impair.Direction {
 	require.NoError(t, err)
 	return d
 }
-
