@@ -14,7 +14,7 @@ import (
 // Loss without netem: a direct-action eBPF classifier on the clsact
 // qdisc's egress hook (`tc filter add dev IF egress prio 1 handle 0x51ab
 // bpf da obj ...`, assembled here instead), which drops a packet
-// (TC_ACT_SHOT) when a random number falls under a threshold read from a
+// (TC_ACT_STOLEN) when a random number falls under a threshold read from a
 // one-entry array map. A change of loss at run time is one update of that
 // map, found again from the filter (filter -> program id -> map id), so
 // nothing is pinned and no file is left behind; the kernel frees program
@@ -112,8 +112,14 @@ func (v bpfLossValue) fill(d *Direction) {
 // bpfInstructions is the classifier, for the map whose fd is given.
 func bpfInstructions(mapFD int) asm.Instructions {
 	const (
-		ok   = 0 // TC_ACT_OK
-		shot = 2 // TC_ACT_SHOT
+		ok = 0 // TC_ACT_OK
+		// shot drops the packet as lost on the wire: TC_ACT_STOLEN
+		// consumes it and tells the sender's stack it was sent, as netem
+		// does for its drops. TC_ACT_SHOT would report NET_XMIT_DROP, a
+		// drop by the sender's own device, which a local TCP sender
+		// retries at once without counting a loss: loss=5% on a host's
+		// own direction then gave 0 retransmits and no slower flow.
+		shot = 4 // TC_ACT_STOLEN
 	)
 	return asm.Instructions{
 		// r6 = &value[0]
