@@ -244,3 +244,33 @@ func TestNslabtestImpair(t *testing.T) {
 	require.True(t, lab.Impairment("a", "b").AB.IsZero())
 	lab.RequireReachable("a", "b")
 }
+
+// The host attachment takes the same table: from.host is the direction
+// from the host into the lab, applied on the host's end (here in a
+// namespace standing in for the host), the other on the lab's end.
+func TestImpairHostAttachment(t *testing.T) {
+	t.Parallel()
+	hostNS, hostPath := standInHost(t)
+	ifname := "nt" + tag + "i"
+	top := loadTopology(t, "lan.toml")
+	top.Host = &topo.HostSpec{Node: "s1", Interface: ifname, Addresses: []string{"10.0.0.100/24"},
+		Impair: &impair.Spec{From: map[string]impair.Params{
+			topo.HostEnd: {Rate: "20mbit"},
+			"s1":         {Loss: "1%"},
+		}}}
+	lab := startLab(t, top, emulator.Options{HostNetns: hostPath})
+	out, err := exec.Command("ip", "netns", "exec", hostNS, "tc", "qdisc", "show", "dev", ifname).CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.Contains(t, string(out), "rate 20Mbit", "the host's end shapes what the host sends")
+	st, err := lab.Status()
+	require.NoError(t, err)
+	var port string
+	for _, n := range st.Nodes {
+		for _, i := range n.Interfaces {
+			if n.Name == "s1" && i.Impair != nil {
+				port = i.Name + " " + i.Impair.String()
+			}
+		}
+	}
+	require.Equal(t, lab.Plan.Host.Lab.Name+" loss 1%", port, "the lab's end takes the other direction")
+}
