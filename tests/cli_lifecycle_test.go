@@ -16,8 +16,9 @@ import (
 )
 
 // slowScript keeps `nslab run` busy long enough to be signalled while its
-// lab is up: its first line prints, then a program runs for seconds.
-const slowScript = "reach h1 h2\nh1 sleep 20\nreach h1 h2\n"
+// lab is up, printing a line every 100 ms (so that a reader that went away
+// is noticed at the next line) for about 15 s.
+var slowScript = "reach h1 h2\n" + strings.Repeat("sleep 100ms\nreach h1 h2\n", 150)
 
 // startRun starts `nslab run --topo single,3` with slowScript and returns
 // once the lab is up (its summary line was printed), with the process and

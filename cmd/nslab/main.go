@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"runtime"
+	"syscall"
 
 	"github.com/nslab/nslab/emulator"
 	"github.com/nslab/nslab/topo"
@@ -50,6 +52,11 @@ func main() {
 }
 
 func run(args []string, stdout, stderr *os.File) int {
+	// SIGPIPE is caught and dropped (the channel is never read; Notify
+	// never blocks): a write to a closed pipe, stdout included, returns
+	// EPIPE instead of killing nslab mid-teardown. Programs nslab starts
+	// get the default action back at exec.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	app := newApp(stdout, stderr)
 	err := app.Run(permuteArgs(app, args))
 	if err == nil {

@@ -15,10 +15,12 @@ import (
 
 // endSignals are the signals that end nslab short of kill -9: each one
 // cancels the command's context, so that a build rolls back and a `run`
-// lab is torn down. SIGHUP is a closed terminal; SIGPIPE a reader that
-// went away (`nslab run ... | head -1`): once it is caught, the write that
-// raised it fails with EPIPE instead of killing the process.
-var endSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE}
+// lab is torn down. SIGHUP is a closed terminal. SIGPIPE is not one of
+// them: main catches and drops it, so that a write to a stdout whose
+// reader went away (`nslab run ... | head -1`) fails with EPIPE, which
+// the watched writer of `run` turns into a teardown, while a probe's
+// write to a closed socket stays that probe's error.
+var endSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
 
 // signalContext is cancelled by any of endSignals. The signals stay caught
 // until the returned function is called, so that a second one cannot kill
