@@ -16,6 +16,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -34,17 +35,29 @@ func netemKernel(t *testing.T) Kernel {
 
 const ms = time.Millisecond
 
+// delaySlack is what a delayed direction may add to its delay in a
+// minimum RTT: 1 ms on a real CPU, 2 ms in the emulated VM of make
+// test-netem (whose init sets NSLAB_NETEMVM), as issue 13 asks.
+func delaySlack() float64 {
+	if os.Getenv("NSLAB_NETEMVM") != "" {
+		return 2
+	}
+	return 1
+}
+
 // TestNetemDelay: the minimum RTT over a delay d on one direction is at
-// least d and at most d + 2 ms; over the same delay on both, 2d.
+// least d and at most d plus the slack; over the same delay on both, 2d
+// plus a slack for each.
 func TestNetemDelay(t *testing.T) {
 	k := netemKernel(t)
+	slack := delaySlack()
 	for _, c := range []struct {
 		name     string
 		ab, ba   time.Duration
 		min, max float64 // ms
 	}{
-		{"one direction 50ms", 50 * ms, 0, 50, 52},
-		{"both directions 50ms", 50 * ms, 50 * ms, 100, 102},
+		{"one direction 50ms", 50 * ms, 0, 50, 50 + slack},
+		{"both directions 50ms", 50 * ms, 50 * ms, 100, 100 + 2*slack},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			l := newVethLab(t)
@@ -219,8 +232,8 @@ func TestNetemAsymmetric(t *testing.T) {
 		if len(r) != 20 {
 			t.Fatalf("%s: %d of 20 probes arrived", c.name, len(r))
 		}
-		if min, _, _, _ := stats(r); min < c.d || min > c.d+2 {
-			t.Errorf("%s: minimum one-way delay %.2f ms, want %v..%v ms", c.name, min, c.d, c.d+2)
+		if min, _, _, _ := stats(r); min < c.d || min > c.d+delaySlack() {
+			t.Errorf("%s: minimum one-way delay %.2f ms, want %v..%v ms", c.name, min, c.d, c.d+delaySlack())
 		}
 	}
 }

@@ -9,6 +9,8 @@
 # argument of the test binaries a line).
 /bin/busybox --install -s
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/root TMPDIR=/tmp
+# Tests may allow for the emulated CPU's timing (impair's delay bounds).
+export NSLAB_NETEMVM=1
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
