@@ -31,6 +31,10 @@ echo "== nslab benchmarks (go test -bench; medians per benchmark)"
   go test -run '^$' -bench 'PingAll50Cold' -benchtime 20x -timeout 20m ./tests/
   go test -run '^$' -bench 'Punch$' -benchtime 500x -timeout 20m ./tests/
   go test -run '^$' -bench 'PunchGrid' -benchtime "$benchtime" -timeout 20m ./tests/
+  # Link impairments: linear,100 plain, with a rate on every link and with
+  # rate and loss, built alternately; one run-time change, 500 calls.
+  go test -run '^$' -bench 'ImpairUpLinear100' -benchtime "$benchtime" -timeout 30m ./tests/
+  go test -run '^$' -bench 'ImpairChange' -benchtime 500x -timeout 20m ./tests/
 } | tee "$out/go-bench.txt"
 
 metric() { # metric BENCH UNIT -> value
@@ -68,6 +72,9 @@ mn_median() { # mn_median TOPO RUNS -> median seconds of a whole mn run
   echo "| pingall, 50 hosts, the first on a new lab (no neighbour entry yet) | $(metric BenchmarkPingAll50Cold median-ms) |"
   echo "| a 10-host lab up and down through nslabtest | $(metric BenchmarkNslabtestLab10 median-ms) |"
   echo "| one hole punch: both mappings learned, punched at once (target < 50) | $(metric BenchmarkPunch median-ms) |"
+  echo
+  echo "impair linear,100: up plain $(metric BenchmarkImpairUpLinear100 plain-up-ms) ms, with rate $(metric BenchmarkImpairUpLinear100 rate-up-ms) ms (+$(metric BenchmarkImpairUpLinear100 rate-added-ms)), with rate+loss $(metric BenchmarkImpairUpLinear100 loss-up-ms) ms (+$(metric BenchmarkImpairUpLinear100 loss-added-ms)); one change: median $(metric BenchmarkImpairChangeRate median-us) µs (target: under 50 ms added, under 1,000 µs a change)."
+  echo "(The impairments phase alone: $(metric BenchmarkImpairUpLinear100 rate-phase-ms) ms with rate, $(metric BenchmarkImpairUpLinear100 loss-phase-ms) ms with rate+loss, eBPF loss where the kernel has no netem; one change of rate and loss: median $(metric BenchmarkImpairChangeRateLoss median-us) µs.)"
   echo
   echo "The hole-punch grid (every pair of NAT presets in every order, $(metric BenchmarkPunchGrid labs) labs each built, punched and torn down, 4 at a time): $(metric BenchmarkPunchGrid grid-s) s (target < 10 s)."
   echo

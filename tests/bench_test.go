@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"sort"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/nslab/nslab/emulator"
 	"github.com/nslab/nslab/emulator/nslabtest"
+	"github.com/nslab/nslab/impair"
 	"github.com/nslab/nslab/topo"
 )
 
@@ -401,4 +403,177 @@ func benchLabFrom(b *testing.B, top *topo.Topology) *emulator.Lab {
 	}
 	b.Cleanup(func() { lab.Down() })
 	return lab
+}
+
+// BenchmarkImpairUpLinear100 is what impairing every link of linear,100
+// adds to up (issue 13's target: under 50 ms): builds of the plain lab,
+// the lab with `rate = "100mbit"` on every link (a TBF on each of the 200
+// directions) and the lab with `rate = "100mbit"`, `loss = "1%"` (TBF and,
+// on a kernel without netem, the eBPF loss classifier), alternating, so
+// that the machine's drift is shared. Each up includes finding out what
+// the kernel can do (impair.DetectKernel), which only a lab with
+// impairments does. Between builds it waits for the kernel to free the
+// previous lab's namespaces, as benchUpDown does. Reports the median up of each (plain-up-ms,
+// rate-up-ms, loss-up-ms), the differences of the medians (rate-added-ms,
+// loss-added-ms), and the median of the build's impairments phase alone
+// (rate-phase-ms, loss-phase-ms, from the engine's debug log), which the
+// machine's noise on a whole up (tens of ms) does not blur; b.N is the
+// builds of each.
+func BenchmarkImpairUpLinear100(b *testing.B) {
+	kinds := []struct {
+		name   string
+		params *impair.Params
+	}{
+		{"plain", nil},
+		{"rate", &impair.Params{Rate: "100mbit"}},
+		{"loss", &impair.Params{Rate: "100mbit", Loss: "1%"}},
+	}
+	ups := make([][]time.Duration, len(kinds))
+	phases := make([][]time.Duration, len(kinds))
+	base, err := netnsObjects()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for k, kind := range kinds {
+			plan := impairedPlan(b, "linear,100", kind.params)
+			b.StopTimer()
+			waitNetnsObjects(b, base)
+			b.StartTimer()
+			ph := &phaseLog{phase: "impairments"}
+			t0 := time.Now()
+			lab, err := emulator.Up(context.Background(), plan, emulator.Options{Logger: slog.New(ph)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ups[k] = append(ups[k], time.Since(t0))
+			b.StopTimer()
+			phases[k] = append(phases[k], ph.took)
+			if kind.params != nil {
+				// What was asked is in the kernel: one direction each way,
+				// read back.
+				im, err := lab.Impairment("h1", "s1")
+				if err != nil || im.Now.AB.Rate != 100e6 || im.Now.BA.Rate != 100e6 ||
+					(kind.params.Loss != nil) != (im.Now.AB.Loss > 0 && im.Now.BA.Loss > 0) {
+					lab.Down()
+					b.Fatalf("%s: h1-s1 reads %+v, %v", kind.name, im, err)
+				}
+			}
+			if err := lab.Down(); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+	}
+	b.StopTimer()
+	plain := medianMS(ups[0])
+	b.ReportMetric(plain, "plain-up-ms")
+	b.ReportMetric(medianMS(ups[1]), "rate-up-ms")
+	b.ReportMetric(medianMS(ups[1])-plain, "rate-added-ms")
+	b.ReportMetric(medianMS(ups[2]), "loss-up-ms")
+	b.ReportMetric(medianMS(ups[2])-plain, "loss-added-ms")
+	b.ReportMetric(medianMS(phases[1]), "rate-phase-ms")
+	b.ReportMetric(medianMS(phases[2]), "loss-phase-ms")
+}
+
+// phaseLog is a slog.Handler that keeps how long one phase of a build
+// took, from the engine's "phase done" debug record.
+type phaseLog struct {
+	phase string
+	took  time.Duration
+}
+
+func (*phaseLog) Enabled(context.Context, slog.Level) bool { return true }
+func (h *phaseLog) WithAttrs([]slog.Attr) slog.Handler     { return h }
+func (h *phaseLog) WithGroup(string) slog.Handler          { return h }
+func (h *phaseLog) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "phase done" {
+		return nil
+	}
+	var name string
+	var took time.Duration
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "phase":
+			name = a.Value.String()
+		case "took":
+			took = a.Value.Duration()
+		}
+		return true
+	})
+	if name == h.phase {
+		h.took = took
+	}
+	return nil
+}
+
+// impairedPlan is the plan of a generated topology whose every link
+// carries p (both directions); nil leaves the links plain.
+func impairedPlan(b *testing.B, spec string, p *impair.Params) *topo.Plan {
+	b.Helper()
+	top, err := topo.Generate(spec, uniqueName("bench"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if p != nil {
+		for i := range top.Links {
+			top.Links[i].Impair = &impair.Spec{Params: *p}
+		}
+	}
+	plan, err := topo.Resolve(top)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return plan
+}
+
+// BenchmarkImpairChangeRate is one run-time change of one direction of a
+// running lab (Lab.SetImpairment, as `nslab link LAB h1 s1 set ... --from
+// h1` does in the engine), alternating between two rates: the link lookup
+// in the plan, the node's netlink handle and the change in place of the
+// TBF (issue 13's target: under 1 ms, median). Reports the median call.
+func BenchmarkImpairChangeRate(b *testing.B) {
+	benchImpairChange(b, impair.Direction{Rate: 10e6}, impair.Direction{Rate: 20e6})
+}
+
+// BenchmarkImpairChangeRateLoss is the same for a direction with a rate
+// and eBPF loss, both changed at each call (the TBF in place, the loss
+// one update of the classifier's map).
+func BenchmarkImpairChangeRateLoss(b *testing.B) {
+	benchImpairChange(b, impair.Direction{Rate: 10e6, Loss: 1}, impair.Direction{Rate: 20e6, Loss: 2})
+}
+
+func benchImpairChange(b *testing.B, x, y impair.Direction) {
+	lab := benchLab(b, "linear,100")
+	// The first change finds out what the kernel can do and replaces the
+	// plain link's qdisc; the next ones change it in place.
+	for _, d := range []impair.Direction{x, y} {
+		if _, err := lab.SetImpairment("h50", "s50", d); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ds := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		d := x
+		if i%2 == 1 {
+			d = y
+		}
+		t0 := time.Now()
+		if _, err := lab.SetImpairment("h50", "s50", d); err != nil {
+			b.Fatal(err)
+		}
+		ds = append(ds, time.Since(t0))
+	}
+	b.StopTimer()
+	im, err := lab.Impairment("h50", "s50")
+	last := x
+	if b.N%2 == 0 {
+		last = y
+	}
+	if err != nil || im.Now.AB.Rate != last.Rate || (im.Now.AB.Loss > 0) != (last.Loss > 0) || !im.Now.BA.IsZero() {
+		b.Fatalf("h50 -> s50 reads %+v after the changes, want %v: %v", im, last, err)
+	}
+	b.ReportMetric(medianMS(ds)*1000, "median-us")
 }
