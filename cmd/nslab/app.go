@@ -28,6 +28,8 @@ A first session:
    nslab shell lan h1                     a shell inside h1 (hostname h1)
    nslab ping lan h1 h3                   an in-process ICMP probe
    nslab pingall lan                      every pair, Mininet style
+   nslab link lan h1 s1 set rate=10mbit   impair a link while the lab runs
+   nslab iperf lan h1 h2                  throughput between two nodes
    nslab down lan                         remove exactly what was built
    nslab clean --all                      remove labs left by a crash
 
