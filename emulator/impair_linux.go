@@ -110,7 +110,7 @@ func (b *builder) impairments(ctx context.Context) error {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
-				if err := applyOn(h, e, e.d, *l.kernel); err != nil {
+				if err := l.applyOn(h, e, e.d, *l.kernel); err != nil {
 					return err
 				}
 			}
@@ -142,21 +142,28 @@ func endsBySender(ends []impairedEnd) [][]impairedEnd {
 
 func (l *Lab) applyEnd(e impairedEnd, d impair.Direction) error {
 	return l.onEnd(e, func(h *netlink.Handle) error {
-		return applyOn(h, e, d, *l.kernel)
+		return l.applyOn(h, e, d, *l.kernel)
 	})
 }
 
 // applyOn sets d on e's sending end (clears it for a zero d) through h, a
 // handle in that end's namespace.
-func applyOn(h *netlink.Handle, e impairedEnd, d impair.Direction, k impair.Kernel) error {
+func (l *Lab) applyOn(h *netlink.Handle, e impairedEnd, d impair.Direction, k impair.Kernel) error {
 	idx, err := ifIndex(h, e.iface)
 	if err != nil {
 		return fmt.Errorf("link %s: %w", e, err)
 	}
+	// The lab's interfaces have indexes unique across the lab, so one
+	// loss program serves them all; the host's end, numbered by the
+	// kernel, gets its own.
+	shared := &l.loss
+	if e.host {
+		shared = nil
+	}
 	if d.IsZero() {
 		err = impair.Clear(h, idx)
 	} else {
-		err = impair.Apply(h, idx, d, k)
+		err = impair.ApplyShared(h, idx, d, k, shared)
 	}
 	if err != nil {
 		return fmt.Errorf("impair link %s: %w", e, err)

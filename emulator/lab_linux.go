@@ -43,6 +43,9 @@ type Lab struct {
 	// kernel is what the kernel can do for link impairments, found once:
 	// at Up when the plan has impairments, else at the first change.
 	kernel *impair.Kernel
+	// loss is the loss program the lab's interfaces share where the
+	// kernel has no netem (loaded on first use, released at Down/Close).
+	loss impair.LossPrograms
 }
 
 // Up builds the lab described by plan and returns it running. If anything

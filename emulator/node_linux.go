@@ -162,5 +162,5 @@ func (l *Lab) Close() error {
 	for _, h := range nodes {
 		h.close()
 	}
-	return nil
+	return l.loss.Close()
 }

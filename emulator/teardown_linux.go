@@ -38,6 +38,7 @@ func (l *Lab) teardown(done []phase) error {
 	l.mu.Unlock()
 	l.icmp.close()
 	l.journal.close()
+	l.loss.Close()
 	// Our own sockets and descriptors keep namespaces alive: close them.
 	for _, h := range nodes {
 		h.close()

@@ -285,6 +285,14 @@ func (st tcState) foreign(ifindex int) error {
 // the error wraps ErrForeignQdisc. A d that Direction.Validate refuses,
 // or that the kernel cannot do, changes nothing.
 func Apply(h *netlink.Handle, ifindex int, d Direction, k Kernel) error {
+	return ApplyShared(h, ifindex, d, k, nil)
+}
+
+// ApplyShared is Apply with loss programs shared among interfaces (see
+// LossPrograms): where the kernel has no netem, the loss of ifindex is
+// one more entry of s's program instead of a program of its own. A nil s
+// is Apply.
+func ApplyShared(h *netlink.Handle, ifindex int, d Direction, k Kernel, s *LossPrograms) error {
 	if err := d.Validate(); err != nil {
 		return err
 	}
@@ -309,7 +317,7 @@ func Apply(h *netlink.Handle, ifindex int, d Direction, k Kernel) error {
 	if err := c.applyQdiscs(h, ifindex, p, st); err != nil {
 		return fmt.Errorf("impair interface %d: %w", ifindex, err)
 	}
-	if err := bpfApply(h, c, ifindex, p.bpf, st.clsact); err != nil {
+	if err := bpfApply(h, c, ifindex, p.bpf, st.clsact, s); err != nil {
 		return fmt.Errorf("impair interface %d: %w", ifindex, err)
 	}
 	return nil
@@ -533,7 +541,7 @@ func Clear(h *netlink.Handle, ifindex int) error {
 			return fmt.Errorf("clear interface %d: delete root qdisc %s: %w", ifindex, st.root.kind, err)
 		}
 	}
-	if err := bpfApply(h, c, ifindex, nil, st.clsact); err != nil {
+	if err := bpfApply(h, c, ifindex, nil, st.clsact, nil); err != nil {
 		return fmt.Errorf("clear interface %d: %w", ifindex, err)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -65,6 +66,11 @@ const (
 	bpfOffH     = 48
 	bpfOffK     = 56
 	bpfValSize  = 64
+
+	// bpfOffIfindex is __sk_buff.ifindex: the device the packet leaves by.
+	bpfOffIfindex = 40
+	// bpfSharedEntries bounds the interfaces one shared program serves.
+	bpfSharedEntries = 16384
 )
 
 // config is v without the state the program writes.
@@ -122,8 +128,10 @@ func bpfInstructions(mapFD int) asm.Instructions {
 		shot = 4 // TC_ACT_STOLEN
 	)
 	return asm.Instructions{
-		// r6 = &value[0]
-		asm.StoreImm(asm.RFP, -4, 0, asm.Word),
+		// r6 = &value[skb->ifindex]: one map may hold the loss of many
+		// interfaces (LossPrograms), each under its index.
+		asm.LoadMem(asm.R2, asm.R1, bpfOffIfindex, asm.Word),
+		asm.StoreMem(asm.RFP, -4, asm.R2, asm.Word),
 		asm.LoadMapPtr(asm.R1, mapFD),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, -4),
@@ -175,16 +183,14 @@ func bpfInstructions(mapFD int) asm.Instructions {
 	}
 }
 
-// bpfLoad makes the map, holding v, and the program that reads it. The
-// caller closes both once the filter holds the program.
-func bpfLoad(v bpfLossValue) (*ebpf.Program, *ebpf.Map, error) {
-	m, err := ebpf.NewMap(&ebpf.MapSpec{Name: bpfName, Type: ebpf.Array, KeySize: 4, ValueSize: bpfValSize, MaxEntries: 1})
+// bpfLoad makes a map of entries interfaces' losses, keyed by interface
+// index (not preallocated: a shared map costs only what it holds), and
+// the program that reads it. The caller closes both once the filters hold
+// the program.
+func bpfLoad(entries uint32) (*ebpf.Program, *ebpf.Map, error) {
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Name: bpfName, Type: ebpf.Hash, KeySize: 4, ValueSize: bpfValSize, MaxEntries: entries, Flags: unix.BPF_F_NO_PREALLOC})
 	if err != nil {
 		return nil, nil, fmt.Errorf("create the loss map: %w", err)
-	}
-	if err := m.Update(uint32(0), v, ebpf.UpdateAny); err != nil {
-		m.Close()
-		return nil, nil, fmt.Errorf("set the loss map: %w", err)
 	}
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: bpfName, Type: ebpf.SchedCLS, License: "GPL", Instructions: bpfInstructions(m.FD())})
 	if err != nil {
@@ -192,6 +198,53 @@ func bpfLoad(v bpfLossValue) (*ebpf.Program, *ebpf.Map, error) {
 		return nil, nil, fmt.Errorf("load the loss program: %w", err)
 	}
 	return prog, m, nil
+}
+
+// LossPrograms shares one loss program among many interfaces whose
+// indexes differ (nslab numbers a lab's interfaces uniquely across the
+// lab), its map holding each interface's loss under its index: where
+// the kernel has no netem, impairing the loss of every link of a lab
+// then costs one verification of the program by the kernel, not one per
+// direction (about 0.5 ms of CPU each). Interfaces of different
+// namespaces may share one program; two interfaces with one index may
+// not (the host's end of a host attachment, numbered by the kernel, gets
+// a program of its own). The zero value is ready; Close gives back
+// nslab's hold on the program and map, which the filters keep while they
+// run.
+type LossPrograms struct {
+	mu   sync.Mutex
+	prog *ebpf.Program
+	m    *ebpf.Map
+}
+
+// get loads the shared program on first use.
+func (s *LossPrograms) get() (*ebpf.Program, *ebpf.Map, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.prog == nil {
+		prog, m, err := bpfLoad(bpfSharedEntries)
+		if err != nil {
+			return nil, nil, err
+		}
+		s.prog, s.m = prog, m
+	}
+	return s.prog, s.m, nil
+}
+
+// Close releases the program and map (the kernel frees them once no
+// filter runs the program).
+func (s *LossPrograms) Close() error {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.prog != nil {
+		s.prog.Close()
+		s.m.Close()
+		s.prog, s.m = nil, nil
+	}
+	return nil
 }
 
 func bpfFilter(ifindex, fd int) *netlink.BpfFilter {
@@ -249,7 +302,7 @@ func bpfMapOf(f *netlink.BpfFilter) (*ebpf.Map, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open the loss map %d: %w", ids[0], err)
 	}
-	if m.ValueSize() != bpfValSize || m.MaxEntries() != 1 {
+	if m.Type() != ebpf.Hash || m.KeySize() != 4 || m.ValueSize() != bpfValSize {
 		m.Close()
 		return nil, fmt.Errorf("loss map %d is not nslab's", ids[0])
 	}
@@ -258,7 +311,7 @@ func bpfMapOf(f *netlink.BpfFilter) (*ebpf.Map, error) {
 
 // bpfApply puts loss v on the interface's egress (nil: removes nslab's
 // classifier, and the clsact qdisc if nothing else uses it).
-func bpfApply(h *netlink.Handle, c tcConn, ifindex int, v *bpfLossValue, clsact bool) error {
+func bpfApply(h *netlink.Handle, c tcConn, ifindex int, v *bpfLossValue, clsact bool, shared *LossPrograms) error {
 	var cur *netlink.BpfFilter
 	others := 0
 	if clsact {
@@ -277,6 +330,10 @@ func bpfApply(h *netlink.Handle, c tcConn, ifindex int, v *bpfLossValue, clsact 
 	if v == nil {
 		if cur == nil {
 			return nil
+		}
+		if m, err := bpfMapOf(cur); err == nil {
+			m.Delete(uint32(ifindex)) // a shared map's entry goes with its filter
+			m.Close()
 		}
 		if err := h.FilterDel(cur); err != nil {
 			return fmt.Errorf("delete the loss classifier: %w", err)
@@ -303,13 +360,10 @@ func bpfApply(h *netlink.Handle, c tcConn, ifindex int, v *bpfLossValue, clsact 
 		}
 		defer m.Close()
 		var old bpfLossValue
-		if err := m.Lookup(uint32(0), &old); err != nil {
-			return fmt.Errorf("read the loss map: %w", err)
-		}
-		if old.config() == v.config() {
+		if err := m.Lookup(uint32(ifindex), &old); err == nil && old.config() == v.config() {
 			return nil
 		}
-		if err := m.Update(uint32(0), v.config(), ebpf.UpdateExist); err != nil {
+		if err := m.Update(uint32(ifindex), v.config(), ebpf.UpdateAny); err != nil {
 			return fmt.Errorf("update the loss map: %w", err)
 		}
 		return nil
@@ -320,13 +374,26 @@ func bpfApply(h *netlink.Handle, c tcConn, ifindex int, v *bpfLossValue, clsact 
 			return fmt.Errorf("add clsact: %w", err)
 		}
 	}
-	prog, m, err := bpfLoad(v.config())
+	var prog *ebpf.Program
+	var m *ebpf.Map
+	var err error
+	if shared != nil {
+		prog, m, err = shared.get()
+	} else {
+		prog, m, err = bpfLoad(1)
+		if err == nil {
+			defer prog.Close()
+			defer m.Close()
+		}
+	}
 	if err != nil {
 		return err
 	}
-	defer prog.Close()
-	defer m.Close()
+	if err := m.Update(uint32(ifindex), v.config(), ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("set the loss map: %w", err)
+	}
 	if err := h.FilterAdd(bpfFilter(ifindex, prog.FD())); err != nil {
+		m.Delete(uint32(ifindex))
 		return fmt.Errorf("attach the loss classifier on egress: %w", err)
 	}
 	return nil
@@ -346,7 +413,7 @@ func bpfRead(h *netlink.Handle, ifindex int) (*bpfLossValue, error) {
 			}
 			defer m.Close()
 			var v bpfLossValue
-			if err := m.Lookup(uint32(0), &v); err != nil {
+			if err := m.Lookup(uint32(ifindex), &v); err != nil {
 				return nil, fmt.Errorf("read the loss map: %w", err)
 			}
 			v = v.config()
@@ -361,7 +428,7 @@ func bpfRead(h *netlink.Handle, ifindex int) (*bpfLossValue, error) {
 // namespace). It reports false where the kernel has no BPF syscall, no
 // cls_bpf, or refuses the program for lack of privilege.
 func bpfTryAttach(h *netlink.Handle, idx int) (bool, error) {
-	prog, m, err := bpfLoad(bpfLossValue{})
+	prog, m, err := bpfLoad(1)
 	if err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
