@@ -3,8 +3,9 @@ package impair
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
+
+	inetns "github.com/nslab/nslab/internal/netns"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -174,43 +175,13 @@ func tcRelease() string {
 	return unix.ByteSliceToString(u.Release[:])
 }
 
-// tcThrowawayNetns makes a new network namespace and returns a handle to
-// it, without moving any goroutine's thread for good: the unshare happens
-// on a fresh locked thread, which switches back and is unlocked only if
-// switching back succeeded (otherwise the runtime discards it).
+// tcThrowawayNetns makes a new network namespace (internal/netns.New: a
+// fresh locked thread that is discarded if it cannot switch back) and
+// returns it as a handle, which owns its descriptor from then on.
 func tcThrowawayNetns() (netns.NsHandle, error) {
-	type result struct {
-		ns  netns.NsHandle
-		err error
+	ns, err := inetns.New(nil)
+	if err != nil {
+		return -1, fmt.Errorf("new network namespace: %w", err)
 	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{ns: -1, err: fmt.Errorf("current network namespace: %w", err)}
-			return
-		}
-		defer orig.Close()
-		ns, err := netns.New()
-		if err != nil {
-			// unshare failed, or the new namespace could not be opened:
-			// either way, try to be back where we were.
-			if serr := netns.Set(orig); serr == nil {
-				runtime.UnlockOSThread()
-			}
-			ch <- result{ns: -1, err: fmt.Errorf("new network namespace: %w", err)}
-			return
-		}
-		if err := netns.Set(orig); err != nil {
-			ns.Close()
-			ch <- result{ns: -1, err: fmt.Errorf("back to the original network namespace: %w", err)}
-			return // the thread stays locked and dies with the goroutine
-		}
-		runtime.UnlockOSThread()
-		ch <- result{ns: ns}
-	}()
-	r := <-ch
-	return r.ns, r.err
+	return netns.NsHandle(ns.Fd()), nil
 }
