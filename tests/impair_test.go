@@ -50,11 +50,18 @@ loss = "30%"
 
 func startImpairLab(t *testing.T, body string) *emulator.Lab {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "imp.toml")
+	return startTOML(t, "imp", body)
+}
+
+// startTOML builds the topology in body, written to a file as a user
+// would, under a unique name starting with prefix.
+func startTOML(t *testing.T, prefix, body string) *emulator.Lab {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), prefix+".toml")
 	require.NoError(t, os.WriteFile(p, []byte(body), 0o644))
 	top, err := topo.LoadFile(p)
 	require.NoError(t, err)
-	top.Name = uniqueName("imp")
+	top.Name = uniqueName(prefix)
 	return startLab(t, top, emptyOpts())
 }
 

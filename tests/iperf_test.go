@@ -58,12 +58,7 @@ loss = "30%"
 
 func startIperfLab(t *testing.T) *emulator.Lab {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "ipf.toml")
-	require.NoError(t, os.WriteFile(p, []byte(iperfLab), 0o644))
-	top, err := topo.LoadFile(p)
-	require.NoError(t, err)
-	top.Name = uniqueName("ipf")
-	return startLab(t, top, emptyOpts())
+	return startTOML(t, "ipf", iperfLab)
 }
 
 // TCP goodput: far above a gigabit over a plain veth pair, and what
