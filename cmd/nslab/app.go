@@ -95,6 +95,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			g.validateCommand(),
 			g.cleanCommand(),
 			g.generateCommand(),
+			g.graphCommand(),
 		},
 	}
 	tidyHelp(app)
