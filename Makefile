@@ -9,7 +9,7 @@ PKGS    := ./...
 # Integration tests build real labs; they run as root and must not skip.
 TESTFLAGS ?= -count=1 -timeout 20m
 
-.PHONY: all build run test test-netem test-without-tools unit integration vet fuzz bench clean-labs
+.PHONY: all build run test test-netem test-without-tools unit integration vet fuzz bench clean-labs graphs
 
 all: build
 
@@ -24,10 +24,11 @@ vet:
 	$(GO) vet $(PKGS)
 	# The model builds and vets on any OS: validate and script checks need no Linux.
 	GOOS=darwin $(GO) vet ./topo/...
+	GOOS=darwin $(GO) vet ./graph/...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
 unit:
-	$(GO) test $(TESTFLAGS) ./topo/... ./emulator/... ./cmd/... ./scripting/...
+	$(GO) test $(TESTFLAGS) ./topo/... ./graph/... ./internal/topodoc/ ./emulator/... ./cmd/... ./scripting/...
 
 integration: build
 	$(GO) test $(TESTFLAGS) -p 1 ./tests/...
@@ -48,6 +49,11 @@ test-netem:
 # and without them. CI runs both.
 test-without-tools: build
 	./tests/without-tools.sh $(GO) test $(TESTFLAGS) -p 1 -run 'TestScript|TestPrompt|TestCLI|TestAttach' ./tests/ ./scripting/
+
+# docs/topologies.md: a picture of every file in topologies/ (make test
+# fails with "run make graphs" when it is out of date).
+graphs:
+	$(GO) test -count=1 -run TestTopologiesDoc ./internal/topodoc/ -update
 
 # A short run of the decoder's fuzz target (longer: FUZZTIME=5m make fuzz).
 FUZZTIME ?= 30s
