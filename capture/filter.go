@@ -324,3 +324,17 @@ func parseRange(s string) (lo, hi uint32, ok bool) {
 	hi, ok2 := parsePort(b)
 	return lo, hi, ok1 && ok2 && lo <= hi
 }
+
+// StartsFilter says whether a command-line word begins a filter rather
+// than naming what to capture: a word of the filter language, an
+// operator, a parenthesis or an address.
+func StartsFilter(word string) bool {
+	if isKeyword(word) || unsupported[word] || strings.HasPrefix(word, "(") || strings.HasPrefix(word, "!") {
+		return true
+	}
+	if _, err := netip.ParseAddr(word); err == nil {
+		return true
+	}
+	_, err := netip.ParsePrefix(word)
+	return err == nil
+}

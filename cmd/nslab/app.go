@@ -30,6 +30,7 @@ A first session:
    nslab pingall lan                      every pair, Mininet style
    nslab link lan h1 s1 set rate=10mbit   impair a link while the lab runs
    nslab iperf lan h1 h2                  throughput between two nodes
+   nslab capture lan h1 udp               packets of h1, one line each (-w FILE: pcapng)
    nslab down lan                         remove exactly what was built
    nslab clean --all                      remove labs left by a crash
 
@@ -91,6 +92,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			g.punchCommand(),
 			g.linkCommand(),
 			g.iperfCommand(),
+			g.captureCommand(),
 			g.versionCommand(),
 			g.validateCommand(),
 			g.cleanCommand(),
