@@ -198,4 +198,3 @@ func checkWritable(path string) error {
 	f.Close()
 	return os.Remove(path)
 }
-
