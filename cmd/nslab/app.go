@@ -98,6 +98,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			g.cleanCommand(),
 			g.generateCommand(),
 			g.graphCommand(),
+			g.completionCommand(),
+			g.completeCommand(),
 		},
 	}
 	tidyHelp(app)

@@ -90,6 +90,9 @@ func (g *globals) cmdGraph(c *cli.Context) error {
 // .toml ending), is a file; any other is a lab's name.
 func (g *globals) graphPlan(c *cli.Context) (*topo.Plan, error) {
 	arg := c.Args().First()
+	if c.NArg() == 0 && c.String("topo") == "" {
+		return nil, topo.BadInput(errors.New("usage: nslab graph FILE | --topo SPEC | LAB (see `nslab graph --help`)"))
+	}
 	if c.NArg() != 1 || c.String("topo") != "" || looksLikeFile(arg) {
 		return g.loadPlan(c)
 	}
