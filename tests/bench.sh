@@ -2,6 +2,7 @@
 # make bench: nslab's benchmarks, as medians, side by side with Mininet when
 # it is installed, all in one run on this machine. Writes bench-out/.
 #   tests/bench.sh [BENCHTIME]     BENCHTIME as for go test (default 5x)
+#   B2B_CYCLES=N tests/bench.sh    cycles of each back-to-back loop (default 10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 benchtime=${1:-5x}
@@ -35,18 +36,21 @@ echo "== nslab benchmarks (go test -bench; medians per benchmark)"
   # rate and loss, built alternately; one run-time change, 500 calls.
   go test -run '^$' -bench 'ImpairUpLinear100' -benchtime "$benchtime" -timeout 30m ./tests/
   go test -run '^$' -bench 'ImpairChange' -benchtime 500x -timeout 20m ./tests/
+  # Back to back: labs built, pinged once and torn down in a loop, each
+  # cycle at once after the last (what a suite of many tests pays).
+  go test -run '^$' -bench 'BackToBack' -benchtime "${B2B_CYCLES:-10}x" -timeout 30m ./tests/
 } | tee "$out/go-bench.txt"
 
 metric() { # metric BENCH UNIT -> value
   awk -v b="$1" -v u="$2" '$1 ~ "^"b"(-[0-9]+)?$" { for (i = 2; i < NF; i++) if ($(i+1) == u) print $i }' "$out/go-bench.txt"
 }
 
-mn_median() { # mn_median TOPO RUNS -> median seconds of a whole mn run
-  local topo=$1 runs=$2 t=()
+mn_median() { # mn_median TOPO RUNS [TEST] -> median seconds of a whole mn run, runs back to back
+  local topo=$1 runs=$2 test=${3:-none} t=()
   for _ in $(seq "$runs"); do
     local s e
     s=$(date +%s.%N)
-    mn --switch lxbr --controller none --topo "$topo" --test none >/dev/null 2>&1
+    mn --switch lxbr --controller none --topo "$topo" --test "$test" >/dev/null 2>&1
     e=$(date +%s.%N)
     t+=("$(echo "$e - $s" | bc)")
   done
@@ -78,6 +82,14 @@ mn_median() { # mn_median TOPO RUNS -> median seconds of a whole mn run
   echo
   echo "The hole-punch grid (every pair of NAT presets in every order, $(metric BenchmarkPunchGrid labs) labs each built, punched and torn down, 4 at a time): $(metric BenchmarkPunchGrid grid-s) s (target < 10 s)."
   echo
+  echo "Back to back: each lab resolved, built, pinged once (first host to last) and torn down, the next cycle at once after Down, ${B2B_CYCLES:-10} cycles; drain: after the last Down, until the kernel has removed every interface."
+  echo
+  echo "| lab | cycle ms (median) | mean ms per cycle | drain ms |"
+  echo "|---|---|---|---|"
+  for b in Linear100:linear,100 Single100:single,100 Tree34:tree,3,4 NAT10:"NAT, 10 nodes"; do
+    echo "| ${b#*:} | $(metric BenchmarkBackToBack${b%%:*} cycle-ms) | $(metric BenchmarkBackToBack${b%%:*} mean-ms) | $(metric BenchmarkBackToBack${b%%:*} drain-ms) |"
+  done
+  echo
   rss() { ./bin/nslab -v run --test none --name "bench-rss-$$" --topo "$1" 2>&1 | sed -n 's/.*max_rss_kib=\([0-9]*\).*/\1/p' | tail -1; }
   echo "Neighbour table limit during the benchmarks: net.ipv4.neigh.default.gc_thresh3 = $thresh3 (1,024 by default; at that limit a 50-host matrix runs in waves and every repeat is a first run)."
   echo
@@ -94,6 +106,7 @@ mn_median() { # mn_median TOPO RUNS -> median seconds of a whole mn run
     echo "Mininet \`mn --switch lxbr --controller none --topo linear,100 --test none\`: median of $runs runs ${mn_s} s;"
     echo "nslab linear,100 up + gone (until the kernel has removed every interface): ${ns_s} s; ratio $(echo "scale=1; $mn_s / $ns_s" | bc)x."
     echo "(up + down, until Down returns: ${nd_s} s; $(echo "scale=1; $mn_s / $nd_s" | bc)x.)"
+    echo "Mininet back to back (--test pingpair, ${B2B_CYCLES:-10} runs in a row, median s): linear,100 $(mn_median linear,100 "${B2B_CYCLES:-10}" pingpair), single,100 $(mn_median single,100 "${B2B_CYCLES:-10}" pingpair), tree,3,4 $(mn_median tree,3,4 "${B2B_CYCLES:-10}" pingpair)."
   else
     echo "Mininet is not installed (apt-get install mininet): no side-by-side figure."
   fi

@@ -577,3 +577,89 @@ func benchImpairChange(b *testing.B, x, y impair.Direction) {
 	}
 	b.ReportMetric(medianMS(ds)*1000, "median-us")
 }
+
+// Back to back: labs of one size built, probed once (a ping from the
+// first host to the last) and torn down in a loop, each cycle starting as
+// soon as the previous Down returned, as a suite of many tests does. What
+// the kernel still dismantles after Down (a bridge's deletion waits in
+// rcu_barrier(), see docs/performance.md) lands on the next cycles, so a
+// cycle here may cost more than up + down on an idle machine. Metrics:
+//
+//	cycle-ms   the median cycle: resolve, Up, one ping, Down
+//	mean-ms    the loop's wall time over its cycles (what N tests pay)
+//	drain-ms   after the last Down, until the kernel has removed every
+//	           interface of the loop's labs (sysfs back to its count)
+//
+// The loop starts on a quiet kernel and leaves one: the namespaces of the
+// last labs are freed before the benchmark returns (not timed).
+
+func BenchmarkBackToBackLinear100(b *testing.B) {
+	benchBackToBack(b, generated("linear,100"), "h1", "h100")
+}
+func BenchmarkBackToBackSingle100(b *testing.B) {
+	benchBackToBack(b, generated("single,100"), "h1", "h100")
+}
+func BenchmarkBackToBackTree34(b *testing.B) { benchBackToBack(b, generated("tree,3,4"), "h1", "h64") }
+
+// BenchmarkBackToBackNAT10 is a 10-node lab with two masquerading
+// gateways (tests/testdata/nat10.toml), probed through one NAT.
+func BenchmarkBackToBackNAT10(b *testing.B) {
+	top := loadTestdata(b, "nat10.toml", "b2b")
+	benchBackToBack(b, func(name string) (*topo.Topology, error) {
+		t := *top
+		t.Name = name
+		return &t, nil
+	}, "c1", "server")
+}
+
+// generated makes the labs of a built-in spec, under the name given.
+func generated(spec string) func(name string) (*topo.Topology, error) {
+	return func(name string) (*topo.Topology, error) { return topo.Generate(spec, name) }
+}
+
+func benchBackToBack(b *testing.B, lab func(name string) (*topo.Topology, error), from, to string) {
+	ctx := context.Background()
+	base, err := netnsObjects()
+	if err != nil {
+		b.Fatal(err)
+	}
+	sysfsBase, err := slabObjects("kernfs_node_cache")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cycles := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		top, err := lab(uniqueName("b2b"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		plan, err := topo.Resolve(top)
+		if err != nil {
+			b.Fatal(err)
+		}
+		l, err := emulator.Up(ctx, plan, emulator.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		r, err := l.Ping(ctx, from, to, emulator.PingOptions{Timeout: 2 * time.Second})
+		if err != nil || !r.OK() {
+			l.Down()
+			b.Fatalf("cycle %d: %s -> %s: %v %v", i+1, from, to, r, err)
+		}
+		if err := l.Down(); err != nil {
+			b.Fatal(err)
+		}
+		cycles = append(cycles, time.Since(t0))
+	}
+	loop := time.Since(start)
+	b.StopTimer()
+	waitSysfsGone(b, sysfsBase)
+	drain := time.Since(start) - loop
+	waitNetnsObjects(b, base)
+	b.ReportMetric(medianMS(cycles), "cycle-ms")
+	b.ReportMetric(float64(loop.Microseconds())/1000/float64(b.N), "mean-ms")
+	b.ReportMetric(float64(drain.Microseconds())/1000, "drain-ms")
+}
