@@ -1,0 +1,160 @@
+package tests
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/nslab/nslab/topo"
+	"github.com/stretchr/testify/require"
+)
+
+// needShells makes sure zsh and fish are installed, installing Debian's
+// packages for the test if they are not (the tests run as root): the
+// completion scripts for them are tested with the shells themselves.
+func needShells(t *testing.T) {
+	t.Helper()
+	var missing []string
+	for _, sh := range []string{"zsh", "fish"} {
+		if _, err := exec.LookPath(sh); err != nil {
+			missing = append(missing, sh)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	install := func() ([]byte, error) {
+		args := append([]string{"install", "-y", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=300"}, missing...)
+		cmd := exec.Command("apt-get", args...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		return cmd.CombinedOutput()
+	}
+	if out, err := install(); err != nil {
+		// A fresh machine may have no package lists yet.
+		if upd, err := exec.Command("apt-get", "-o", "DPkg::Lock::Timeout=300", "update").CombinedOutput(); err != nil {
+			t.Fatalf("apt-get update, to install %s for the completion tests: %v\n%s", strings.Join(missing, " "), err, upd)
+		}
+		if out, err = install(); err != nil {
+			t.Fatalf("apt-get install %s, for the completion tests: %v\n%s", strings.Join(missing, " "), err, out)
+		}
+	}
+}
+
+// TestCompletionOfALab: on a lab that is up, the hidden __complete lists
+// the lab and its nodes, as root and as an unprivileged user, and the
+// bash, zsh and fish scripts that nslab completion prints parse in their
+// shells and put those names on the command line.
+func TestCompletionOfALab(t *testing.T) {
+	t.Parallel()
+	needShells(t)
+	name := uniqueName("compl")
+	_, errs, code := cli(t, "", "up", "--name", name, "--topo", "linear,2")
+	require.Equal(t, 0, code, errs)
+	defer cli(t, "", "clean", name)
+	top, err := topo.Generate("linear,2", name)
+	require.NoError(t, err)
+	var nodes []string
+	for _, n := range top.Nodes {
+		nodes = append(nodes, n.Name)
+	}
+
+	// The hidden command, as root and as nobody.
+	values := func(out string) []string {
+		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+		require.NotEmpty(t, lines)
+		require.Equal(t, ":", lines[len(lines)-1], out)
+		var vs []string
+		for _, l := range lines[:len(lines)-1] {
+			v, _, _ := strings.Cut(l, "\t")
+			vs = append(vs, v)
+		}
+		return vs
+	}
+	out, errs, code := cli(t, "", "__complete", "exec", name, "")
+	require.Equal(t, 0, code, errs)
+	require.Equal(t, nodes, values(out))
+	out, errs, code = cli(t, "", "__complete", "status", name[:len(name)-1])
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, values(out), name)
+
+	asNobody := exec.Command(nslabBin, "__complete", "ping", name, "h1", "")
+	asNobody.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	var o, e bytes.Buffer
+	asNobody.Stdout, asNobody.Stderr = &o, &e
+	require.NoError(t, asNobody.Run(), e.String())
+	require.Equal(t, nodes, values(o.String()), "as nobody")
+
+	// The scripts, in their shells, with this nslab first on PATH.
+	dir := t.TempDir()
+	env := append(os.Environ(), "PATH="+filepath.Dir(nslabBin)+":"+os.Getenv("PATH"))
+	script := func(sh string) string {
+		out, errs, code := cli(t, "", "completion", sh)
+		require.Equal(t, 0, code, errs)
+		p := filepath.Join(dir, "nslab."+sh)
+		require.NoError(t, os.WriteFile(p, []byte(out), 0o644))
+		return p
+	}
+	shell := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Env, cmd.Dir = env, dir
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%v: %s", args, out)
+		return string(out)
+	}
+	bash, zsh, fish := script("bash"), script("zsh"), script("fish")
+	shell("bash", "-n", bash)
+	shell("zsh", "-n", zsh)
+	shell("fish", "--no-execute", fish)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "mine.toml"), []byte("name = \"mine\"\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "notes.txt"), nil, 0o644))
+
+	// bash: COMPREPLY for a line typed up to the cursor.
+	bashComplete := func(line string) []string {
+		out := shell("bash", "-c", `source "$1"; COMP_LINE="$2"; COMP_POINT=${#COMP_LINE}; _nslab_complete; printf '%s\n' "${COMPREPLY[@]}"`, "bash", bash, line)
+		return strings.Fields(out)
+	}
+	require.Equal(t, nodes, bashComplete("nslab exec "+name+" "))
+	require.Equal(t, []string{"h1", "h2"}, bashComplete("nslab ping "+name+" h"))
+	require.Contains(t, bashComplete("nslab status "), name)
+	require.Equal(t, []string{"mine.toml"}, bashComplete("nslab up m"))
+	require.Equal(t, []string{"pingall"}, bashComplete("nslab pinga"))
+	require.Equal(t, []string{"--format"}, bashComplete("nslab graph mine.toml --fo"))
+
+	// fish: its own completion of a line.
+	fishComplete := func(line string) []string {
+		out := shell("fish", "-c", `source $argv[1]; complete -C $argv[2]`, fish, line)
+		var vs []string
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			v, _, _ := strings.Cut(l, "\t")
+			vs = append(vs, v)
+		}
+		return vs
+	}
+	require.ElementsMatch(t, nodes, fishComplete("nslab shell "+name+" "))
+	require.Equal(t, []string{"mine.toml"}, fishComplete("nslab run "))
+	require.Equal(t, []string{"completion"}, fishComplete("nslab compl"))
+
+	// zsh: the completion function with zsh's _describe and _files
+	// standing in, as compsys calls it (words and CURRENT set).
+	zshComplete := func(words ...string) string {
+		quoted := make([]string, len(words))
+		for i, x := range words {
+			quoted[i] = "'" + x + "'"
+		}
+		return shell("zsh", "-fc", `autoload -U compinit; compinit -u -d "$2/.zcompdump"; source "$1"
+_describe() { print -rl -- "${(@P)${@[-1]}}"; }
+_files() { print -r -- "_files $*"; }
+words=(`+strings.Join(quoted, " ")+`); CURRENT=${#words}; _nslab`, "zsh", zsh, dir)
+	}
+	out = zshComplete("nslab", "exec", name, "")
+	for _, n := range nodes {
+		require.Contains(t, out, n+":")
+	}
+	require.Contains(t, zshComplete("nslab", "capture", name, "h1:"), `h1\:eth0:interface of h1`)
+	require.Equal(t, "_files -g *.(toml)\n", zshComplete("nslab", "run", ""))
+}
