@@ -158,3 +158,27 @@ words=(`+strings.Join(quoted, " ")+`); CURRENT=${#words}; _nslab`, "zsh", zsh, d
 	require.Contains(t, zshComplete("nslab", "capture", name, "h1:"), `h1\:eth0:interface of h1`)
 	require.Equal(t, "_files -g *.(toml)\n", zshComplete("nslab", "run", ""))
 }
+
+// TestGraphOfALab: nslab graph LAB draws the lab that is up as its record
+// has it, the same picture as its topology gives, as root and as nobody;
+// an unknown lab is bad input.
+func TestGraphOfALab(t *testing.T) {
+	t.Parallel()
+	name := uniqueName("graph")
+	_, errs, code := cli(t, "", "up", "--name", name, "--topo", "single,2")
+	require.Equal(t, 0, code, errs)
+	defer cli(t, "", "clean", name)
+	for _, format := range []string{"dot", "mermaid", "svg", "json"} {
+		fromLab, errs, code := cli(t, "", "graph", name, "--format", format)
+		require.Equal(t, 0, code, errs)
+		fromSpec, errs, code := cli(t, "", "graph", "--topo", "single,2", "--name", name, "--format", format)
+		require.Equal(t, 0, code, errs)
+		require.Equal(t, fromSpec, fromLab, format)
+	}
+	out, _, _ := cli(t, "", "graph", name, "--format", "mermaid")
+	require.Contains(t, out, "h1:eth0 10.0.0.1/24")
+
+	_, errs, code = cli(t, "", "graph", name+"-none")
+	require.Equal(t, 2, code)
+	require.Contains(t, errs, "is not a file, nor a lab that is up")
+}
