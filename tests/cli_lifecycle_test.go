@@ -41,7 +41,7 @@ func startRun(t *testing.T, name string) (*exec.Cmd, *bufio.Reader, io.ReadClose
 	line, err := r.ReadString('\n')
 	require.NoError(t, err)
 	require.Contains(t, line, "lab "+name+": 4 nodes")
-	require.True(t, namespaceExists(name+"-h1"))
+	require.True(t, namespaceExists(name+".h1"))
 	return cmd, r, stdout
 }
 
@@ -102,7 +102,7 @@ func TestRunTornDownOnSignal(t *testing.T) {
 			cmd, _, out := startRun(t, name)
 			tc.end(cmd, out)
 			require.Equal(t, 1, waitExit(t, cmd), "an interrupted run exits 1")
-			require.False(t, namespaceExists(name+"-h1"), "the lab's namespaces are gone")
+			require.False(t, namespaceExists(name+".h1"), "the lab's namespaces are gone")
 			require.Empty(t, statusOf(t, name), "nslab status no longer lists the lab")
 		})
 	}
@@ -124,7 +124,7 @@ func TestStatusShowsOrphanedRunLab(t *testing.T) {
 	out, errs, code := cli(t, "", "clean", name)
 	require.Equal(t, 0, code, errs)
 	require.Contains(t, out, "lab "+name+" cleaned")
-	require.False(t, namespaceExists(name+"-h1"))
+	require.False(t, namespaceExists(name+".h1"))
 	// A lab left by `nslab up` is not orphaned: its builder is meant to end.
 	up := uniqueName("notorphan")
 	_, errs, code = cli(t, "", "up", "--topo", "single,2", "--name", up)

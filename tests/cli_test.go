@@ -63,7 +63,7 @@ func TestCLIUpExecStatusDown(t *testing.T) {
 	require.Len(t, st.Nodes, 4)
 	h1 := st.Nodes[1]
 	require.Equal(t, "h1", h1.Name)
-	require.Equal(t, name+"-h1", h1.Namespace)
+	require.Equal(t, name+".h1", h1.Namespace)
 	var eth0 []string
 	for _, i := range h1.Interfaces {
 		if i.Name == "eth0" {
@@ -98,7 +98,7 @@ func TestCLIUpExecStatusDown(t *testing.T) {
 	out, errs, code = cli(t, "", "down", name)
 	require.Equal(t, 0, code, errs)
 	require.Contains(t, out, "torn down")
-	require.False(t, namespaceExists(name+"-h1"))
+	require.False(t, namespaceExists(name+".h1"))
 
 	// The lab is gone: every command says so and lists what exists.
 	for _, args := range [][]string{{"down", name}, {"exec", name, "h1", "true"}, {"status", name}, {"ping", name, "h1", "h2"}} {
@@ -207,7 +207,7 @@ func TestKill9ThenClean(t *testing.T) {
 	require.NoError(t, cmd.Start())
 	// Wait until the build is well under way: some namespaces exist.
 	require.Eventually(t, func() bool {
-		ents, _ := filepath.Glob("/run/netns/" + name + "-h*")
+		ents, _ := filepath.Glob("/run/netns/" + name + ".h*")
 		return len(ents) > 20
 	}, 20*time.Second, time.Millisecond)
 	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
@@ -220,7 +220,7 @@ func TestKill9ThenClean(t *testing.T) {
 	out, errs, code = cli(t, "", "clean", name)
 	require.Equal(t, 0, code, errs)
 	require.Contains(t, out, "lab "+name+" cleaned")
-	left, _ := filepath.Glob("/run/netns/" + name + "-*")
+	left, _ := filepath.Glob("/run/netns/" + name + ".*")
 	require.Empty(t, left)
 	_, err := os.Stat("/run/nslab/" + name)
 	require.True(t, os.IsNotExist(err))
@@ -291,7 +291,7 @@ func TestCLISigtermRollsBack(t *testing.T) {
 	cmd.Stderr = &stderr
 	require.NoError(t, cmd.Start())
 	require.Eventually(t, func() bool {
-		ents, _ := filepath.Glob("/run/netns/" + name + "-h*")
+		ents, _ := filepath.Glob("/run/netns/" + name + ".h*")
 		return len(ents) > 20
 	}, 20*time.Second, time.Millisecond)
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
@@ -299,7 +299,7 @@ func TestCLISigtermRollsBack(t *testing.T) {
 	var ee *exec.ExitError
 	require.ErrorAs(t, err, &ee, "an interrupted build is a failure")
 	require.Contains(t, stderr.String(), "interrupted: lab "+`"`+name+`"`+" rolled back")
-	left, _ := filepath.Glob("/run/netns/" + name + "-*")
+	left, _ := filepath.Glob("/run/netns/" + name + ".*")
 	require.Empty(t, left)
 	_, err = os.Stat("/run/nslab/" + name)
 	require.True(t, os.IsNotExist(err))

@@ -21,7 +21,7 @@ func TestLANTopology(t *testing.T) {
 	t.Parallel()
 	lab := startLab(t, loadTopology(t, "lan.toml"), emulator.Options{})
 	for _, n := range []string{"s1", "h1", "h2", "h3"} {
-		assert.True(t, namespaceExists(lab.Name()+"-"+n), "namespace of %s is visible to ip netns", n)
+		assert.True(t, namespaceExists(lab.Name()+"."+n), "namespace of %s is visible to ip netns", n)
 	}
 	m, err := lab.PingAll(context.Background(), nil, emulator.PingOptions{})
 	require.NoError(t, err)
@@ -292,7 +292,7 @@ func TestRollbackOnKernelError(t *testing.T) {
 	require.Contains(t, err.Error(), `node "h2"`)
 	require.Contains(t, err.Error(), "already exists")
 	for _, n := range []string{"s1", "h1", "h3"} {
-		require.False(t, namespaceExists(top.Name+"-"+n), "rolled back: %s", n)
+		require.False(t, namespaceExists(top.Name+"."+n), "rolled back: %s", n)
 	}
 	require.True(t, namespaceExists(foreign), "not ours: untouched")
 	_, err = os.Stat(filepath.Join("/run/nslab", top.Name))
@@ -320,7 +320,7 @@ func TestLinkFailureRollsBack(t *testing.T) {
 	assert.Contains(t, err.Error(), "invalid argument")
 	ents, _ := os.ReadDir("/run/netns")
 	for _, e := range ents {
-		assert.False(t, strings.HasPrefix(e.Name(), top.Name+"-"), "left behind: %s", e.Name())
+		assert.False(t, strings.HasPrefix(e.Name(), top.Name+"."), "left behind: %s", e.Name())
 	}
 	_, err = os.Stat(filepath.Join("/run/nslab", top.Name))
 	assert.True(t, os.IsNotExist(err), "no record left")
@@ -347,6 +347,6 @@ func TestCancelRollsBack(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 	ents, _ := os.ReadDir("/run/netns")
 	for _, e := range ents {
-		require.False(t, strings.HasPrefix(e.Name(), top.Name+"-"), "left behind: %s", e.Name())
+		require.False(t, strings.HasPrefix(e.Name(), top.Name+"."), "left behind: %s", e.Name())
 	}
 }

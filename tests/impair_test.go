@@ -172,7 +172,7 @@ func TestImpairMissingKernelFeature(t *testing.T) {
 	require.Equal(t, 1, code, errs)
 	require.Contains(t, errs, "sch_netem")
 	require.Contains(t, errs, "a:eth0 -> s1")
-	require.False(t, namespaceExists(name+"-a"), "nothing was built")
+	require.False(t, namespaceExists(name+".a"), "nothing was built")
 }
 
 // warmUp pings until one reply comes back, so that the neighbour entries

@@ -94,7 +94,7 @@ func TestNslabtestParallelAndGone(t *testing.T) {
 	require.Len(t, names, 3)
 	for _, n := range names {
 		for _, node := range []string{"s1", "a", "b"} {
-			_, err := os.Stat(filepath.Join("/run/netns", n+"-"+node))
+			_, err := os.Stat(filepath.Join("/run/netns", n+"."+node))
 			require.True(t, os.IsNotExist(err), "%s-%s is gone", n, node)
 		}
 		_, err := os.Stat(filepath.Join("/run/nslab", n))
@@ -182,12 +182,12 @@ func TestNslabtestKeepFlag(t *testing.T) {
 	name := m[1]
 	require.Equal(t, name, m[2])
 	t.Cleanup(func() { cli(t, "", "clean", name) })
-	require.True(t, namespaceExists(name+"-red"), "the lab is still up")
+	require.True(t, namespaceExists(name+".red"), "the lab is still up")
 	_, errs, code := cli(t, "", "exec", name, "red", "--", "hostname")
 	require.Equal(t, 0, code, errs)
 	_, errs, code = cli(t, "", "down", name)
 	require.Equal(t, 0, code, errs)
-	require.False(t, namespaceExists(name+"-red"))
+	require.False(t, namespaceExists(name+".red"))
 }
 
 // Without the capabilities, Start fails the test with one sentence naming

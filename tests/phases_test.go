@@ -65,7 +65,7 @@ func TestCancelAtEachPhaseRollsBack(t *testing.T) {
 
 			ents, _ := os.ReadDir("/run/netns")
 			for _, e := range ents {
-				require.False(t, strings.HasPrefix(e.Name(), top.Name+"-"), "left behind: namespace %s", e.Name())
+				require.False(t, strings.HasPrefix(e.Name(), top.Name+"."), "left behind: namespace %s", e.Name())
 			}
 			_, err = os.Stat(filepath.Join("/run/nslab", top.Name))
 			require.True(t, os.IsNotExist(err), "left behind: the lab's state directory")

@@ -176,7 +176,7 @@ func TestPrompt(t *testing.T) {
 	require.Equal(t, 0, p.wait(), p.text())
 	<-p.done
 	require.Contains(t, p.text(), "lab "+name+" torn down")
-	require.False(t, namespaceExists(name+"-red"))
+	require.False(t, namespaceExists(name+".red"))
 	h, err := os.ReadFile(hist)
 	require.NoError(t, err)
 	require.Contains(t, string(h), "reach red blue\n")
@@ -199,7 +199,7 @@ func TestAttachPrompt(t *testing.T) {
 	require.Contains(t, p.text(), "red -> blue (192.168.15.2): 1 sent, no reply")
 	require.Contains(t, p.text(), "after ")
 	require.NotContains(t, p.text(), "FAIL")
-	require.True(t, namespaceExists(name+"-red"), "attach leaves the lab up")
+	require.True(t, namespaceExists(name+".red"), "attach leaves the lab up")
 }
 
 // TestPromptZeroWidth: on a terminal that reports 0 columns (script(1), a

@@ -299,7 +299,7 @@ reach b a
 	require.Contains(t, errs, script+`:1: reach a c: no node "c" in lab "`+name+`"`)
 	require.Contains(t, errs, script+`:2: sleep 2: malformed duration "2"`)
 	require.Contains(t, errs, script+`:3: link a b sideways: unknown link word "sideways" (down, up, show, clear or set)`)
-	require.False(t, namespaceExists(name+"-a"))
+	require.False(t, namespaceExists(name+".a"))
 
 	// validate checks the script too, and builds nothing.
 	out, errs, code = cli(t, "", "validate", file, "--script", script)

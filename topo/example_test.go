@@ -48,10 +48,10 @@ endpoints = ["r1", "h2"]
 		fmt.Println("h1 route", r)
 	}
 	// Output:
-	// demo-h1 eth0 10.0.0.2/24
-	// demo-r1 eth0 10.0.0.1/24
-	// demo-r1 eth1 10.0.1.1/24
-	// demo-h2 eth0 10.0.1.2/24
+	// demo.h1 eth0 10.0.0.2/24
+	// demo.r1 eth0 10.0.0.1/24
+	// demo.r1 eth1 10.0.1.1/24
+	// demo.h2 eth0 10.0.1.2/24
 	// h1 route 10.0.1.0/24 via 10.0.0.1 dev eth0
 }
 

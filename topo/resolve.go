@@ -291,7 +291,7 @@ func (r *resolver) run() {
 			k = KindHost
 		}
 		r.specIdx[ns.Name] = i
-		n := &Node{Name: ns.Name, Kind: k, Namespace: t.Name + "-" + ns.Name, Start: ns.Start}
+		n := &Node{Name: ns.Name, Kind: k, Namespace: NamespaceName(t.Name, ns.Name), Start: ns.Start}
 		if fr := r.parseFamilies(path, obj, ns.Families); fr != nil {
 			if known[k].bridge {
 				fr.obj = fmt.Sprintf("switch %q", ns.Name)
@@ -1205,3 +1205,8 @@ func (r *resolver) checkPorts() {
 		}
 	}
 }
+
+// NamespaceName is the name of a node's network namespace: "LAB.NODE". A
+// lab name has no '.', so the first '.' ends it and no two labs' nodes
+// share a name (with '-', lab "a" node "b-c" and lab "a-b" node "c" did).
+func NamespaceName(lab, node string) string { return lab + "." + node }

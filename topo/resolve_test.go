@@ -112,7 +112,7 @@ func checkPlan(t *testing.T, p *topo.Plan) {
 	}
 	index := map[int]string{}
 	for _, n := range p.Nodes {
-		if want := p.Lab + "-" + n.Name; n.Namespace != want {
+		if want := p.Lab + "." + n.Name; n.Namespace != want {
 			t.Errorf("node %s: Namespace = %q, want %q", n.Name, n.Namespace, want)
 		}
 		if p.Node(n.Name) != n {
@@ -228,7 +228,7 @@ func TestLAN(t *testing.T) {
 		t.Errorf("segments: want one, 10.0.0.0/24 with three members; got %d: %+v", len(p.Segments), p.Segments[0])
 	}
 	s1 := node(t, p, "s1")
-	if s1.Kind != topo.KindSwitch || s1.Bridge != "s1" || s1.Namespace != "lan-s1" {
+	if s1.Kind != topo.KindSwitch || s1.Bridge != "s1" || s1.Namespace != "lan.s1" {
 		t.Errorf("s1: kind %s, bridge %q, namespace %q", s1.Kind, s1.Bridge, s1.Namespace)
 	}
 	// Switch ports are named after the node on the far end.

@@ -13,8 +13,9 @@ import (
 // strings exactly as written; Validate checks it and Resolve turns it into a
 // Plan with every address, interface name and route decided.
 type Topology struct {
-	// Name names the lab. Namespaces are called "<name>-<node>", so keep it
-	// short: letters, digits and '-', at most 32 bytes.
+	// Name names the lab. Namespaces are called "<name>.<node>" (a lab
+	// name has no '.', so no two labs' names meet), so keep it short:
+	// lowercase letters, digits and '-', at most 32 bytes.
 	Name string `toml:"name"`
 	// Routing is "static" (only what the file says, the default) or "auto"
 	// (every router and host gets a route to every lab subnet along the

@@ -29,6 +29,6 @@ func TestEchoWithoutDispatchFailsAtOnce(t *testing.T) {
 	}
 	require.ErrorContains(t, err, "must call emulator.Dispatch first in main")
 	require.Less(t, time.Since(t0), 5*time.Second, "no wait for a service that will never be ready")
-	_, err = os.Stat("/run/netns/" + top.Name + "-a")
+	_, err = os.Stat("/run/netns/" + top.Name + ".a")
 	require.True(t, os.IsNotExist(err), "rolled back")
 }
