@@ -65,7 +65,7 @@ func TestUndoRunsPhasesInReverse(t *testing.T) {
 	}
 
 	write()
-	err := undo(o, "demo", list)
+	err := undo(o, "demo", list, nil)
 	require.ErrorContains(t, err, "b failed", "a failing undo is reported")
 	require.Equal(t, []string{"c(kc=3)", "b(kb=2,kb2=4)", "a(ka=1,ka=5)"}, calls, "every undo runs, even after one failed")
 	_, err = os.Stat(labDir(o.StateDir, "demo"))
@@ -73,7 +73,7 @@ func TestUndoRunsPhasesInReverse(t *testing.T) {
 
 	calls = nil
 	write()
-	require.NoError(t, undo(o, "demo", list[:2]), "a rollback of the phases started")
+	require.NoError(t, undo(o, "demo", list[:2], nil), "a rollback of the phases started")
 	require.Equal(t, []string{"a(ka=1,ka=5)"}, calls)
 }
 

@@ -32,11 +32,14 @@ func TestCleanAfterKillBetweenLinkAndRecord(t *testing.T) {
 		}
 		return journal.pinStep(step, arg)
 	}
+	self, err := os.Open("/proc/self/ns/net")
+	require.NoError(t, err)
+	defer self.Close()
 	pin := func(p *netns.Pinner, path string) (err error) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			err = p.Pin(-1, path) // never mounted: the test stops before
+			err = p.Pin(int(self.Fd()), path) // never mounted: the test stops before
 		}()
 		<-done
 		return err

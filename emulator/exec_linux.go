@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -118,6 +117,9 @@ func (e nodeEnv) enter(ns *netns.NS) error {
 	if err := ns.Set(); err != nil {
 		return fmt.Errorf("enter network namespace: %w", err)
 	}
+	if err := mountNodeSysfs(); err != nil {
+		return err
+	}
 	// The same path in the lab's mount namespace: a copy of the machine's
 	// (and a slave of it, so later mounts appear in it too).
 	if e.dirErr != nil {
@@ -127,6 +129,34 @@ func (e nodeEnv) enter(ns *netns.NS) error {
 		if err := unix.Chdir(e.dir); err != nil {
 			return fmt.Errorf("enter working directory %s: %w", e.dir, err)
 		}
+	}
+	return nil
+}
+
+// mountNodeSysfs gives the calling thread, already in the node's network
+// namespace, a mount namespace of its own in which /sys is a sysfs of that
+// network namespace, as `ip netns exec` does: without it /sys/class/net
+// lists the machine's interfaces, and a write to
+// /sys/class/net/lo/tx_queue_len changes the machine's lo. The new mount
+// namespace is a slave of the one entered, so nothing mounted here
+// reaches it.
+func mountNodeSysfs() error {
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return fmt.Errorf("unshare mount namespace for /sys: %w", err)
+	}
+	if err := unix.Mount("", "/", "none", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("make node mounts private: %w", err)
+	}
+	var flags uintptr
+	var vfs unix.Statfs_t
+	if unix.Statfs("/sys", &vfs) == nil && vfs.Flags&unix.ST_RDONLY != 0 {
+		flags = unix.MS_RDONLY
+	}
+	if err := unix.Unmount("/sys", unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("unmount the machine's /sys: %w", err)
+	}
+	if err := unix.Mount("sysfs", "/sys", "sysfs", flags, ""); err != nil {
+		return fmt.Errorf("mount the node's /sys: %w", err)
 	}
 	return nil
 }
@@ -281,7 +311,11 @@ func Open(name string, opts Options) (*Lab, error) {
 		return nil, err
 	}
 	if r.State != StateUp {
-		return nil, fmt.Errorf("lab %q is %s, not up (remove it with `nslab clean %s`)", name, r.State, name)
+		state, _ := r.Condition(r.BuilderAlive())
+		return nil, fmt.Errorf("lab %q is %s, not up (remove it with `nslab clean %s`)", name, state, name)
+	}
+	if r.Version != recordVersion {
+		return nil, fmt.Errorf("lab %q was built by another version of nslab (record version %d, this one reads %d): take it down with `nslab down %s`", name, r.Version, recordVersion, name)
 	}
 	if r.Topology == nil {
 		return nil, fmt.Errorf("record of lab %q has no topology", name)
@@ -297,14 +331,22 @@ func Open(name string, opts Options) (*Lab, error) {
 	return &Lab{Plan: plan, Record: r, opts: opts, dir: labDir(opts.StateDir, name), nodes: map[string]*nodeHandle{}}, nil
 }
 
-// Clean removes the lab called name in whatever state it is in (up, or
-// half-built after a crash) from its ownership record, touching nothing
-// else. Cleaning a lab that does not exist is not an error.
+// Clean removes the lab called name in whatever state it is in (up,
+// half-built after a crash, half torn down) from its ownership record,
+// touching nothing else. Cleaning a lab that does not exist is not an
+// error. It holds the lab's lock while it works (see lockLab), so it
+// waits for a build of the same name to end.
 func Clean(name string, opts Options) error {
 	opts = opts.withDefaults()
-	if name == "" || strings.ContainsAny(name, "/") || name == "." || name == ".." {
-		return topo.BadInput(fmt.Errorf("bad lab name %q", name))
+	if err := topo.CheckLabName(name); err != nil {
+		return topo.BadInput(err)
 	}
+	lock, err := lockLab(opts.StateDir, name, lockWait)
+	if err != nil {
+		return err
+	}
+	defer leaveStateDir(opts.StateDir)
+	defer lock.release()
 	if r, err := ReadRecord(opts.StateDir, name); err == nil {
 		if r.State == StateBuilding && builderAlive(r) && r.PID != os.Getpid() {
 			return fmt.Errorf("lab %q is being built by process %d right now; stop that process first, then clean", name, r.PID)

@@ -66,46 +66,63 @@ func Up(ctx context.Context, plan *topo.Plan, opts Options) (*Lab, error) {
 		return nil, err
 	}
 	l := &Lab{Plan: plan, opts: opts, dir: labDir(opts.StateDir, plan.Lab), nodes: map[string]*nodeHandle{}, owned: true, kernel: k}
-	if err := l.claim(); err != nil {
+	lock, err := l.claim()
+	if err != nil {
+		leaveStateDir(opts.StateDir)
 		return nil, err
 	}
+	// The lab's lock is held for the whole build and its rollback.
 	started, err := l.build(ctx, phases)
 	if err != nil {
 		opts.Logger.Debug("build failed, rolling back", "lab", plan.Lab, "err", err)
 		if rerr := l.teardown(phases[:started]); rerr != nil {
 			err = fmt.Errorf("%w (and rollback: %v)", err, rerr)
 		}
+		lock.release()
+		leaveStateDir(opts.StateDir)
 		return nil, err
 	}
+	lock.release()
 	return l, nil
 }
 
-// claim makes the lab's state directory, refusing a lab that exists.
-func (l *Lab) claim() error {
+// claim takes the lab's lock and makes its state directory, refusing a
+// lab that exists. It returns with the lock held.
+func (l *Lab) claim() (*labLock, error) {
 	o := l.opts
-	if err := netns.EnsureMountDir(o.NetnsDir, unix.MS_SHARED); err != nil {
-		return fmt.Errorf("prepare namespace directory: %w", err)
+	if _, err := netns.EnsureMountDir(o.NetnsDir, unix.MS_SHARED); err != nil {
+		return nil, fmt.Errorf("prepare namespace directory: %w", err)
 	}
-	if err := netns.EnsureMountDir(o.StateDir, unix.MS_PRIVATE); err != nil {
-		return fmt.Errorf("prepare state directory: %w", err)
+	if err := checkDir(o.NetnsDir); err != nil {
+		return nil, fmt.Errorf("namespace directory: %w", err)
+	}
+	done, err := enterStateDir(o.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	lock, err := lockLab(o.StateDir, l.Plan.Lab, lockWait)
+	if err != nil {
+		return nil, err
 	}
 	if err := os.Mkdir(l.dir, 0o755); err != nil {
+		lock.release()
 		if errors.Is(err, os.ErrExist) {
-			return topo.BadInput(existsError(o.StateDir, l.Plan.Lab))
+			return nil, topo.BadInput(existsError(o.StateDir, l.Plan.Lab))
 		}
-		return fmt.Errorf("create lab record: %w", err)
+		return nil, fmt.Errorf("create lab record: %w", err)
 	}
-	l.Record = &Record{Version: 1, Lab: l.Plan.Lab, State: StateBuilding, PID: os.Getpid(),
+	l.Record = &Record{Version: recordVersion, Lab: l.Plan.Lab, State: StateBuilding, PID: os.Getpid(),
 		PIDStart: selfStart(), Held: o.Held, Created: time.Now().UTC(), NetnsDir: o.NetnsDir, HostNetns: o.HostNetns, Topology: l.Plan.Topology}
-	var err error
 	if err = writeRecord(l.dir, l.Record); err == nil {
 		l.journal, err = openJournal(l.dir)
 	}
 	if err != nil {
 		os.RemoveAll(l.dir)
-		return fmt.Errorf("write lab record: %w", err)
+		lock.release()
+		return nil, fmt.Errorf("write lab record: %w", err)
 	}
-	return nil
+	return lock, nil
 }
 
 func selfStart() uint64 {
@@ -115,7 +132,10 @@ func selfStart() uint64 {
 
 func existsError(stateDir, lab string) error {
 	r, err := ReadRecord(stateDir, lab)
+	var unsafe *UnsafeError
 	switch {
+	case errors.As(err, &unsafe):
+		return err
 	case err == nil && r.State == StateUp:
 		return fmt.Errorf("lab %q is already up (stop it with `nslab down %s`, or pick another name)", lab, lab)
 	case err == nil && builderAlive(r):
@@ -127,12 +147,16 @@ func existsError(stateDir, lab string) error {
 
 // builderAlive reports whether the process that wrote r still runs: the
 // same PID with the same start time (a reused PID does not count).
-func builderAlive(r *Record) bool {
-	if r.PID <= 0 || unix.Kill(r.PID, 0) != nil {
+func builderAlive(r *Record) bool { return alive(r.PID, r.PIDStart) }
+
+// alive reports whether process pid runs and started at start (so is not
+// a reused PID).
+func alive(pid int, start uint64) bool {
+	if pid <= 0 || unix.Kill(pid, 0) != nil {
 		return false
 	}
-	st, err := procStart(r.PID)
-	return err == nil && st == r.PIDStart
+	st, err := procStart(pid)
+	return err == nil && st == start
 }
 
 // procStart returns the start time of a process, in clock ticks after boot.

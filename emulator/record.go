@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nslab/nslab/topo"
@@ -21,7 +24,7 @@ import (
 type Record struct {
 	Version  int    `json:"version"`
 	Lab      string `json:"lab"`
-	State    string `json:"state"`     // "building", then "up"
+	State    string `json:"state"`     // "building", then "up", then "tearing-down"
 	PID      int    `json:"pid"`       // the process that built it
 	PIDStart uint64 `json:"pid_start"` // its start time, to tell a reused PID
 	// Held says the lab lives only as long as that process (Options.Held).
@@ -31,22 +34,37 @@ type Record struct {
 	// HostNetns is the namespace the host attachment went to ("" for the
 	// namespace nslab ran in).
 	HostNetns string `json:"host_netns,omitempty"`
+	// TearPID and TearStart name the process that is removing the lab
+	// (state "tearing-down"): a teardown killed midway leaves them.
+	TearPID   int    `json:"tear_pid,omitempty"`
+	TearStart uint64 `json:"tear_start,omitempty"`
 	// Topology is the lab as written; resolving it again gives the plan.
 	Topology *topo.Topology `json:"topology"`
 }
 
+// recordVersion is the version of the records this nslab writes. Version
+// 2 names namespaces "LAB.NODE"; version 1 named them "LAB-NODE", and a
+// lab of that version is only removed (by its journal), never opened.
+const recordVersion = 2
+
 // Record states.
 const (
-	StateBuilding = "building"
-	StateUp       = "up"
+	StateBuilding    = "building"
+	StateUp          = "up"
+	StateTearingDown = "tearing-down"
 )
 
 // Condition says what state the lab is really in, given whether the
 // process that built it still runs (BuilderAlive): a lab being built by a
-// process that died is half-built, and a held lab whose process died is
-// orphaned. Both need `nslab clean`. note is "" for a lab in good health.
+// process that died is half-built, a held lab whose process died is
+// orphaned, and a lab whose teardown was killed midway is half torn down.
+// Those need `nslab clean`. note is "" for a lab in good health.
 func (r *Record) Condition(builderAlive bool) (state, note string) {
 	switch {
+	case r.State == StateTearingDown && alive(r.TearPID, r.TearStart):
+		return "tearing down", fmt.Sprintf("process %d is removing it", r.TearPID)
+	case r.State == StateTearingDown:
+		return "half torn down", fmt.Sprintf("its teardown (pid %d) was interrupted: run nslab clean %s", r.TearPID, r.Lab)
 	case r.State == StateBuilding && !builderAlive:
 		return "half-built", fmt.Sprintf("its builder (pid %d) died mid-build: run nslab clean %s", r.PID, r.Lab)
 	case r.State == StateUp && r.Held && !builderAlive:
@@ -76,31 +94,71 @@ func writeRecord(dir string, r *Record) error {
 		return err
 	}
 	tmp := filepath.Join(dir, "record.json.tmp")
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+	os.Remove(tmp) // left by a writer killed before its rename
+	f, err := openFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
 		return err
 	}
 	return os.Rename(tmp, filepath.Join(dir, "record.json"))
 }
 
-// ReadRecord reads the record of lab from stateDir.
+// ReadRecord reads the record of lab from stateDir. The state directory,
+// the lab's directory and the record must be trusted (see UnsafeError).
 func ReadRecord(stateDir, lab string) (*Record, error) {
-	data, err := os.ReadFile(filepath.Join(labDir(stateDir, lab), "record.json"))
+	dir, err := trustedLabDir(stateDir, lab)
 	if err != nil {
 		return nil, err
+	}
+	f, err := openFile(filepath.Join(dir, "record.json"), os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxRecord+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxRecord {
+		return nil, fmt.Errorf("record of lab %q is over %d bytes", lab, maxRecord)
 	}
 	var r Record
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("record of lab %q: %w", lab, err)
 	}
+	if r.NetnsDir != "" {
+		if err := checkRecordDir(r.NetnsDir); err != nil {
+			return nil, fmt.Errorf("record of lab %q: netns_dir: %w", lab, err)
+		}
+	}
+	if r.HostNetns != "" && (!filepath.IsAbs(r.HostNetns) || filepath.Clean(r.HostNetns) != r.HostNetns) {
+		return nil, fmt.Errorf("record of lab %q: host_netns: %w", lab, &UnsafeError{r.HostNetns, "a record may only name an absolute, clean path"})
+	}
 	return &r, nil
 }
 
+// maxRecord bounds a record's size: a topology file is at most 64 MiB.
+const maxRecord = 256 << 20
+
 // journal appends entries to StateDir/LAB/journal with one write each, so
-// that an entry survives a kill -9 of the writer right after it.
-type journal struct{ f *os.File }
+// that an entry survives a kill -9 of the writer right after it. It also
+// keeps every entry in memory: the builder's rollback removes what it
+// made even if the file was lost (a state directory removed under it).
+type journal struct {
+	f   *os.File
+	mu  sync.Mutex
+	mem []journalEntry
+}
 
 func openJournal(dir string) (*journal, error) {
-	f, err := os.OpenFile(filepath.Join(dir, "journal"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := openFile(filepath.Join(dir, "journal"), os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -111,8 +169,21 @@ func (j *journal) add(kind, arg string) error {
 	if j == nil {
 		return nil
 	}
+	j.mu.Lock()
+	j.mem = append(j.mem, journalEntry{kind, arg})
+	j.mu.Unlock()
 	_, err := j.f.WriteString(kind + " " + arg + "\n")
 	return err
+}
+
+// entries returns what was added, in order (nil for a nil journal).
+func (j *journal) entries() []journalEntry {
+	if j == nil {
+		return nil
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return slices.Clone(j.mem)
 }
 
 func (j *journal) close() {
@@ -122,7 +193,7 @@ func (j *journal) close() {
 }
 
 func readJournal(dir string) ([]journalEntry, error) {
-	f, err := os.Open(filepath.Join(dir, "journal"))
+	f, err := openFile(filepath.Join(dir, "journal"), os.O_RDONLY, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -144,10 +215,13 @@ func readJournal(dir string) ([]journalEntry, error) {
 // ListLabs returns the names of the labs that have a record in stateDir,
 // sorted.
 func ListLabs(stateDir string) ([]string, error) {
-	ents, err := os.ReadDir(stateDir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+	if err := checkDir(stateDir); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
 	}
+	ents, err := os.ReadDir(stateDir)
 	if err != nil {
 		return nil, err
 	}

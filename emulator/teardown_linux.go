@@ -19,8 +19,16 @@ import (
 // Down tears the lab down: it stops every process inside the lab's
 // namespaces and removes exactly the objects its record lists. Calling it
 // again does nothing.
+// It holds the lab's lock while it works (see lockLab).
 func (l *Lab) Down() error {
-	return l.teardown(phases)
+	lock, err := lockLab(l.opts.StateDir, l.Plan.Lab, lockWait)
+	if err != nil {
+		return err
+	}
+	err = l.teardown(phases)
+	lock.release()
+	leaveStateDir(l.opts.StateDir)
+	return err
 }
 
 // teardown closes what this process holds of the lab and undoes the
@@ -43,7 +51,7 @@ func (l *Lab) teardown(done []phase) error {
 	for _, h := range nodes {
 		h.close()
 	}
-	err := undo(l.opts, l.Plan.Lab, done)
+	err := undo(l.opts, l.Plan.Lab, done, l.journal.entries())
 	for _, c := range procs {
 		c.Wait() // reap what we started; removeLab killed it
 	}
@@ -64,15 +72,23 @@ func (l *Lab) teardown(done []phase) error {
 // outside the lab's namespaces, the host attachment's end in the host
 // namespace, is deleted first and waited for (deleteHostLink), so that it
 // can be taken again as soon as Down returns.
-func removeLab(o Options, lab string) error { return undo(o, lab, phases) }
+func removeLab(o Options, lab string) error { return undo(o, lab, phases, nil) }
 
 // undo removes what the given phases made of lab, the last phase first,
-// from the lab's journal, then the lab's state directory. Each phase's
-// undo is given the journal entries of its kinds, in the journal's order.
-func undo(o Options, lab string, done []phase) error {
-	u, ents, err := newUndoer(o, lab)
+// from the lab's journal and mem (what the builder, if it is this
+// process, journaled: it knows it even if the file was lost), then the
+// lab's state directory. Each phase's undo is given the journal entries
+// of its kinds, in the journal's order. The record says first that the
+// lab is being torn down, so that a teardown killed midway is seen as
+// such.
+func undo(o Options, lab string, done []phase, mem []journalEntry) error {
+	u, ents, err := newUndoer(o, lab, mem)
 	if err != nil {
 		return err
+	}
+	if r, err := ReadRecord(o.StateDir, lab); err == nil && r.State != StateTearingDown {
+		r.State, r.TearPID, r.TearStart = StateTearingDown, os.Getpid(), selfStart()
+		writeRecord(u.dir, r)
 	}
 	var errs []error
 	for i := len(done) - 1; i >= 0; i-- {
@@ -114,43 +130,94 @@ type undoer struct {
 	inodes map[uint64]bool
 }
 
-func newUndoer(o Options, lab string) (*undoer, []journalEntry, error) {
+func newUndoer(o Options, lab string, mem []journalEntry) (*undoer, []journalEntry, error) {
 	u := &undoer{lab: lab, dir: labDir(o.StateDir, lab), netnsDir: o.NetnsDir, hostNetns: o.HostNetns,
 		claimed: map[string]bool{}, pinfiles: map[string]bool{}, inodes: map[uint64]bool{}}
-	ents, err := readJournal(u.dir)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read journal of lab %q: %w", lab, err)
-	}
-	if r, err := ReadRecord(o.StateDir, lab); err == nil {
-		if r.NetnsDir != "" {
-			u.netnsDir = r.NetnsDir
+	var ents []journalEntry
+	_, err := trustedLabDir(o.StateDir, lab)
+	switch {
+	case err == nil:
+		if ents, err = readJournal(u.dir); err != nil {
+			return nil, nil, fmt.Errorf("read journal of lab %q: %w", lab, err)
 		}
-		if r.HostNetns != "" {
-			u.hostNetns = r.HostNetns
+		r, err := ReadRecord(o.StateDir, lab)
+		if err == nil {
+			if r.NetnsDir != "" {
+				u.netnsDir = r.NetnsDir
+			}
+			if r.HostNetns != "" {
+				u.hostNetns = r.HostNetns
+			}
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return nil, nil, err
 		}
+	case errors.Is(err, os.ErrNotExist):
+		// No state directory: only what this process knows is removed.
+	default:
+		return nil, nil, err
 	}
+	ents = mergeEntries(ents, mem)
+	ids := map[string]string{} // namespace name -> "DEV:INO" recorded
 	for _, e := range ents {
 		switch e.kind {
 		case jPinFile:
 			u.pinfiles[e.arg] = true
 		case jNetns:
-			u.claimed[e.arg] = true
+			name, id, _ := strings.Cut(e.arg, " ")
+			if safeName(name) { // never follow a journal line outside NetnsDir
+				u.claimed[name] = true
+				ids[name] = id
+			}
 		}
 	}
 	for _, e := range ents {
-		if e.kind != jNetns || !safeName(e.arg) {
-			continue // never follow a journal line outside NetnsDir
-		}
-		p := filepath.Join(u.netnsDir, e.arg)
-		u.paths = append(u.paths, p)
-		if !netns.IsNamespaceFile(p) {
+		if e.kind != jNetns {
 			continue
 		}
+		name, _, _ := strings.Cut(e.arg, " ")
+		if !u.claimed[name] {
+			continue
+		}
+		p := filepath.Join(u.netnsDir, name)
+		if !netns.IsNamespaceFile(p) {
+			// Not mounted yet: the file is ours only if it is one nslab made.
+			if netns.IsPinFile(p, u.pinfiles) || ids[name] == "" {
+				u.paths = append(u.paths, p)
+			}
+			continue
+		}
+		if id, err := netns.ID(p); err != nil || (ids[name] != "" && id != ids[name]) {
+			// Pinned by someone else since ours went: not ours to remove,
+			// nor are the processes inside.
+			o.Logger.Debug("left alone: the namespace under this name is not the one nslab made", "lab", lab, "netns", name)
+			delete(u.claimed, name)
+			continue
+		}
+		u.paths = append(u.paths, p)
 		if ino, err := netns.Inode(p); err == nil {
 			u.inodes[ino] = true
 		}
 	}
 	return u, ents, nil
+}
+
+// mergeEntries returns disk's entries followed by those of mem that disk
+// does not have, in order.
+func mergeEntries(disk, mem []journalEntry) []journalEntry {
+	if len(mem) == 0 {
+		return disk
+	}
+	seen := make(map[journalEntry]bool, len(disk))
+	for _, e := range disk {
+		seen[e] = true
+	}
+	for _, e := range mem {
+		if !seen[e] {
+			seen[e] = true
+			disk = append(disk, e)
+		}
+	}
+	return disk
 }
 
 // safeName reports whether a journal line's name stays inside its

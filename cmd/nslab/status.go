@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/internal/text"
 	"github.com/urfave/cli/v2"
 )
 
@@ -87,9 +88,22 @@ func (g *globals) cmdStatus(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// A node that could not be read fails the command, after the rest is
+	// printed: a script must not take a broken lab for a good one.
+	var bad []string
+	for _, n := range st.Nodes {
+		if n.Error != "" {
+			bad = append(bad, n.Name)
+		}
+	}
+	var failed error
+	if len(bad) > 0 {
+		failed = &checkFailed{fmt.Sprintf("lab %s: %s could not be read (%s); if the lab is broken, remove it with `nslab clean %s`",
+			st.Lab, text.Plural(len(bad), "node"), strings.Join(bad, ", "), st.Lab)}
+	}
 	if c.Bool("json") {
 		writeJSON(g.stdout, st)
-		return nil
+		return failed
 	}
 	state, note := lab.Record.Condition(lab.Record.BuilderAlive())
 	fmt.Fprintf(g.stdout, "lab %s (%s), built by pid %d at %s\n", st.Lab, state, st.PID, st.Created.Local().Format(time.DateTime))
@@ -115,5 +129,5 @@ func (g *globals) cmdStatus(c *cli.Context) error {
 			fmt.Fprintf(g.stdout, "  route %s\n", r)
 		}
 	}
-	return nil
+	return failed
 }

@@ -95,9 +95,13 @@ func TestNewSetupFails(t *testing.T) {
 func TestPinOpenUnpin(t *testing.T) {
 	needRoot(t)
 	dir := t.TempDir()
-	require.NoError(t, EnsureMountDir(dir, unix.MS_PRIVATE))
-	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
-	require.NoError(t, EnsureMountDir(dir, unix.MS_PRIVATE), "a mount point already: nothing more to do")
+	mounted, err := EnsureMountDir(dir, unix.MS_PRIVATE)
+	require.NoError(t, err)
+	require.True(t, mounted, "a temporary directory is no mount point of its own")
+	t.Cleanup(func() { UnmountDir(dir) })
+	mounted, err = EnsureMountDir(dir, unix.MS_PRIVATE)
+	require.NoError(t, err)
+	require.False(t, mounted, "a mount point already: nothing more to do")
 
 	ns, err := New(nil)
 	require.NoError(t, err)

@@ -13,23 +13,37 @@ import (
 // EnsureMountDir makes dir exist and be a mount point with the given
 // propagation (unix.MS_SHARED or unix.MS_PRIVATE), bind-mounting it onto
 // itself when it is not one yet, as `ip netns add` does for /run/netns.
-func EnsureMountDir(dir string, propagation uintptr) error {
+// mounted says whether it made that bind mount (UnmountDir undoes it).
+func EnsureMountDir(dir string, propagation uintptr) (mounted bool, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return false, err
 	}
-	err := unix.Mount("", dir, "none", propagation|unix.MS_REC, "")
+	err = unix.Mount("", dir, "none", propagation|unix.MS_REC, "")
 	if err == nil {
 		if mountedOnItself(dir) {
-			return nil
+			return false, nil
 		}
 	} else if !errors.Is(err, unix.EINVAL) {
-		return fmt.Errorf("make %s a %s mount: %w", dir, propName(propagation), err)
+		return false, fmt.Errorf("make %s a %s mount: %w", dir, propName(propagation), err)
 	}
 	if err := unix.Mount(dir, dir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("bind-mount %s onto itself: %w", dir, err)
+		return false, fmt.Errorf("bind-mount %s onto itself: %w", dir, err)
 	}
 	if err := unix.Mount("", dir, "none", propagation|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("make %s a %s mount: %w", dir, propName(propagation), err)
+		unix.Unmount(dir, unix.MNT_DETACH)
+		return false, fmt.Errorf("make %s a %s mount: %w", dir, propName(propagation), err)
+	}
+	return true, nil
+}
+
+// UnmountDir removes the bind mount EnsureMountDir made on dir, if dir is
+// still a mount point of its own.
+func UnmountDir(dir string) error {
+	if !mountedOnItself(dir) {
+		return nil
+	}
+	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("unmount %s: %w", dir, err)
 	}
 	return nil
 }
@@ -83,7 +97,10 @@ const (
 	// PinTry: the name (the argument, the base name of the path) is about
 	// to be linked to that file, and may not be ours if it exists.
 	PinTry
-	// Pinned: the name is ours; the namespace is mounted on it next.
+	// Pinned: the name is ours; the namespace is mounted on it next. The
+	// argument is "NAME DEV:INO": the name and the identity of the
+	// namespace (see ID), so that a namespace someone else pinned under
+	// the name later is never taken for it.
 	Pinned
 )
 
@@ -168,20 +185,36 @@ func (p *Pinner) mountPoint(path string) error {
 	if err != nil {
 		return err
 	}
-	return f.Close()
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		os.Remove(path)
+		return err
+	}
+	// Recorded like the unnamed file's inode, so that a cleanup finds this
+	// file to be ours too.
+	if err := p.note(PinFile, fileID(st)); err != nil {
+		os.Remove(path)
+		return err
+	}
+	return nil
 }
 
 // Pin makes the mount point (failing with os.ErrExist when the name is
 // taken), records it as ours, and mounts the namespace behind fd on it.
 func (p *Pinner) Pin(fd int, path string) error {
 	name := filepath.Base(path)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("namespace to pin at %s: %w", path, err)
+	}
 	if err := p.note(PinTry, name); err != nil {
 		return err
 	}
 	if err := p.mountPoint(path); err != nil {
 		return err
 	}
-	if err := p.note(Pinned, name); err != nil {
+	if err := p.note(Pinned, name+" "+fileID(st)); err != nil {
 		os.Remove(path)
 		return err
 	}
@@ -236,6 +269,20 @@ func Inode(path string) (uint64, error) {
 		return 0, fmt.Errorf("%s is not a namespace", path)
 	}
 	return st.Ino, nil
+}
+
+// ID returns the identity of the namespace pinned at path, "DEV:INO" of
+// its nsfs file: what the Pinned step recorded. A path with no namespace
+// on it gives an error.
+func ID(path string) (string, error) {
+	if !IsNamespaceFile(path) {
+		return "", fmt.Errorf("%s: no namespace is pinned there", path)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return "", err
+	}
+	return fileID(st), nil
 }
 
 // IsNamespaceFile reports whether path has a namespace mounted on it (and
