@@ -31,7 +31,7 @@ A first session:
    nslab link lan h1 s1 set rate=10mbit   impair a link while the lab runs
    nslab iperf lan h1 h2                  throughput between two nodes
    nslab capture lan h1 udp               packets of h1, one line each (-w FILE: pcapng)
-   nslab graph topologies/lan.toml -o lan.svg   a picture of the lab
+   nslab graph lan -o lan.svg             a picture of the lab: svg, dot, mermaid
    nslab down lan                         remove exactly what was built
    nslab clean --all                      remove labs left by a crash
 
