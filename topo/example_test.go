@@ -101,7 +101,7 @@ func ExampleGenerate() {
 	a, _ := plan.Node("h4").FirstAddr(4)
 	fmt.Println("h4", a)
 
-	_, err = topo.Generate("ring,3", "")
+	_, err = topo.Generate("star,3", "")
 	fmt.Println(err, topo.IsBadInput(err))
 	// Output:
 	// tree-2-2 [s1 s2 s3 h1 h2 h3 h4]
@@ -112,7 +112,7 @@ func ExampleGenerate() {
 	// h3:eth0 -- s3:h3
 	// h4:eth0 -- s3:h4
 	// h4 10.0.0.4
-	// unknown topology "ring" (known: single,N  linear,N  tree,DEPTH,FANOUT) true
+	// unknown topology "star" (known: single,N  linear,N  tree,DEPTH,FANOUT  fattree,K  ring,N  mesh,N) true
 }
 
 // A Builder makes the same Topology as a file, from Go code.

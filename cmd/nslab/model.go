@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/nslab/nslab/impair"
@@ -41,11 +42,28 @@ func (g *globals) generateCommand() *cli.Command {
 		Name:      "generate",
 		Usage:     "print the TOML of a built-in topology",
 		ArgsUsage: "SPEC",
-		Description: `Prints the file equivalent to --topo SPEC, to edit and keep.
+		Description: `Prints the file equivalent to --topo SPEC, to edit and keep, or writes it
+to a file with -o. SPEC is one of:
+
+   single,N             N hosts on one switch (at most 1023)
+   linear,N             N switches in a chain, a host on each
+   tree,DEPTH,FANOUT    a tree of switches, FANOUT^DEPTH hosts at its leaves
+   fattree,K            a k-ary fat-tree of routers (K even, 2-32): (K/2)^2 core,
+                        K pods of K/2 aggregation and K/2 edge routers, K/2 hosts
+                        on each edge router; static two-level routes
+   ring,N               N routers in a ring (3-100), a host on each; routing = "auto"
+   mesh,N               N routers each cabled to every other (2-32), a host on each
+
+The first three are one L2 segment, as in Mininet; the last three are
+routed, so their loops need no spanning tree (docs/topology.md).
 
    nslab generate single,3 > my.toml
-   nslab generate tree,2,3 --name campus`,
-		Flags:        []cli.Flag{&cli.StringFlag{Name: "name", Usage: "lab `NAME`"}},
+   nslab generate tree,2,3 --name campus
+   nslab generate fattree,4 -o fattree.toml`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "name", Usage: "lab `NAME` (default: the spec, e.g. fattree-4)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the TOML to `FILE` instead of stdout"},
+		},
 		OnUsageError: usageError,
 		Action:       g.cmdGenerate,
 	}
@@ -144,7 +162,12 @@ func orHost(s string) string {
 
 func (g *globals) cmdGenerate(c *cli.Context) error {
 	if c.NArg() != 1 {
-		return topo.BadInput(errors.New("usage: nslab generate SPEC (single,N | linear,N | tree,DEPTH,FANOUT)"))
+		return topo.BadInput(fmt.Errorf("usage: nslab generate SPEC [--name NAME] [-o FILE] (SPEC: %s)", topo.GenerateSpecs))
+	}
+	if c.IsSet("name") {
+		if err := topo.CheckLabName(c.String("name")); err != nil {
+			return topo.BadInput(fmt.Errorf("--name: %w", err))
+		}
 	}
 	t, err := topo.Generate(c.Args().First(), c.String("name"))
 	if err != nil {
@@ -154,8 +177,20 @@ func (g *globals) cmdGenerate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = g.stdout.Write(data)
-	return err
+	out := c.String("output")
+	if out == "" {
+		_, err = g.stdout.Write(data)
+		return err
+	}
+	plan, err := topo.Resolve(t)
+	if err != nil {
+		return fmt.Errorf("generated %s does not resolve: %w", t.Name, err)
+	}
+	if err := os.WriteFile(out, data, 0o644); err != nil {
+		return fmt.Errorf("generate %s: %w", t.Name, err)
+	}
+	fmt.Fprintf(g.stdout, "%s: lab %s: %s\n", out, plan.Lab, summarize(plan, 0).shape())
+	return nil
 }
 
 // printImpair prints a link's impairment, a line per direction that has
