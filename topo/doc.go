@@ -4,7 +4,8 @@
 // A lab goes through three steps, and this package is the first two.
 // Decode (or LoadFile) reads a TOML topology strictly into a Topology, with
 // the position of every key; a Builder (or Generate, for Mininet's
-// single, linear and tree) makes the same Topology from Go code. Resolve
+// single, linear and tree and the routed fattree, ring and mesh) makes the
+// same Topology from Go code. Resolve
 // validates it, reporting every problem at once as Problems placed at
 // file:line:col, and decides every name, interface, address, route, NAT
 // rule and address family, giving a Plan. The third step, applying a Plan

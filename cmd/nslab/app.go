@@ -163,7 +163,7 @@ func writeJSON(w io.Writer, v any) {
 // a generator.
 func topoFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "topo", Usage: "use a built-in topology instead of a file: `SPEC` is single,N | linear,N | tree,DEPTH,FANOUT"},
+		&cli.StringFlag{Name: "topo", Usage: "use a built-in topology instead of a file: `SPEC` is single,N | linear,N | tree,DEPTH,FANOUT (one L2 segment), or fattree,K | ring,N | mesh,N (routed; see nslab generate --help)"},
 		&cli.StringFlag{Name: "name", Usage: "lab `NAME`: renames a file's lab, or names a --topo lab (default: the spec, e.g. single-4)"},
 	}
 }
