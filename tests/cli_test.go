@@ -189,9 +189,9 @@ endpoints = ["a", "zz"]
 	require.Equal(t, 0, code, errs)
 	require.Contains(t, out, "7 nodes (4 hosts, 3 switches), 6 links, 1 segment")
 
-	_, errs, code = cli(t, "", "generate", "ring,3")
+	_, errs, code = cli(t, "", "generate", "star,3")
 	require.Equal(t, 2, code)
-	require.Contains(t, errs, `unknown topology "ring"`)
+	require.Contains(t, errs, `unknown topology "star"`)
 	_, errs, code = cli(t, "", "frobnicate")
 	require.Equal(t, 2, code)
 	require.Contains(t, errs, `unknown command "frobnicate"`)
