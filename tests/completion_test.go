@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,22 +14,24 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// needShells makes sure zsh and fish are installed, installing Debian's
-// packages for the test if they are not (the tests run as root): the
-// completion scripts for them are tested with the shells themselves.
-func needShells(t *testing.T) {
+// needPrograms makes sure the programs are installed, installing their
+// Debian packages for the test if they are not (the tests run as root):
+// the completion scripts are tested with the shells themselves, and dot
+// output with Graphviz. bins maps each program to its package.
+func needPrograms(t *testing.T, bins map[string]string) {
 	t.Helper()
 	var missing []string
-	for _, sh := range []string{"zsh", "fish"} {
-		if _, err := exec.LookPath(sh); err != nil {
-			missing = append(missing, sh)
+	for bin, pkg := range bins {
+		if _, err := exec.LookPath(bin); err != nil {
+			missing = append(missing, pkg)
 		}
 	}
 	if len(missing) == 0 {
 		return
 	}
+	sort.Strings(missing)
 	install := func() ([]byte, error) {
-		args := append([]string{"install", "-y", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=300"}, missing...)
+		args := append([]string{"-o", "DPkg::Lock::Timeout=300", "install", "-y", "--no-install-recommends"}, missing...)
 		cmd := exec.Command("apt-get", args...)
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		return cmd.CombinedOutput()
@@ -36,10 +39,10 @@ func needShells(t *testing.T) {
 	if out, err := install(); err != nil {
 		// A fresh machine may have no package lists yet.
 		if upd, err := exec.Command("apt-get", "-o", "DPkg::Lock::Timeout=300", "update").CombinedOutput(); err != nil {
-			t.Fatalf("apt-get update, to install %s for the completion tests: %v\n%s", strings.Join(missing, " "), err, upd)
+			t.Fatalf("apt-get update, to install %s for this test: %v\n%s", strings.Join(missing, " "), err, upd)
 		}
 		if out, err = install(); err != nil {
-			t.Fatalf("apt-get install %s, for the completion tests: %v\n%s", strings.Join(missing, " "), err, out)
+			t.Fatalf("apt-get install %s, for this test: %v\n%s", strings.Join(missing, " "), err, out)
 		}
 	}
 }
@@ -50,7 +53,7 @@ func needShells(t *testing.T) {
 // shells and put those names on the command line.
 func TestCompletionOfALab(t *testing.T) {
 	t.Parallel()
-	needShells(t)
+	needPrograms(t, map[string]string{"zsh": "zsh", "fish": "fish"})
 	name := uniqueName("compl")
 	_, errs, code := cli(t, "", "up", "--name", name, "--topo", "linear,2")
 	require.Equal(t, 0, code, errs)
@@ -181,4 +184,23 @@ func TestGraphOfALab(t *testing.T) {
 	_, errs, code = cli(t, "", "graph", name+"-none")
 	require.Equal(t, 2, code)
 	require.Contains(t, errs, "is not a file, nor a lab that is up")
+}
+
+// TestGraphDotRenders: Graphviz's dot reads the dot nslab writes for
+// every example topology, and renders it to SVG.
+func TestGraphDotRenders(t *testing.T) {
+	t.Parallel()
+	needPrograms(t, map[string]string{"dot": "graphviz"})
+	files, err := filepath.Glob("../topologies/*.toml")
+	require.NoError(t, err)
+	files = append(files, "../graph/testdata/features.toml")
+	for _, f := range files {
+		out, errs, code := cli(t, "", "graph", f, "--format", "dot")
+		require.Equal(t, 0, code, errs)
+		cmd := exec.Command("dot", "-Tsvg")
+		cmd.Stdin = strings.NewReader(out)
+		svg, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s: dot says: %s", f, svg)
+		require.Contains(t, string(svg), "<svg", f)
+	}
 }
