@@ -177,6 +177,8 @@ func (g *globals) cmdGenerate(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Where the file came from, for whoever edits it later.
+	data = append([]byte(fmt.Sprintf("# nslab generate %s: see \"Built-in topologies\" in docs/topology.md\n", strings.TrimSpace(c.Args().First()))), data...)
 	out := c.String("output")
 	if out == "" {
 		_, err = g.stdout.Write(data)
