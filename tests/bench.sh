@@ -32,6 +32,9 @@ echo "== nslab benchmarks (go test -bench; medians per benchmark)"
   go test -run '^$' -bench 'PingAll50Cold' -benchtime 20x -timeout 20m ./tests/
   go test -run '^$' -bench 'Punch$' -benchtime 500x -timeout 20m ./tests/
   go test -run '^$' -bench 'PunchGrid' -benchtime "$benchtime" -timeout 20m ./tests/
+  # Validating files of 1,000 and 10,000 hosts (target: under 0.5 s, linear
+  # in size) and files with 2,000 and 20,000 unknown keys.
+  go test -run '^$' -bench 'Validate|UnknownKeys' -benchtime "$benchtime" -timeout 10m ./topo/
   # Link impairments: linear,100 plain, with a rate on every link and with
   # rate and loss, built alternately; one run-time change, 500 calls.
   go test -run '^$' -bench 'ImpairUpLinear100' -benchtime "$benchtime" -timeout 30m ./tests/
