@@ -46,6 +46,12 @@ type Capture struct {
 // "node:iface" into the lab's interfaces, as "node:iface". Unknown nodes
 // and interfaces are bad input, named with the closest known names.
 func (l *Lab) CaptureTargets(targets []string) ([]string, error) {
+	return CaptureTargets(l.Plan, targets)
+}
+
+// CaptureTargets is Lab.CaptureTargets against a plan, with no lab up: for
+// checking a script or a topology before anything is built.
+func CaptureTargets(plan *topo.Plan, targets []string) ([]string, error) {
 	if len(targets) == 0 {
 		return nil, topo.BadInput(errors.New("name what to capture: NODE (all its interfaces) or NODE:IFACE"))
 	}
@@ -59,9 +65,9 @@ func (l *Lab) CaptureTargets(targets []string) ([]string, error) {
 	}
 	for _, t := range targets {
 		node, iface, _ := strings.Cut(t, ":")
-		n := l.Plan.Node(node)
+		n := plan.Node(node)
 		if n == nil {
-			return nil, l.Plan.UnknownNode(node)
+			return nil, plan.UnknownNode(node)
 		}
 		names := captureIfaces(n)
 		if iface == "" {

@@ -100,7 +100,7 @@ func (r *Registry) Names() []string {
 // Builtins returns a new registry holding the built-in commands.
 func Builtins() *Registry {
 	r := &Registry{}
-	for _, c := range append(append(builtins(), probeCommands()...), punchCommand(), iperfCommand()) {
+	for _, c := range append(append(append(builtins(), probeCommands()...), punchCommand(), iperfCommand()), captureCommands()...) {
 		if err := r.Register(c); err != nil {
 			panic(err) // a programming error in the table below
 		}

@@ -217,9 +217,9 @@ func (s *Session) serving(node, proto string, port int) bool {
 	return false
 }
 
-// Close stops the echo services the session started.
+// Close stops the echo services and the captures the session started.
 func (s *Session) Close() error {
-	var first error
+	first := s.closeCaptures()
 	for _, svc := range s.services {
 		if err := svc.Close(); err != nil && first == nil {
 			first = err

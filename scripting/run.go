@@ -154,6 +154,7 @@ type Session struct {
 	lastCmd  string
 	res      *Result
 	services []*emulator.Service // started by `serve`
+	captures []*scriptCapture    // started by `capture`
 }
 
 // NewSession returns a session on lab, whose plan is plan, with the
