@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nslab/nslab/topo"
 	"github.com/stretchr/testify/require"
@@ -53,7 +55,7 @@ func needPrograms(t *testing.T, bins map[string]string) {
 // shells and put those names on the command line.
 func TestCompletionOfALab(t *testing.T) {
 	t.Parallel()
-	needPrograms(t, map[string]string{"zsh": "zsh", "fish": "fish"})
+	needPrograms(t, map[string]string{"zsh": "zsh", "fish": "fish", "tmux": "tmux"})
 	name := uniqueName("compl")
 	_, errs, code := cli(t, "", "up", "--name", name, "--topo", "linear,2")
 	require.Equal(t, 0, code, errs)
@@ -142,24 +144,50 @@ func TestCompletionOfALab(t *testing.T) {
 	require.Equal(t, []string{"mine.toml"}, fishComplete("nslab run "))
 	require.Equal(t, []string{"completion"}, fishComplete("nslab compl"))
 
-	// zsh: the completion function with zsh's _describe and _files
-	// standing in, as compsys calls it (words and CURRENT set).
-	zshComplete := func(words ...string) string {
-		quoted := make([]string, len(words))
-		for i, x := range words {
-			quoted[i] = "'" + x + "'"
+	// zsh: an interactive zsh on a terminal (tmux, on a server of the
+	// test's own), with compinit and the script loaded, and Tab pressed.
+	socket := "nslab-test-" + tag + "-" + name
+	tmux := func(args ...string) string {
+		t.Helper()
+		return shell(append([]string{"tmux", "-L", socket}, args...)...)
+	}
+	tmux("new-session", "-d", "-s", "z", "-x", "160", "-y", "40", "env", "PS1=zsh> ", "zsh", "-f")
+	defer exec.Command("tmux", "-L", socket, "kill-server").Run()
+	waitFor := func(what, want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			screen := tmux("capture-pane", "-t", "z", "-p")
+			if strings.Contains(screen, want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("zsh: %s: no %q on the screen:\n%s", what, want, screen)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		return shell("zsh", "-fc", `autoload -U compinit; compinit -u -d "$2/.zcompdump"; source "$1"
-_describe() { print -rl -- "${(@P)${@[-1]}}"; }
-_files() { print -r -- "_files $*"; }
-words=(`+strings.Join(quoted, " ")+`); CURRENT=${#words}; _nslab`, "zsh", zsh, dir)
 	}
-	out = zshComplete("nslab", "exec", name, "")
-	for _, n := range nodes {
-		require.Contains(t, out, n+":")
+	// tab types the line, presses Tab twice (the second lists the
+	// candidates when there are several) and waits for want on screen.
+	tab := func(line, want string) {
+		t.Helper()
+		tmux("send-keys", "-t", "z", "C-c")
+		tmux("send-keys", "-t", "z", "clear", "Enter")
+		tmux("send-keys", "-t", "z", "-l", line)
+		tmux("send-keys", "-t", "z", "Tab")
+		time.Sleep(200 * time.Millisecond)
+		tmux("send-keys", "-t", "z", "Tab")
+		waitFor(fmt.Sprintf("%q then Tab", line), want)
 	}
-	require.Contains(t, zshComplete("nslab", "capture", name, "h1:"), `h1\:eth0:interface of h1`)
-	require.Equal(t, "_files -g *.(toml)\n", zshComplete("nslab", "run", ""))
+	tmux("send-keys", "-t", "z", "-l", "autoload -U compinit; compinit -u -d "+dir+"/.zcompdump; source "+zsh+"; cd "+dir+"; print ready")
+	tmux("send-keys", "-t", "z", "Enter")
+	waitFor("loading the script", "\nready")
+	tab("nslab exec "+name+" ", "-- host")
+	tab("nslab exec "+name+" ", "-- switch")
+	tab("nslab capture "+name+" h1:", "zsh> nslab capture "+name+" h1:eth0")
+	tab("nslab up ", "zsh> nslab up mine.toml")
+	tab("nslab statu", "zsh> nslab status")
+	tab("nslab graph mine.toml --form", "zsh> nslab graph mine.toml --format")
 }
 
 // TestGraphOfALab: nslab graph LAB draws the lab that is up as its record

@@ -100,7 +100,10 @@ _nslab() {
     ":files "*)
         local -a exts
         exts=(${=directive#:files })
-        _files -g "*.(${(j:|:)exts})" && ret=0
+        # One extension alone: "*.(toml)" would read as glob qualifiers.
+        local pat="*.${exts[1]}"
+        (( ${#exts} > 1 )) && pat="*.(${(j:|:)exts})"
+        _files -g "$pat" && ret=0
         ;;
     ":files")
         _files && ret=0
