@@ -146,13 +146,13 @@ func TestCompletionOfALab(t *testing.T) {
 
 	// zsh: an interactive zsh on a terminal (tmux, on a server of the
 	// test's own), with compinit and the script loaded, and Tab pressed.
-	socket := "nslab-test-" + tag + "-" + name
+	socket := filepath.Join(t.TempDir(), "tmux")
 	tmux := func(args ...string) string {
 		t.Helper()
-		return shell(append([]string{"tmux", "-L", socket}, args...)...)
+		return shell(append([]string{"tmux", "-S", socket}, args...)...)
 	}
 	tmux("new-session", "-d", "-s", "z", "-x", "160", "-y", "40", "env", "PS1=zsh> ", "zsh", "-f")
-	defer exec.Command("tmux", "-L", socket, "kill-server").Run()
+	defer exec.Command("tmux", "-S", socket, "kill-server").Run()
 	waitFor := func(what, want string) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
