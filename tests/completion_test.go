@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,12 +17,18 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+var aptMu sync.Mutex
+
 // needPrograms makes sure the programs are installed, installing their
 // Debian packages for the test if they are not (the tests run as root):
 // the completion scripts are tested with the shells themselves, and dot
 // output with Graphviz. bins maps each program to its package.
 func needPrograms(t *testing.T, bins map[string]string) {
 	t.Helper()
+	// One apt-get at a time in this process; other processes' wait on
+	// dpkg's lock (DPkg::Lock::Timeout).
+	aptMu.Lock()
+	defer aptMu.Unlock()
 	var missing []string
 	for bin, pkg := range bins {
 		if _, err := exec.LookPath(bin); err != nil {
