@@ -29,8 +29,9 @@ forwards and link impairments. The SVG needs no Graphviz; dot renders with
 Graphviz's dot, mermaid inside a Markdown ` + "```mermaid" + ` block (code-hosting
 pages draw it) or with mermaid-cli's mmdc. With -o, the format follows the
 file's extension (.dot .gv .mmd .svg .json) unless --format says otherwise.
-A lab that is up is drawn as it was built: changes made since with
-nslab link are in nslab status.
+An argument that is a file, or has a '/' or ends in .toml, is read as a
+file; any other names a lab that is up, drawn as it was built (changes
+made since with nslab link are in nslab status). See docs/graph.md.
 
    nslab graph topologies/nat.toml -o nat.svg
    nslab graph topologies/nat.toml --format mermaid
