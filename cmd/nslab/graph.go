@@ -39,7 +39,7 @@ made since with nslab link are in nslab status). See docs/graph.md.
    nslab graph --topo tree,2,2 --format svg > tree.svg
    nslab graph lan --format json | jq '.links[] | .a'`,
 		Flags: append(topoFlags(),
-			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Usage: "`FORMAT`: dot, mermaid, svg or json (default: from -o's extension, else dot)"},
+			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Usage: "`FORMAT` of the picture: dot, mermaid, svg or json (default: from -o's extension, else dot)"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write to `FILE` instead of stdout"},
 		),
 		OnUsageError: usageError,
