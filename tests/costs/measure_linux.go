@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nslab/nslab/topo"
+)
+
+// measurer runs nslab as a child process and accounts for the machine's
+// CPU around it.
+type measurer struct {
+	nslab   string
+	cores   int
+	timeout time.Duration // for the kernel's work after down
+	seq     int
+	logf    func(format string, args ...any)
+}
+
+// child is one run of the CLI: its wall time and its own CPU (getrusage).
+type child struct {
+	wall, user, sys time.Duration
+}
+
+func (m *measurer) run(ctx context.Context, args ...string) (child, error) {
+	cmd := exec.CommandContext(ctx, m.nslab, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	t0 := time.Now()
+	err := cmd.Run()
+	c := child{wall: time.Since(t0)}
+	if err != nil {
+		return c, fmt.Errorf("nslab %s: %w\n%s", strings.Join(args, " "), err, out.Bytes())
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		c.user = time.Duration(ru.Utime.Nano())
+		c.sys = time.Duration(ru.Stime.Nano())
+	}
+	return c, nil
+}
+
+// split accounts for the time between two snapshots; kids are the nslab
+// processes that ran in it.
+func (m *measurer) split(a, b snapshot, kids ...child) Split {
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	var user, sys time.Duration
+	for _, k := range kids {
+		user += k.user
+		sys += k.sys
+	}
+	busy := (b.user - a.user) + (b.system - a.system) + (b.irq - a.irq) + (b.softirq - a.softirq)
+	kw := b.kworker - a.kworker
+	kt := (b.ksoftirqd - a.ksoftirqd) + (b.rcu - a.rcu) + (b.kthreadOf - a.kthreadOf)
+	other := busy - user - sys - kw - kt - (b.self - a.self)
+	return Split{
+		WallMS:      ms(b.at.Sub(a.at)),
+		NslabUserMS: ms(user),
+		NslabSysMS:  ms(sys),
+		KworkerMS:   ms(kw),
+		KthreadMS:   ms(kt),
+		OtherMS:     max(0, ms(other)),
+		IdleMS:      ms(b.idle - a.idle),
+		SoftirqMS:   ms(b.softirq - a.softirq),
+	}
+}
+
+func (m *measurer) name() string {
+	m.seq++
+	return fmt.Sprintf("costs-%d-%d", os.Getpid()%100000, m.seq)
+}
+
+// quiet waits for the kernel to have freed every namespace released
+// before, so that the next measurement starts on a quiet kernel.
+func (m *measurer) quiet(netnsBase int) error {
+	ok, err := waitFreed(netnsBase, m.timeout)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		m.logf("namespaces not freed within %v: going on", m.timeout)
+	}
+	return nil
+}
+
+// lab measures one size: reps isolated up/down/gone, then cycles back to
+// back.
+func (m *measurer) lab(ctx context.Context, spec string, reps, cycles int) (Lab, error) {
+	top, err := topo.Generate(spec, "costs")
+	if err != nil {
+		return Lab{}, err
+	}
+	fam, _, _ := strings.Cut(spec, ",")
+	l := Lab{Spec: spec, Family: fam, Nodes: len(top.Nodes)}
+	fmt.Sscanf(spec[len(fam)+1:], "%d", &l.N)
+	for _, n := range top.Nodes {
+		if n.Kind == topo.KindSwitch {
+			l.Bridges++
+		}
+	}
+	netnsBase, err := slabObjects("net_namespace")
+	if err != nil {
+		return l, err
+	}
+	var ups, downs, gones []Split
+	for i := 0; i < reps; i++ {
+		if err := m.quiet(netnsBase); err != nil {
+			return l, err
+		}
+		sysfs, err := slabObjects("kernfs_node_cache")
+		if err != nil {
+			return l, err
+		}
+		name := m.name()
+		s0, err := take()
+		if err != nil {
+			return l, err
+		}
+		up, err := m.run(ctx, "up", "--topo", spec, "--name", name)
+		if err != nil {
+			return l, err
+		}
+		s1, err := take()
+		if err != nil {
+			return l, err
+		}
+		down, err := m.run(ctx, "down", name)
+		if err != nil {
+			return l, err
+		}
+		s2, err := take()
+		if err != nil {
+			return l, err
+		}
+		ok, err := waitSysfs(sysfs, m.timeout)
+		if err != nil {
+			return l, err
+		}
+		if !ok {
+			l.GoneTimedOut++
+		}
+		s3, err := take()
+		if err != nil {
+			return l, err
+		}
+		ups = append(ups, m.split(s0, s1, up))
+		downs = append(downs, m.split(s1, s2, down))
+		gones = append(gones, m.split(s2, s3))
+	}
+	l.Up, l.Down, l.Gone = medianSplit(ups), medianSplit(downs), medianSplit(gones)
+
+	if err := m.quiet(netnsBase); err != nil {
+		return l, err
+	}
+	sysfs, err := slabObjects("kernfs_node_cache")
+	if err != nil {
+		return l, err
+	}
+	var cyc, upw, downw []float64
+	var kids []child
+	s0, err := take()
+	if err != nil {
+		return l, err
+	}
+	for i := 0; i < cycles; i++ {
+		name := m.name()
+		up, err := m.run(ctx, "up", "--topo", spec, "--name", name)
+		if err != nil {
+			return l, err
+		}
+		down, err := m.run(ctx, "down", name)
+		if err != nil {
+			return l, err
+		}
+		kids = append(kids, up, down)
+		cyc = append(cyc, float64((up.wall+down.wall).Microseconds())/1000)
+		upw = append(upw, float64(up.wall.Microseconds())/1000)
+		downw = append(downw, float64(down.wall.Microseconds())/1000)
+	}
+	loop := time.Since(s0.at)
+	if _, err := waitSysfs(sysfs, m.timeout); err != nil {
+		return l, err
+	}
+	s1, err := take()
+	if err != nil {
+		return l, err
+	}
+	all := m.split(s0, s1, kids...)
+	per := func(v float64) float64 { return v / float64(cycles) }
+	l.B2B = B2B{
+		CycleMS: median(cyc), UpMS: median(upw), DownMS: median(downw),
+		MeanMS:  float64(loop.Microseconds()) / 1000 / float64(cycles),
+		DrainMS: float64(s1.at.Sub(s0.at).Microseconds()-loop.Microseconds()) / 1000,
+		PerCycle: Split{
+			WallMS: per(all.WallMS), NslabUserMS: per(all.NslabUserMS), NslabSysMS: per(all.NslabSysMS),
+			KworkerMS: per(all.KworkerMS), KthreadMS: per(all.KthreadMS), OtherMS: per(all.OtherMS),
+			IdleMS: per(all.IdleMS), SoftirqMS: per(all.SoftirqMS),
+		},
+	}
+	return l, m.quiet(netnsBase)
+}

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The kernel's clock ticks, in which /proc/stat and /proc/PID/stat count
+// CPU time (USER_HZ: 100 on every Linux architecture that matters here).
+const userHZ = 100
+
+// pfKthread is the task flag of a kernel thread (PF_KTHREAD).
+const pfKthread = 0x00200000
+
+// snapshot is the machine's CPU accounting at one instant: the whole
+// machine from /proc/stat, the kernel threads from /proc/PID/stat, and
+// this process's own use (so that the measurer is not billed to others).
+type snapshot struct {
+	at                                 time.Time
+	user, system, idle, irq, softirq   time.Duration // all CPUs; user includes nice, idle includes iowait
+	kworker, ksoftirqd, rcu, kthreadOf time.Duration // kernel threads by name
+	self                               time.Duration // this process, user + system
+}
+
+func ticks(s string) (time.Duration, error) {
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(n) * time.Second / userHZ, nil
+}
+
+func take() (snapshot, error) {
+	s := snapshot{at: time.Now()}
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return s, err
+	}
+	line, _, _ := bytes.Cut(data, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 8 || f[0] != "cpu" {
+		return s, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	var v [7]time.Duration
+	for i := range v {
+		if v[i], err = ticks(f[i+1]); err != nil {
+			return s, fmt.Errorf("/proc/stat: %w", err)
+		}
+	}
+	s.user, s.system, s.idle, s.irq, s.softirq = v[0]+v[1], v[2], v[3]+v[4], v[5], v[6]
+	if err := s.kthreads(); err != nil {
+		return s, err
+	}
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		return s, fmt.Errorf("getrusage: %w", err)
+	}
+	s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return s, nil
+}
+
+// kthreads adds up the CPU time of every kernel thread by kind. A thread
+// that ended between two snapshots takes its time with it: the figures
+// are lower bounds (kworkers come and go, but the pool keeps most).
+func (s *snapshot) kthreads() error {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		open, close := bytes.IndexByte(data, '('), bytes.LastIndexByte(data, ')')
+		if open < 0 || close < open {
+			continue
+		}
+		comm := string(data[open+1 : close])
+		f := strings.Fields(string(data[close+1:]))
+		// f[0] is field 3 (state): flags is field 9, utime 14, stime 15.
+		if len(f) < 13 {
+			continue
+		}
+		flags, err := strconv.ParseUint(f[6], 10, 64)
+		if err != nil || flags&pfKthread == 0 {
+			continue
+		}
+		u, err1 := ticks(f[11])
+		st, err2 := ticks(f[12])
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		switch t := u + st; {
+		case strings.HasPrefix(comm, "kworker"):
+			s.kworker += t
+		case strings.HasPrefix(comm, "ksoftirqd"):
+			s.ksoftirqd += t
+		case strings.HasPrefix(comm, "rcu"):
+			s.rcu += t
+		default:
+			s.kthreadOf += t
+		}
+	}
+	return nil
+}
+
+// slabObjects reads the objects in use in one of the kernel's slab caches,
+// after asking SLUB to flush its per-CPU caches.
+func slabObjects(cache string) (int, error) {
+	dir := "/sys/kernel/slab/" + cache + "/"
+	os.WriteFile(dir+"shrink", []byte("1"), 0)
+	data, err := os.ReadFile(dir + "objects")
+	if err != nil {
+		return 0, err
+	}
+	f := strings.Fields(string(data))
+	if len(f) == 0 {
+		return 0, fmt.Errorf("empty %sobjects", dir)
+	}
+	return strconv.Atoi(f[0])
+}
+
+// waitSysfs waits until the kernfs nodes in use are back to base: every
+// interface has sysfs entries, made at registration and removed at
+// unregistration, so the count comes back once the kernel has removed the
+// lab's last interface. It counts the whole machine: another program
+// making interfaces meanwhile delays it, and after limit it gives up and
+// reports false.
+func waitSysfs(base int, limit time.Duration) (bool, error) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		n, err := slabObjects("kernfs_node_cache")
+		if err != nil {
+			return false, err
+		}
+		if n <= base {
+			return true, nil
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return false, nil
+}
+
+// waitFreed waits until the kernel has freed the namespaces released
+// since base was read (net_namespace objects back to base, or one more:
+// the throwaway namespace of the last nudge). The kernel frees a batch of
+// released namespaces only when its cleanup runs again, so after a stall
+// it destroys a throwaway namespace (unshare -n true) to run it, waiting
+// longer before each next nudge.
+func waitFreed(base int, limit time.Duration) (bool, error) {
+	deadline := time.Now().Add(limit)
+	last, stalled := -1, time.Now()
+	patience := 5 * time.Millisecond
+	for time.Now().Before(deadline) {
+		n, err := slabObjects("net_namespace")
+		if err != nil {
+			return false, err
+		}
+		if n <= base+1 {
+			return true, nil
+		}
+		if n != last {
+			last, stalled = n, time.Now()
+		} else if time.Since(stalled) > patience {
+			exec.Command("unshare", "-n", "true").Run()
+			stalled = time.Now()
+			patience = min(2*patience, 500*time.Millisecond)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return false, nil
+}
+
+// loadavg is the first field of /proc/loadavg.
+func loadavg() float64 {
+	data, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(data))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
+
+func kernelRelease() string {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
