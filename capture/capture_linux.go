@@ -100,8 +100,16 @@ func Open(enter func(func() error) error, iface string, o Options) (*Source, err
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
 		return fail("nanosecond timestamps (SO_TIMESTAMPNS)", err)
 	}
-	if o.Filter != nil {
-		if err := attach(fd, o.Filter.Raw()); err != nil {
+	// Each packet's length on the wire, which a short snap length cuts.
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
+		return fail("PACKET_AUXDATA", err)
+	}
+	if o.Filter != nil || o.SnapLen < DefaultSnapLen {
+		prog, err := o.Filter.rawSnap(o.SnapLen)
+		if err != nil {
+			return fail("filter", err)
+		}
+		if err := attach(fd, prog); err != nil {
 			return fail("attach filter", err)
 		}
 	}
@@ -114,7 +122,7 @@ func Open(enter func(func() error) error, iface string, o Options) (*Source, err
 		f.Close()
 		return nil, fmt.Errorf("capture on %s: %w", iface, err)
 	}
-	return &Source{iface: iface, f: f, rc: rc, snap: o.SnapLen, oob: make([]byte, unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{}))))}, nil
+	return &Source{iface: iface, f: f, rc: rc, snap: o.SnapLen, oob: make([]byte, unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{})))+unix.CmsgSpace(int(unsafe.Sizeof(unix.TpacketAuxdata{}))))}, nil
 }
 
 func attach(fd int, prog []bpf.RawInstruction) error {
@@ -152,7 +160,7 @@ func (s *Source) ReadPacket(buf []byte) (Packet, error) {
 		if ll, ok := from.(*unix.SockaddrLinklayer); ok {
 			p.Outgoing = ll.Pkttype == unix.PACKET_OUTGOING
 		}
-		p.Time = timestamp(s.oob[:oobn])
+		p.Time, p.Length = control(s.oob[:oobn], n)
 		return true
 	}
 	s.mu.Lock()
@@ -183,19 +191,29 @@ func (s *Source) ReadPacket(buf []byte) (Packet, error) {
 	return p, nil
 }
 
-// timestamp reads SCM_TIMESTAMPNS; a packet without one gets the time it
-// was read.
-func timestamp(oob []byte) time.Time {
+// control reads SCM_TIMESTAMPNS, the kernel's timestamp (a packet without
+// one gets the time it was read), and PACKET_AUXDATA's length on the wire
+// (n, what was queued, without it).
+func control(oob []byte, n int) (t time.Time, length int) {
+	length = n
 	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err == nil {
-		for _, m := range msgs {
-			if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= int(unsafe.Sizeof(unix.Timespec{})) {
-				ts := (*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
-				return time.Unix(ts.Sec, ts.Nsec)
-			}
+	if err != nil {
+		return time.Now(), length
+	}
+	for _, m := range msgs {
+		switch {
+		case m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= int(unsafe.Sizeof(unix.Timespec{})):
+			ts := (*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
+			t = time.Unix(ts.Sec, ts.Nsec)
+		case m.Header.Level == unix.SOL_PACKET && m.Header.Type == unix.PACKET_AUXDATA && len(m.Data) >= int(unsafe.Sizeof(unix.TpacketAuxdata{})):
+			aux := (*unix.TpacketAuxdata)(unsafe.Pointer(&m.Data[0]))
+			length = max(int(aux.Len), n)
 		}
 	}
-	return time.Now()
+	if t.IsZero() {
+		t = time.Now()
+	}
+	return t, length
 }
 
 // Stop ends the capture: a filter that takes nothing replaces the

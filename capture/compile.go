@@ -19,6 +19,7 @@ const DefaultSnapLen = 262144
 // queues the packet.
 type Filter struct {
 	expr string
+	e    expr // lowered, for programs of other snap lengths
 	prog []bpf.Instruction
 	raw  []bpf.RawInstruction
 }
@@ -50,7 +51,25 @@ func Compile(src string, o FilterOptions) (*Filter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("filter %q: assemble: %w", src, err)
 	}
-	return &Filter{expr: src, prog: prog, raw: raw}, nil
+	return &Filter{expr: src, e: e, prog: prog, raw: raw}, nil
+}
+
+// rawSnap is the program with accept returning snap: the kernel trims
+// each accepted packet to it before queueing it, so a short snap length
+// saves the socket's buffer as well as copies.
+func (f *Filter) rawSnap(snap int) ([]bpf.RawInstruction, error) {
+	var e expr = constExpr(true)
+	if f != nil {
+		if snap == DefaultSnapLen {
+			return f.raw, nil
+		}
+		e = f.e
+	}
+	prog, err := generate(e, uint32(snap))
+	if err != nil {
+		return nil, err
+	}
+	return bpf.Assemble(prog)
 }
 
 // String returns the filter as written.

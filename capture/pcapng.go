@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"runtime"
@@ -47,6 +48,11 @@ func NewPcapngWriter(w io.Writer, ifaces []Interface, live bool) (*PcapngWriter,
 			SnapLength:          uint32(snap),
 			TimestampResolution: 9,
 		}
+	}
+	if !live {
+		// Large writes: pcapgo's own buffer is 4 KiB, which makes a write
+		// per large packet; given a larger bufio.Writer it uses that one.
+		w = bufio.NewWriterSize(w, 1<<20)
 	}
 	ng, err := pcapgo.NewNgWriterInterface(w, ngIface(ifaces[0]), pcapgo.NgWriterOptions{
 		SectionInfo: pcapgo.NgSectionInfo{Hardware: runtime.GOARCH, OS: runtime.GOOS, Application: "nslab capture"},

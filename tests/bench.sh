@@ -83,6 +83,12 @@ mn_median() { # mn_median TOPO RUNS [TEST] -> median seconds of a whole mn run, 
   echo "impair linear,100: up plain $(metric BenchmarkImpairUpLinear100 plain-up-ms) ms, with rate $(metric BenchmarkImpairUpLinear100 rate-up-ms) ms (+$(metric BenchmarkImpairUpLinear100 rate-added-ms)), with rate+loss $(metric BenchmarkImpairUpLinear100 loss-up-ms) ms (+$(metric BenchmarkImpairUpLinear100 loss-added-ms)); one change: median $(metric BenchmarkImpairChangeRate median-us) µs (target: under 50 ms added, under 1,000 µs a change)."
   echo "(The impairments phase alone: $(metric BenchmarkImpairUpLinear100 rate-phase-ms) ms with rate, $(metric BenchmarkImpairUpLinear100 loss-phase-ms) ms with rate+loss, eBPF loss where the kernel has no netem; one change of rate and loss: median $(metric BenchmarkImpairChangeRateLoss median-us) µs.)"
   echo
+  c=BenchmarkCaptureTCPStream
+  echo "Capture of a TCP stream at full veth speed (in-process iperf, 1 s; the sender's interface, both directions; default 4 MiB buffer): plain $(metric $c plain-Gbit/s) Gbit/s;"
+  echo "to a pcapng file $(metric $c file-Gbit/s) Gbit/s (cost $(metric $c file-cost-%) %, kernel drops $(metric $c file-drops/run) of $(metric $c file-pkts/run) packets a run);"
+  echo "to nowhere $(metric $c discard-Gbit/s) Gbit/s (cost $(metric $c discard-cost-%) %, drops $(metric $c discard-drops/run) of $(metric $c discard-pkts/run));"
+  echo "headers only (-s 128) to a file $(metric $c headers-Gbit/s) Gbit/s (cost $(metric $c headers-cost-%) %, drops $(metric $c headers-drops/run) of $(metric $c headers-pkts/run))."
+  echo
   echo "The hole-punch grid (every pair of NAT presets in every order, $(metric BenchmarkPunchGrid labs) labs each built, punched and torn down, 4 at a time): $(metric BenchmarkPunchGrid grid-s) s (target < 10 s)."
   echo
   echo "Back to back: each lab resolved, built, pinged once (first host to last) and torn down, the next cycle at once after Down, ${B2B_CYCLES:-10} cycles; drain: after the last Down, until the kernel has removed every interface."

@@ -376,3 +376,49 @@ func TestCaptureScriptWord(t *testing.T) {
 	require.ErrorContains(t, err, `bad.nsl:2: capture h1 udp prot 5: column 16: filter "udp prot 5": "prot": expected and, or`)
 	require.ErrorContains(t, err, `bad.nsl:3: capture r1:eth7: node "r1" has no interface "eth7"`)
 }
+
+// A short snap length keeps the first bytes of each packet and its length
+// on the wire: the kernel trims what it queues (the filter returns the snap
+// length), and PACKET_AUXDATA says how long the packet was.
+func TestCaptureSnapLen(t *testing.T) {
+	t.Parallel()
+	lab := nslabtest.Start(t, captureTopology("capsnap"))
+	e := lab.Engine()
+	pingN(t, e, "h1", "h2", 1)
+	for _, tc := range []struct {
+		filter string
+		snap   int
+	}{{"", 60}, {"icmp", 60}, {"icmp", 0}} {
+		c, err := e.OpenCapture([]string{"h1:eth0"}, emulator.CaptureOptions{Filter: tc.filter, SnapLen: tc.snap})
+		require.NoError(t, err)
+		var s snapSink
+		c.Start(&s)
+		pingN(t, e, "h1", "h2", 2)
+		res, err := c.Stop()
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, res.Packets, 4, "%+v: %s", tc, res)
+		want := 98 // an ICMP echo of 56 bytes in a frame
+		if tc.snap > 0 {
+			want = tc.snap
+		}
+		for _, p := range s.pkts {
+			if strings.Contains(p.what, "ICMP") {
+				require.Equal(t, [2]int{want, 98}, [2]int{p.capLen, p.length}, "%+v: %s", tc, p.what)
+			}
+		}
+	}
+}
+
+type snapPacket struct {
+	capLen, length int
+	what           string
+}
+
+type snapSink struct{ pkts []snapPacket }
+
+func (s *snapSink) WritePacket(p capture.Packet) error {
+	s.pkts = append(s.pkts, snapPacket{len(p.Data), p.Length, capture.Describe(p.Data)})
+	return nil
+}
+
+func (s *snapSink) Close([]capture.Stats) error { return nil }
