@@ -102,7 +102,10 @@ func TestCompletionOfALab(t *testing.T) {
 
 	// The scripts, in their shells, with this nslab first on PATH.
 	dir := t.TempDir()
-	env := append(os.Environ(), "PATH="+filepath.Dir(nslabBin)+":"+os.Getenv("PATH"))
+	// A program of the test's own on PATH, for completing a program's name.
+	progs := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(progs, "zz-nslab-probe"), []byte("#!/bin/sh\n"), 0o755))
+	env := append(os.Environ(), "PATH="+filepath.Dir(nslabBin)+":"+progs+":"+os.Getenv("PATH"))
 	script := func(sh string) string {
 		out, errs, code := cli(t, "", "completion", sh)
 		require.Equal(t, 0, code, errs)
@@ -136,6 +139,8 @@ func TestCompletionOfALab(t *testing.T) {
 	require.Equal(t, []string{"mine.toml"}, bashComplete("nslab up m"))
 	require.Equal(t, []string{"pingall"}, bashComplete("nslab pinga"))
 	require.Equal(t, []string{"--format"}, bashComplete("nslab graph mine.toml --fo"))
+	require.Equal(t, []string{"zz-nslab-probe"}, bashComplete("nslab exec "+name+" h1 zz-nslab-p"))
+	require.Equal(t, []string{"mine.toml"}, bashComplete("nslab exec "+name+" h1 -- cat mi"))
 
 	// fish: its own completion of a line.
 	fishComplete := func(line string) []string {
@@ -150,6 +155,7 @@ func TestCompletionOfALab(t *testing.T) {
 	require.ElementsMatch(t, nodes, fishComplete("nslab shell "+name+" "))
 	require.Equal(t, []string{"mine.toml"}, fishComplete("nslab run "))
 	require.Equal(t, []string{"completion"}, fishComplete("nslab compl"))
+	require.Equal(t, []string{"zz-nslab-probe"}, fishComplete("nslab exec "+name+" h1 -- zz-nslab-p"))
 
 	// zsh: an interactive zsh on a terminal (tmux, on a server of the
 	// test's own), with compinit and the script loaded, and Tab pressed.
@@ -194,6 +200,7 @@ func TestCompletionOfALab(t *testing.T) {
 	tab("nslab capture "+name+" h1:", "zsh> nslab capture "+name+" h1:eth0")
 	tab("nslab up ", "zsh> nslab up mine.toml")
 	tab("nslab statu", "zsh> nslab status")
+	tab("nslab exec "+name+" h1 zz-nslab-p", "zsh> nslab exec "+name+" h1 zz-nslab-probe")
 	tab("nslab graph mine.toml --form", "zsh> nslab graph mine.toml --format")
 }
 

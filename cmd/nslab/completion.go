@@ -61,6 +61,7 @@ without root.
 //	:files EXT   files ending in .EXT (and directories); several EXTs may follow
 //	:files       any file
 //	:dirs        directories
+//	:commands    the names of programs (on PATH, and the shell's own)
 //
 // It never fails: a Tab must not print errors into the command line.
 func (g *globals) completeCommand() *cli.Command {
@@ -107,7 +108,8 @@ const (
 	argCommand
 	argFormat
 	argLinkAction
-	argProgram // a program and its arguments: files
+	argProgram // a program's name, then its arguments (files)
+	argProgramArg
 )
 
 // argSpec is a command's positional arguments; the last repeats when
@@ -127,7 +129,7 @@ var argSpecs = map[string]argSpec{
 	"status":     {kinds: []argKind{argLab}},
 	"attach":     {kinds: []argKind{argLab}},
 	"pingall":    {kinds: []argKind{argLab}},
-	"exec":       {kinds: []argKind{argLab, argNode, argProgram}, repeat: true},
+	"exec":       {kinds: []argKind{argLab, argNode, argProgram, argProgramArg}, repeat: true},
 	"shell":      {kinds: []argKind{argLab, argNode}},
 	"ping":       {kinds: []argKind{argLab, argNode, argNode}},
 	"serve":      {kinds: []argKind{argLab, argNode}},
@@ -181,7 +183,11 @@ func complete(app *cli.App, stateDir string, words []string) ([]candidate, strin
 	for k := 0; k < len(rest); k++ {
 		a := rest[k]
 		if a == "--" {
-			// What follows is a program's command line (exec).
+			// What follows is a program's command line (exec): its
+			// name, then its arguments.
+			if k == len(rest)-1 {
+				return nil, "commands"
+			}
 			return nil, "files"
 		}
 		if strings.HasPrefix(a, "-") && len(a) > 1 {
@@ -202,24 +208,26 @@ func complete(app *cli.App, stateDir string, words []string) ([]candidate, strin
 		}
 		pos = append(pos, a)
 	}
-	if strings.HasPrefix(cur, "-") {
-		return flagCandidates(append(append([]cli.Flag{}, cmd.Flags...), app.Flags...), cur), ""
-	}
-	spec, ok := argSpecs[cmd.Name]
-	if !ok || len(spec.kinds) == 0 {
-		return nil, ""
-	}
-	n := len(pos)
-	if n >= len(spec.kinds) {
-		if !spec.repeat {
-			return nil, ""
+	kind := argNone
+	if spec, ok := argSpecs[cmd.Name]; ok && len(spec.kinds) > 0 {
+		n := len(pos)
+		if n >= len(spec.kinds) && spec.repeat {
+			n = len(spec.kinds) - 1
 		}
-		n = len(spec.kinds) - 1
+		if n < len(spec.kinds) {
+			kind = spec.kinds[n]
+		}
 	}
-	if spec.kinds[n] == argCommand {
+	switch {
+	case kind == argProgram || kind == argProgramArg:
+		// A program's words are its own, flags too (exec).
+		return offer(kind, cur, stateDir, pos)
+	case strings.HasPrefix(cur, "-"):
+		return flagCandidates(append(append([]cli.Flag{}, cmd.Flags...), app.Flags...), cur), ""
+	case kind == argCommand:
 		return commandCandidates(app, cur), ""
 	}
-	return offer(spec.kinds[n], cur, stateDir, pos)
+	return offer(kind, cur, stateDir, pos)
 }
 
 func argKindOfFlag(name string) argKind { return flagValues[name] }
@@ -236,8 +244,10 @@ func offer(k argKind, cur, stateDir string, pos []string) ([]candidate, string) 
 		return nil, "files toml"
 	case argScriptFile:
 		return nil, "files nsl"
-	case argAnyFile, argProgram:
+	case argAnyFile, argProgramArg:
 		return nil, "files"
+	case argProgram:
+		return nil, "commands"
 	case argDir:
 		return nil, "dirs"
 	case argLab:

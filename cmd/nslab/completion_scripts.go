@@ -56,6 +56,9 @@ _nslab_complete() {
         mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -d -- "$cur")
         compopt -o filenames 2>/dev/null
         ;;
+    ":commands")
+        mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -c -- "$cur" | sort -u)
+        ;;
     esac
     if [[ $cur == *:* && $COMP_WORDBREAKS == *:* ]]; then
         local colon="${cur%"${cur##*:}"}"
@@ -111,6 +114,9 @@ _nslab() {
     ":dirs")
         _files -/ && ret=0
         ;;
+    ":commands")
+        _command_names -e && ret=0
+        ;;
     esac
     return ret
 }
@@ -152,6 +158,8 @@ function __nslab_complete
             __fish_complete_path $cur
         case ':dirs'
             __fish_complete_directories $cur
+        case ':commands'
+            complete -C "$cur"
     end
 end
 
