@@ -144,7 +144,7 @@ var argSpecs = map[string]argSpec{
 
 // flagValues says what a flag's value is, by the flag's name.
 var flagValues = map[string]argKind{
-	"script": argScriptFile, "output": argAnyFile, "o": argAnyFile, "w": argAnyFile,
+	"script": argScriptFile, "output": argAnyFile, "o": argAnyFile, "write": argAnyFile, "w": argAnyFile,
 	"format": argFormat, "f": argFormat, "state-dir": argDir, "netns-dir": argDir,
 	"dir": argDir, "from": argNode,
 }
