@@ -195,3 +195,43 @@ func TestParseFormat(t *testing.T) {
 	}
 	require.EqualError(t, graph.Write(new(bytes.Buffer), plan(t, "testdata/features.toml"), "png"), `unknown format "png" (known: dot, mermaid, svg, json)`)
 }
+
+// TestOddNames: interface names may hold characters that mean something
+// in each format ('<', '&', '"', '#', '|', '\'); each format escapes them,
+// and a lab of one node without links is drawn too.
+func TestOddNames(t *testing.T) {
+	top, err := topo.Decode("odd.toml", []byte(`
+name = "odd"
+[[nodes]]
+name = "a"
+[[nodes]]
+name = "b"
+[[nodes]]
+name = "lonely"
+[[links]]
+a = { node = "a", interface = 'x<y&"z\' }
+b = { node = "b", interface = "p|q#r" }
+`))
+	require.NoError(t, err)
+	p, err := topo.Resolve(top)
+	require.NoError(t, err)
+	tests := []struct {
+		format graph.Format
+		want   string
+	}{
+		{graph.Dot, `label="a:x<y&\"z\\ 10.0.0.1/24\nb:p|q#r 10.0.0.2/24"`},
+		{graph.Mermaid, `n1 ---|"a:x#lt;y&#quot;z\ 10.0.0.1/24<br/>b:p|q#r 10.0.0.2/24"| n2`},
+		{graph.SVG, `a:x&lt;y&amp;&quot;z\ 10.0.0.1/24`},
+		{graph.JSON, `"interface": "x\u003cy\u0026\"z\\"`},
+	}
+	for _, tc := range tests {
+		t.Run(string(tc.format), func(t *testing.T) {
+			var out bytes.Buffer
+			require.NoError(t, graph.Write(&out, p, tc.format))
+			require.Contains(t, out.String(), tc.want)
+			if tc.format == graph.SVG {
+				require.NoError(t, xml.Unmarshal(out.Bytes(), new(struct{})))
+			}
+		})
+	}
+}
