@@ -178,10 +178,24 @@ func complete(app *cli.App, stateDir string, words []string) ([]candidate, strin
 	if cmd == nil {
 		return nil, ""
 	}
+	spec := argSpecs[cmd.Name]
+	kindAt := func(n int) argKind {
+		if n >= len(spec.kinds) && spec.repeat {
+			n = len(spec.kinds) - 1
+		}
+		if n < 0 || n >= len(spec.kinds) {
+			return argNone
+		}
+		return spec.kinds[n]
+	}
 	var pos []string
 	rest := prev[i+1:]
 	for k := 0; k < len(rest); k++ {
 		a := rest[k]
+		if len(pos) > 0 && kindAt(len(pos)-1) == argProgram {
+			// The program's name is given: the rest are its words.
+			return offer(argProgramArg, cur, stateDir, pos)
+		}
 		if a == "--" {
 			// What follows is a program's command line (exec): its
 			// name, then its arguments.
@@ -208,16 +222,7 @@ func complete(app *cli.App, stateDir string, words []string) ([]candidate, strin
 		}
 		pos = append(pos, a)
 	}
-	kind := argNone
-	if spec, ok := argSpecs[cmd.Name]; ok && len(spec.kinds) > 0 {
-		n := len(pos)
-		if n >= len(spec.kinds) && spec.repeat {
-			n = len(spec.kinds) - 1
-		}
-		if n < len(spec.kinds) {
-			kind = spec.kinds[n]
-		}
-	}
+	kind := kindAt(len(pos))
 	switch {
 	case kind == argProgram || kind == argProgramArg:
 		// A program's words are its own, flags too (exec).

@@ -73,6 +73,8 @@ func TestComplete(t *testing.T) {
 		{"a program after --", []string{"exec", "alpha", "h1", "--", "l"}, ":commands\n"},
 		{"its arguments after --", []string{"exec", "alpha", "h1", "--", "ls", "-"}, ":files\n"},
 		{"a program's flags are its own", []string{"exec", "alpha", "h1", "ls", "-"}, ":files\n"},
+		{"a program's flag with a value", []string{"exec", "alpha", "h1", "ping", "-c", ""}, ":files\n"},
+		{"a program's flag without", []string{"exec", "alpha", "h1", "ping", "-n", "h"}, ":files\n"},
 		{"flags before the lab", []string{"exec", "--w"}, "--workers\tkernel steps run at once\n:\n"},
 		{"link actions", []string{"link", "beta", "h1", "s1", "s"}, "show\twhat each direction does\nset\timpair: rate=, delay=, loss=, ...\n:\n"},
 		{"link --from", []string{"link", "beta", "h1", "s1", "--from", "s"}, "s1\tswitch\ns2\tswitch\n:\n"},
