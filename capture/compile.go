@@ -559,9 +559,14 @@ func (g *codegen) cond(e expr, t, f int) {
 	}
 }
 
-var errTooLong = errors.New("the filter is too long for classic BPF's jumps: split it, or capture more and filter the file")
+// maxInsns is the kernel's limit on a classic BPF program (BPF_MAXINSNS).
+const maxInsns = 4096
 
-// generate lays out the program: the tests, then accept and reject.
+var errTooLong = errors.New("the filter is too long for a classic BPF program (4,096 instructions): split it, or capture more and filter the file")
+
+// generate lays out the program: the tests, then accept and reject. A
+// conditional jump reaches at most 255 instructions ahead; one that must
+// go further jumps to a ja (32-bit reach) put right after it.
 func generate(e expr, snap uint32) ([]bpf.Instruction, error) {
 	g := &codegen{}
 	accept, reject := g.label(), g.label()
@@ -570,6 +575,22 @@ func generate(e expr, snap uint32) ([]bpf.Instruction, error) {
 	g.emit(bpf.RetConstant{Val: snap})
 	g.place(reject)
 	g.emit(bpf.RetConstant{Val: 0})
+	for {
+		if len(g.code) > maxInsns {
+			return nil, errTooLong
+		}
+		far := -1
+		for i, c := range g.code {
+			if !c.jump && c.jt >= 0 && (g.labels[c.jt]-(i+1) > 255 || g.labels[c.jf]-(i+1) > 255) {
+				far = i
+				break
+			}
+		}
+		if far < 0 {
+			break
+		}
+		g.trampoline(far)
+	}
 	out := make([]bpf.Instruction, len(g.code))
 	for i, c := range g.code {
 		switch {
@@ -577,15 +598,31 @@ func generate(e expr, snap uint32) ([]bpf.Instruction, error) {
 			out[i] = bpf.Jump{Skip: uint32(g.labels[c.jt] - (i + 1))}
 		case c.jt >= 0:
 			j := c.ins.(bpf.JumpIf)
-			st, sf := g.labels[c.jt]-(i+1), g.labels[c.jf]-(i+1)
-			if st > 255 || sf > 255 {
-				return nil, errTooLong
-			}
-			j.SkipTrue, j.SkipFalse = uint8(st), uint8(sf)
+			j.SkipTrue, j.SkipFalse = uint8(g.labels[c.jt]-(i+1)), uint8(g.labels[c.jf]-(i+1))
 			out[i] = j
 		default:
 			out[i] = c.ins
 		}
 	}
 	return out, nil
+}
+
+// trampoline puts a ja right after the conditional jump at i, to its
+// farther target, and points that branch at the ja.
+func (g *codegen) trampoline(i int) {
+	c := &g.code[i]
+	target := &c.jt
+	if g.labels[c.jf] > g.labels[c.jt] {
+		target = &c.jf
+	}
+	far := *target
+	for l, pos := range g.labels {
+		if pos > i {
+			g.labels[l] = pos + 1
+		}
+	}
+	tramp := g.label()
+	g.labels[tramp] = i + 1
+	*target = tramp
+	g.code = append(g.code[:i+1], append([]insn{{ins: bpf.Jump{}, jt: far, jf: -1, jump: true}}, g.code[i+1:]...)...)
 }

@@ -23,7 +23,7 @@ func ExampleCompile() {
 	fmt.Println(err)
 	// Output:
 	// true <nil>
-	// filter "udp prot 53": column 5: "prot": expected and, or, or the end of the filter
+	// filter "udp prot 53": column 5: "prot": expected and, or, or the end of the filter (did you mean "port" or "proto"?)
 }
 
 // One line per packet, as tcpdump -i any prints it.

@@ -3,8 +3,11 @@ package capture
 import (
 	"fmt"
 	"net/netip"
+	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/nslab/nslab/internal/text"
 )
 
 // SyntaxError is a filter that does not parse, or names what is not
@@ -150,9 +153,54 @@ func parse(src string) (expr, error) {
 		if t.text == ")" {
 			return nil, p.errAt(t.col, "%q without its %q", ")", "(")
 		}
-		return nil, p.errAt(t.col, "%q: expected and, or, or the end of the filter", t.text)
+		return nil, p.errAt(t.col, "%q: expected and, or, or the end of the filter%s", t.text, didYouMean(t.text))
 	}
 	return e, nil
+}
+
+// didYouMean names the keywords a misspelt word is closest to (at most
+// two).
+func didYouMean(w string) string {
+	if isKeyword(w) || len(w) < 2 {
+		return ""
+	}
+	type cand struct {
+		k string
+		d int
+	}
+	var cs []cand
+	for _, set := range []map[string]bool{protoWords, dirWords, typeWords, operators} {
+		for k := range set {
+			d := text.Distance(w, k)
+			if swapped(w, k) {
+				d = 1
+			}
+			if d <= 2 && d <= (len(w)+1)/2 {
+				cs = append(cs, cand{k, d})
+			}
+		}
+	}
+	if len(cs) == 0 {
+		return ""
+	}
+	sort.Slice(cs, func(i, j int) bool { return cs[i].d < cs[j].d || cs[i].d == cs[j].d && cs[i].k < cs[j].k })
+	if len(cs) == 1 || cs[1].d > cs[0].d {
+		return fmt.Sprintf(" (did you mean %q?)", cs[0].k)
+	}
+	return fmt.Sprintf(" (did you mean %q or %q?)", cs[0].k, cs[1].k)
+}
+
+// swapped says whether b is a with two neighbouring letters swapped.
+func swapped(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i+1 < len(a); i++ {
+		if a[i] != b[i] {
+			return a[i] == b[i+1] && a[i+1] == b[i] && a[i+2:] == b[i+2:]
+		}
+	}
+	return false
 }
 
 func (p *parser) or() (expr, error) {
@@ -257,7 +305,11 @@ func (p *parser) primitive() (expr, error) {
 	if !qualified {
 		// A bare id: the qualifiers of the last primitive, or host.
 		if !ok || isKeyword(t.text) {
-			return nil, p.errAt(t.col, "%s: expected a primitive (host, net, port, portrange, proto, ip, ip6, arp, tcp, udp, icmp, icmp6)", describe(t, ok))
+			hint := ""
+			if ok {
+				hint = didYouMean(t.text)
+			}
+			return nil, p.errAt(t.col, "%s: expected a primitive (host, net, port, portrange, proto, ip, ip6, arp, tcp, udp, icmp, icmp6)%s", describe(t, ok), hint)
 		}
 		if p.last != nil {
 			q = *p.last

@@ -194,10 +194,30 @@ func TestFilterProgram(t *testing.T) {
 	require.Equal(t, len(f.Instructions()), len(f.Raw()))
 	require.Equal(t, "udp port 53", f.String())
 
+	// Far jumps go through ja: 80 hosts, each matched where it is.
 	var parts []string
 	for i := 0; i < 80; i++ {
-		parts = append(parts, "host 10.1.2."+strconv.Itoa(i))
+		parts = append(parts, "host 10.0.0."+strconv.Itoa(i+10))
+	}
+	parts = append(parts, "host 10.0.0.2")
+	long, err := Compile(strings.Join(parts, " or "), FilterOptions{})
+	require.NoError(t, err)
+	require.Greater(t, len(long.Instructions()), 256)
+	for _, n := range []string{"tcp4", "icmp4", "arp", "frag4"} {
+		require.True(t, long.Match(packets[n]), n)
+	}
+	for _, n := range []string{"udp4", "tcp6", "opts4"} {
+		require.False(t, long.Match(packets[n]), n)
+	}
+	notLong, err := Compile("not ("+strings.Join(parts, " or ")+")", FilterOptions{})
+	require.NoError(t, err)
+	require.False(t, notLong.Match(packets["tcp4"]))
+	require.True(t, notLong.Match(packets["udp4"]))
+
+	parts = parts[:0]
+	for i := 0; i < 500; i++ {
+		parts = append(parts, "host 10.1."+strconv.Itoa(i/250)+"."+strconv.Itoa(i%250))
 	}
 	_, err = Compile(strings.Join(parts, " or "), FilterOptions{})
-	require.ErrorContains(t, err, "too long for classic BPF")
+	require.ErrorContains(t, err, "too long for a classic BPF program")
 }
