@@ -37,6 +37,9 @@ type Topology struct {
 	// Test is the lab's own test, run by `nslab run` once the lab is up:
 	// a file that carries one is a complete network test.
 	Test *TestSpec `toml:"test,omitempty"`
+	// Capture names interfaces `nslab run` captures to a pcapng file while
+	// the lab runs.
+	Capture *CaptureSpec `toml:"capture,omitempty"`
 
 	// source tells where each field was written, for error messages. It is
 	// empty for topologies built in Go.

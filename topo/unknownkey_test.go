@@ -39,7 +39,7 @@ func TestUnknownKeys(t *testing.T) {
 			`49:1: unknown key "scirpt" in [test] (did you mean "script"?)`,
 		}},
 		{"top_key_in_table.toml", []string{
-			`4:1: unknown key "foo" in the top-level table (known: name, routing, addressing, nodes, links, host, test)`,
+			`4:1: unknown key "foo" in the top-level table (known: name, routing, addressing, nodes, links, host, test, capture)`,
 			`8:1: unknown key "routing" in [[nodes]] (a top-level key must be written before the first [table] or [[table]] line)`,
 			`10:2: unknown key "natt" in [[nodes]] (did you mean "nat"?)`,
 			`13:2: unknown key "hosts" in the top-level table (did you mean "host"?)`,
