@@ -41,7 +41,7 @@ func (l *Lab) addHostLink() error {
 	}
 	local := rtnl.VethEnd{Name: hl.Lab.Name, Index: hl.Lab.Index, MTU: hl.Host.MTU, Up: hl.Lab.Port}
 	if hl.Lab.Port {
-		local.Master, local.Group = 2, rtnl.PortGroup
+		local.Master, local.Group = hl.Lab.Master, rtnl.PortGroup
 	}
 	peer := rtnl.VethEnd{Name: hl.Host.Name, MTU: hl.Host.MTU, NsFd: hostNS.Fd()}
 	err = labEnd.rt.VethAdd(local, peer)

@@ -246,7 +246,7 @@ func (l *Lab) addLink(k *topo.Link) error {
 	ha, hb := l.handle(a.Node), l.handle(b.Node)
 	local := rtnl.VethEnd{Name: a.Name, Index: a.Index, MAC: a.MAC, MTU: k.MTU, Up: a.Port}
 	if a.Port {
-		local.Master, local.Group = 2, rtnl.PortGroup
+		local.Master, local.Group = a.Master, rtnl.PortGroup
 	}
 	peer := rtnl.VethEnd{Name: b.Name, Index: b.Index, MAC: b.MAC, MTU: k.MTU, NsFd: hb.ns.Fd()}
 	if b.Port {
@@ -256,7 +256,7 @@ func (l *Lab) addLink(k *topo.Link) error {
 		return fmt.Errorf("add veth %q to node %q (peer %q in node %q): %w", a.Name, a.Node, b.Name, b.Node, err)
 	}
 	if b.Port { // a link between two switches
-		if err := hb.rt.LinkSetMasterUp(b.Index, 2); err != nil {
+		if err := hb.rt.LinkSetMasterUp(b.Index, b.Master); err != nil {
 			return fmt.Errorf("attach %q to bridge of switch %q: %w", b.Name, b.Node, err)
 		}
 	}

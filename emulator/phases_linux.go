@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nslab/nslab/internal/netns"
+	"github.com/nslab/nslab/internal/rtnl"
 	"github.com/nslab/nslab/topo"
 )
 
@@ -70,8 +71,8 @@ func (b *builder) namespaces(ctx context.Context) error {
 			return err
 		}
 		if h.node.Kind == topo.KindSwitch {
-			if err := h.rt.BridgeAdd(h.node.Bridge, 2, bridgeMAC(p.Lab, h.node.Name)); err != nil {
-				return fmt.Errorf("add bridge %q to switch %q: %w", h.node.Bridge, h.node.Name, err)
+			if err := addBridges(h, p.Lab); err != nil {
+				return err
 			}
 		}
 		for _, k := range linksOf[i] {
@@ -228,12 +229,44 @@ func (b *builder) eachNode(ctx context.Context, fn func(h *nodeHandle) error) er
 	return parallel(ctx, len(b.handles), b.opts.Workers, func(i int) error { return fn(b.handles[i]) })
 }
 
-// bridgesUp sets every switch's bridge up, now that its ports have joined.
+// addBridges makes a switch's bridge (`ip link add S type bridge`), and,
+// for a switch with more ports than one bridge serves well, its further
+// bridges, each joined to the one before by a veth pair in the switch's
+// namespace (topo.Trunk). They are made before any host's port, so that
+// each bridge floods them last.
+func addBridges(h *nodeHandle, lab string) error {
+	n := h.node
+	if err := h.rt.BridgeAdd(n.Bridge, 2, bridgeMAC(lab, n.Name)); err != nil {
+		return fmt.Errorf("add bridge %q to switch %q: %w", n.Bridge, n.Name, err)
+	}
+	for _, t := range n.Trunks {
+		if err := h.rt.BridgeAdd(t.Bridge, t.Index, bridgeMAC(lab, n.Name+"/"+t.Bridge)); err != nil {
+			return fmt.Errorf("add bridge %q to switch %q: %w", t.Bridge, n.Name, err)
+		}
+		down := rtnl.VethEnd{Name: t.Down, Index: t.DownIndex, Master: t.Index, Up: true}
+		up := rtnl.VethEnd{Name: t.Up, Index: t.UpIndex, NsFd: h.ns.Fd()}
+		if err := h.rt.VethAdd(down, up); err != nil {
+			return fmt.Errorf("join bridge %q to the one before in switch %q: %w", t.Bridge, n.Name, err)
+		}
+		if err := h.rt.LinkSetMasterUp(t.UpIndex, t.UpMaster); err != nil {
+			return fmt.Errorf("join bridge %q to the one before in switch %q: %w", t.Bridge, n.Name, err)
+		}
+	}
+	return nil
+}
+
+// bridgesUp sets every switch's bridges up, now that their ports have
+// joined.
 func (b *builder) bridgesUp(ctx context.Context) error {
 	for _, i := range b.switches {
 		h := b.handles[i]
 		if err := h.rt.LinkSetUp(2, true); err != nil {
 			return fmt.Errorf("set bridge %q of switch %q up: %w", h.node.Bridge, h.node.Name, err)
+		}
+		for _, t := range h.node.Trunks {
+			if err := h.rt.LinkSetUp(t.Index, true); err != nil {
+				return fmt.Errorf("set bridge %q of switch %q up: %w", t.Bridge, h.node.Name, err)
+			}
 		}
 	}
 	return nil

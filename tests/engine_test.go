@@ -280,7 +280,7 @@ func TestParallelLabs(t *testing.T) {
 func TestRollbackOnKernelError(t *testing.T) {
 	t.Parallel()
 	top := loadTopology(t, "lan.toml")
-	foreign := top.Name + "-h2"
+	foreign := top.Name + ".h2"
 	out, err := exec.Command("ip", "netns", "add", foreign).CombinedOutput()
 	require.NoError(t, err, string(out))
 	defer exec.Command("ip", "netns", "delete", foreign).Run()

@@ -34,26 +34,57 @@ func TestLoadFileRefuses(t *testing.T) {
 	}
 }
 
-// A switch with more ports than a Linux bridge takes, and a start command
-// longer than the kernel takes in one argument, are refused at validation,
-// not half-way through a build.
-func TestKernelLimitsAtValidation(t *testing.T) {
-	b := topo.NewBuilder("wide").Switch("s1")
-	for i := 0; i < 1024; i++ {
-		h := "h" + strconv.Itoa(i)
-		b.Host(h).Link(h, "s1")
+// A switch of more than 1,000 ports is a chain of bridges of up to 498
+// ports each (see topo.Trunk), each joined to the one before.
+func TestBigSwitchTrunks(t *testing.T) {
+	for _, tc := range []struct {
+		ports, trunks int
+	}{
+		{1, 0}, {1000, 0}, {1001, 2}, {1494, 2}, {1495, 3}, {10000, 20},
+	} {
+		top, err := topo.Generate("single,"+strconv.Itoa(tc.ports), "")
+		require.NoError(t, err)
+		p, err := topo.Resolve(top)
+		require.NoError(t, err, "%d ports", tc.ports)
+		s1 := p.Node("s1")
+		require.Len(t, s1.Trunks, tc.trunks, "%d ports", tc.ports)
+		per := map[int]int{}
+		for _, i := range s1.Ifaces {
+			per[i.Master]++
+		}
+		if tc.trunks == 0 {
+			require.Equal(t, map[int]int{2: tc.ports}, per)
+			continue
+		}
+		seen := map[int]bool{}
+		prev := 2
+		for _, tr := range s1.Trunks {
+			require.Equal(t, prev, tr.UpMaster, "a chain")
+			prev = tr.Index
+			for _, x := range []int{tr.Index, tr.UpIndex, tr.DownIndex} {
+				require.False(t, seen[x])
+				seen[x] = true
+			}
+		}
+		total := 0
+		for m, n := range per {
+			require.LessOrEqual(t, n, 498, "%d ports: bridge %d", tc.ports, m)
+			require.Positive(t, n)
+			total += n
+		}
+		require.Equal(t, tc.ports, total)
+		require.Len(t, per, tc.trunks+1)
 	}
-	_, err := topo.Resolve(b.Topology())
-	require.ErrorContains(t, err, `node "s1": switch has 1024 ports, and a Linux bridge takes at most 1023`)
+	_, err := topo.Generate("single,10001", "")
+	require.ErrorContains(t, err, "at most 10000 hosts on one switch")
+}
 
-	_, err = topo.Generate("single,1024", "")
-	require.ErrorContains(t, err, "at most 1023 hosts on one switch")
-	_, err = topo.Generate("single,1023", "")
-	require.NoError(t, err)
-
+// A start command longer than the kernel takes in one argument is refused
+// at validation, not half-way through a build.
+func TestKernelLimitsAtValidation(t *testing.T) {
 	top := topo.NewBuilder("long").Host("h1").Topology()
 	top.Nodes[0].Start = []string{"echo " + strings.Repeat("x", 128<<10)}
-	_, err = topo.Resolve(top)
+	_, err := topo.Resolve(top)
 	require.ErrorContains(t, err, "start command 1 is 131077 bytes, and the kernel takes at most 131071 in one argument")
 	require.Less(t, len(err.Error()), 400, "the message does not quote the command")
 }

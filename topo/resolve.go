@@ -38,8 +38,11 @@ type Node struct {
 	// Namespace is the name of its network namespace ("<lab>-<node>"), as
 	// `ip netns list` shows it.
 	Namespace string
-	// Bridge is the bridge's interface name, for a switch.
-	Bridge  string
+	// Bridge is the bridge's interface name, for a switch (index 2).
+	Bridge string
+	// Trunks are a switch's further bridges, when it has more than 1,000
+	// ports: see Trunk.
+	Trunks  []*Trunk
 	Ifaces  []*Iface
 	Routes  []Route
 	Sysctls []Sysctl
@@ -53,6 +56,35 @@ type Node struct {
 	IPv6 bool
 }
 
+// Trunk is a further bridge of a switch with more ports than one bridge
+// serves well: the switch is then a chain of bridges inside its
+// namespace, the switch's own bridge first, each further bridge joined to
+// the one before by a veth pair, so that a host sees one switch whichever
+// bridge its port is on (the same addresses, one L2 segment; a frame
+// between hosts on bridges k apart crosses k pairs). Each bridge takes up
+// to chainPorts ports.
+//
+// Why a chain of small bridges and not one big one (a bridge takes up to
+// 1,023 ports: BR_MAX_PORTS) or a star: a bridge floods a broadcast (an ARP request) by
+// queueing one copy per port at once on the CPU's backlog, whose length
+// is net.core.netdev_max_backlog (1,000 by default, one setting for the
+// whole machine, which nslab leaves alone); the copies past it are dropped,
+// always for the same ports (the first made). A chain's links were made
+// with their bridges, before any host's port, so a bridge floods them
+// last: each bridge's copies are delivered before the next bridge floods,
+// and at most two bridges' floods (both ways along the chain) are queued
+// at once.
+type Trunk struct {
+	// Bridge and Index are the further bridge's name and index.
+	Bridge string
+	Index  int
+	// Up is the pair's end on the bridge before (index UpMaster), Down its
+	// end on this bridge, with their indexes.
+	Up, Down           string
+	UpIndex, DownIndex int
+	UpMaster           int
+}
+
 // Iface is one interface of a node (or of the host, for a host attachment).
 type Iface struct {
 	Node  string // owning node; "" for the host's end of a host attachment
@@ -63,6 +95,9 @@ type Iface struct {
 	Addrs []netip.Prefix
 	// Port is true for a switch port (its master is the bridge).
 	Port bool
+	// Master is the index of a port's bridge in the switch's namespace: 2
+	// for the switch's bridge, or a Trunk's Index.
+	Master int
 	// Peer is the other end of the veth pair.
 	Peer *Iface `json:"-"`
 	// Segment is the index of the L2 segment in Plan.Segments.
@@ -172,13 +207,10 @@ var (
 const (
 	// maxArgLen is the kernel's MAX_ARG_STRLEN (32 pages of 4 KiB): the
 	// longest argument exec takes, its final NUL included.
-	maxArgLen = 32 * 4096
-	// maxBridgePorts is a Linux bridge's port limit (BR_MAX_PORTS less
-	// port 0).
-	maxBridgePorts = 1023
-	maxLabName     = 32
-	maxNodeName    = 64
-	maxIfName      = 15 // IFNAMSIZ - 1
+	maxArgLen   = 32 * 4096
+	maxLabName  = 32
+	maxNodeName = 64
+	maxIfName   = 15 // IFNAMSIZ - 1
 )
 
 // ValidIfName reports why name cannot be a Linux interface name, or "".
@@ -394,7 +426,6 @@ func (r *resolver) run() {
 		}
 	}
 
-	r.checkPorts()
 	r.assignNames()
 	r.segments()
 	r.applyFamilies()
@@ -530,6 +561,9 @@ func (r *resolver) assignNames() {
 				}
 			}
 		}
+		if n.Kind == KindSwitch {
+			planTrunks(n, used)
+		}
 	}
 	// Indexes: lo is 1 and a bridge 2 in their namespaces; every other
 	// interface gets a number unique in the lab. The two ends of a veth
@@ -540,6 +574,30 @@ func (r *resolver) assignNames() {
 		for _, i := range n.Ifaces {
 			i.Index = next
 			next++
+		}
+	}
+	for _, n := range r.plan.Nodes {
+		if n.Kind != KindSwitch {
+			continue
+		}
+		prev := 2
+		for _, t := range n.Trunks {
+			t.Index, t.UpIndex, t.DownIndex, t.UpMaster = next, next+1, next+2, prev
+			prev = t.Index
+			next += 3
+		}
+		// The switch's bridge takes the first ports, each further bridge
+		// the next chainPorts (all of them, for a switch of one bridge).
+		j := 0
+		for _, i := range n.Ifaces {
+			if !i.Port {
+				continue
+			}
+			i.Master = 2
+			if len(n.Trunks) > 0 && j >= chainPorts {
+				i.Master = n.Trunks[j/chainPorts-1].Index
+			}
+			j++
 		}
 	}
 	if h := r.plan.Host; h != nil {
@@ -1195,14 +1253,34 @@ func suggest(name string, known []string) string {
 	return fmt.Sprintf(" (did you mean %q?)", best)
 }
 
-// checkPorts refuses a switch with more ports than a Linux bridge takes:
-// the kernel would refuse the 1,024th port mid-build ("exchange full").
-func (r *resolver) checkPorts() {
-	for _, n := range r.plan.Nodes {
-		if n.Kind == KindSwitch && len(n.Ifaces) > maxBridgePorts {
-			r.c.add(fmt.Sprintf("nodes[%d]", r.specIdx[n.Name]), fmt.Sprintf("node %q", n.Name),
-				"switch has %d ports, and a Linux bridge takes at most %d: split it into switches of up to %d ports joined by links", len(n.Ifaces), maxBridgePorts, maxBridgePorts)
+// A switch of up to soloPorts ports is one bridge, whose flood fits the
+// default backlog of 1,000 (see Trunk); a bigger one is a chain of bridges
+// of up to chainPorts ports each (two floods at once fit the backlog).
+const (
+	soloPorts  = 1000
+	chainPorts = 498
+)
+
+// trunkCount is how many further bridges a switch of ports ports needs.
+func trunkCount(ports int) int {
+	if ports <= soloPorts {
+		return 0
+	}
+	return (ports+chainPorts-1)/chainPorts - 1
+}
+
+// planTrunks names the further bridges of a switch with more ports than
+// one bridge serves well, and their pairs, avoiding the names used.
+func planTrunks(n *Node, used map[string]bool) {
+	k := trunkCount(len(n.Ifaces))
+	for j, c := 1, 1; j <= k; c++ {
+		t := &Trunk{Bridge: fmt.Sprintf("trunk%d", c), Up: fmt.Sprintf("trunk%d-up", c), Down: fmt.Sprintf("trunk%d-down", c)}
+		if used[t.Bridge] || used[t.Up] || used[t.Down] {
+			continue
 		}
+		used[t.Bridge], used[t.Up], used[t.Down] = true, true, true
+		n.Trunks = append(n.Trunks, t)
+		j++
 	}
 }
 

@@ -556,7 +556,7 @@ func TestGenerateBad(t *testing.T) {
 	for _, spec := range []string{
 		"", "single", "single,", "single,0", "single,-1", "single,x", "single,2,3",
 		"star,3", "Single,3", "linear", "linear,0", "tree,2", "tree,0,2", "tree,2,0", "tree,2,2,2",
-		"single,4001", "linear,2001", "tree,12,2", "tree,2,64",
+		"single,10001", "linear,2001", "tree,12,2", "tree,2,64",
 	} {
 		tp, err := topo.Generate(spec, "")
 		if err == nil {

@@ -45,7 +45,7 @@ func (g *globals) generateCommand() *cli.Command {
 		Description: `Prints the file equivalent to --topo SPEC, to edit and keep, or writes it
 to a file with -o. SPEC is one of:
 
-   single,N             N hosts on one switch (at most 1023)
+   single,N             N hosts on one switch (at most 10000)
    linear,N             N switches in a chain, a host on each
    tree,DEPTH,FANOUT    a tree of switches, FANOUT^DEPTH hosts at its leaves
    fattree,K            a k-ary fat-tree of routers (K even, 2-32): (K/2)^2 core,

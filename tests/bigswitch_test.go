@@ -1,0 +1,58 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/topo"
+	"github.com/stretchr/testify/require"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// A switch of more than 1,000 ports is a chain of bridges (topo.Trunk):
+// hosts on the first and last bridges reach each other and the hosts
+// whose ports were made first (whose copies of a flood a single big
+// bridge dropped), and no host sampled drops a packet.
+func TestBigSwitchIsAChainOfBridges(t *testing.T) {
+	t.Parallel()
+	top, err := topo.Generate("single,1100", uniqueName("bigsw"))
+	require.NoError(t, err)
+	lab := startLab(t, top, emulator.Options{})
+	ctx := context.Background()
+	for _, pair := range [][2]string{{"h1", "h2"}, {"h1", "h1100"}, {"h1100", "h2"}, {"h600", "h3"}, {"h1099", "h499"}} {
+		res, err := lab.Ping(ctx, pair[0], pair[1], emulator.PingOptions{Count: 2})
+		require.NoError(t, err, "%s -> %s", pair[0], pair[1])
+		require.Positive(t, res.Received, "%s -> %s", pair[0], pair[1])
+	}
+
+	s1, err := netns.GetFromPath("/run/netns/" + lab.Plan.Node("s1").Namespace)
+	require.NoError(t, err)
+	defer s1.Close()
+	h, err := netlink.NewHandleAt(s1)
+	require.NoError(t, err)
+	defer h.Close()
+	links, err := h.LinkList()
+	require.NoError(t, err)
+	var bridges []string
+	for _, l := range links {
+		if l.Type() == "bridge" {
+			bridges = append(bridges, l.Attrs().Name)
+		}
+	}
+	require.ElementsMatch(t, []string{"s1", "trunk1", "trunk2"}, bridges)
+
+	for i := 1; i <= 1100; i += 99 {
+		ns, err := netns.GetFromPath("/run/netns/" + lab.Plan.Node(fmt.Sprintf("h%d", i)).Namespace)
+		require.NoError(t, err)
+		hh, err := netlink.NewHandleAt(ns)
+		ns.Close()
+		require.NoError(t, err)
+		l, err := hh.LinkByName("eth0")
+		hh.Close()
+		require.NoError(t, err)
+		require.Zero(t, l.Attrs().Statistics.RxDropped, "h%d dropped packets", i)
+	}
+}
