@@ -311,6 +311,13 @@ func (p *parser) primitive() (expr, error) {
 			}
 			return nil, p.errAt(t.col, "%s: expected a primitive (host, net, port, portrange, proto, ip, ip6, arp, tcp, udp, icmp, icmp6)%s", describe(t, ok), hint)
 		}
+		if next := p.i + 1; next < len(p.toks) && !operators[p.toks[next].text] {
+			// A bare id followed by more than an operator was meant as
+			// a keyword: "prot 53".
+			if hint := didYouMean(t.text); hint != "" {
+				return nil, p.errAt(t.col, "%q is not a word of the filter language%s", t.text, hint)
+			}
+		}
 		if p.last != nil {
 			q = *p.last
 		} else {

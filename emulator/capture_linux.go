@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 
 	"github.com/nslab/nslab/capture"
 	"github.com/nslab/nslab/topo"
+	"golang.org/x/sys/unix"
 )
 
 // CaptureOptions are a capture's settings.
@@ -233,4 +236,62 @@ func (c *Capture) Close() error {
 	}
 	c.sources = nil
 	return errors.Join(errs...)
+}
+
+// CheckCapture checks a topology's [capture] table against its plan: the
+// interfaces, the filter, the directory (it must exist and be writable).
+// Problems are bad input, placed at their keys' file:line:col. A plan
+// without the table has none.
+func CheckCapture(plan *topo.Plan) error {
+	t := plan.Topology
+	if t == nil || t.Capture == nil {
+		return nil
+	}
+	spec := t.Capture
+	var ps topo.Problems
+	if spec.Dir == "" {
+		ps = append(ps, t.CaptureProblem("dir", "give the directory of the capture file (it is written as DIR/%s.pcapng)", plan.Lab))
+	} else if err := writableDir(spec.Dir); err != nil {
+		ps = append(ps, t.CaptureProblem("dir", "%v", err))
+	}
+	if len(spec.Interfaces) == 0 {
+		ps = append(ps, t.CaptureProblem("interfaces", `name the interfaces to capture: "node" (all of its interfaces) or "node:iface"`))
+	}
+	for i, s := range spec.Interfaces {
+		if _, err := CaptureTargets(plan, []string{s}); err != nil {
+			ps = append(ps, t.CaptureProblem(fmt.Sprintf("interfaces[%d]", i), "%v", err))
+		}
+	}
+	if spec.Filter != "" {
+		if _, err := CompileFilter(plan, spec.Filter); err != nil {
+			ps = append(ps, t.CaptureProblem("filter", "%v", err))
+		}
+	}
+	if spec.SnapLen < 0 {
+		ps = append(ps, t.CaptureProblem("snaplen", "give a number of bytes above zero (0 or none: all of each packet)"))
+	}
+	if len(ps) > 0 {
+		return ps
+	}
+	return nil
+}
+
+// CaptureFile is where a plan's [capture] is written: DIR/LAB.pcapng.
+func CaptureFile(plan *topo.Plan) string {
+	return filepath.Join(plan.Topology.Capture.Dir, plan.Lab+".pcapng")
+}
+
+// writableDir fails unless dir is a directory this process can write in.
+func writableDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("directory %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	if err := unix.Access(dir, unix.W_OK); err != nil {
+		return fmt.Errorf("directory %s cannot be written: %w", dir, err)
+	}
+	return nil
 }

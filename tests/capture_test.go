@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"math/big"
 	"os"
@@ -422,3 +423,60 @@ func (s *snapSink) WritePacket(p capture.Packet) error {
 }
 
 func (s *snapSink) Close([]capture.Stats) error { return nil }
+
+// captureTOML is a lab whose file asks nslab run for a capture.
+const captureTOML = `name = "%s"
+routing = "auto"
+
+[[nodes]]
+name = "r1"
+kind = "router"
+[[nodes]]
+name = "h1"
+[[nodes]]
+name = "h2"
+
+[[links]]
+endpoints = ["h1", "r1"]
+[[links]]
+endpoints = ["h2", "r1"]
+
+[capture]
+dir = "%s"
+interfaces = %s
+filter = "%s"
+`
+
+// A topology's [capture] makes nslab run write DIR/LAB.pcapng while the
+// lab runs (here: its pingall); a bad table is bad input at its keys'
+// file:line:col, and nothing is built.
+func TestCaptureTopologyFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	name := uniqueName("captopo")
+	file := filepath.Join(dir, "lab.toml")
+	require.NoError(t, os.WriteFile(file, []byte(fmt.Sprintf(captureTOML, name, dir, `["r1", "h1:eth0"]`, "icmp")), 0o644))
+	_, stderr, code := cli(t, "", "run", file)
+	require.Equal(t, 0, code, stderr)
+	out := filepath.Join(dir, name+".pcapng")
+	require.Contains(t, stderr, "capturing on r1:eth0, r1:eth1, h1:eth0 (filter \"icmp\"), to "+out)
+	require.Regexp(t, `capture: \d+ packets captured, \d+ received by filter, 0 dropped by kernel, in `+regexp.QuoteMeta(out), stderr)
+	tsh, err := exec.Command("tshark", "-r", out, "-T", "fields", "-e", "frame.interface_name").Output()
+	require.NoError(t, err)
+	seen := map[string]bool{}
+	for _, n := range strings.Fields(string(tsh)) {
+		seen[n] = true
+	}
+	require.Equal(t, map[string]bool{"r1:eth0": true, "r1:eth1": true, "h1:eth0": true}, seen)
+
+	bad := filepath.Join(dir, "bad.toml")
+	require.NoError(t, os.WriteFile(bad, []byte(fmt.Sprintf(captureTOML, name, filepath.Join(dir, "nowhere"), `["r1", "h1:eth7"]`, "icmp and prot 5")), 0o644))
+	for _, cmd := range []string{"run", "up"} {
+		_, stderr, code = cli(t, "", cmd, bad)
+		require.Equal(t, 2, code, stderr)
+		require.Contains(t, stderr, bad+":18:1: capture.dir: directory "+filepath.Join(dir, "nowhere"))
+		require.Contains(t, stderr, bad+`:19:21: capture.interfaces[1]: node "h1" has no interface "eth7" (it has: eth0)`)
+		require.Contains(t, stderr, bad+`:20:1: capture.filter: filter "icmp and prot 5": column 10: "prot" is not a word of the filter language`)
+		require.False(t, namespaceExists(name+".r1"), "nothing is built")
+	}
+}

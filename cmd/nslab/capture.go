@@ -198,3 +198,44 @@ func checkWritable(path string) error {
 	f.Close()
 	return os.Remove(path)
 }
+
+// startFileCapture starts the capture a topology's [capture] table asks
+// for, into DIR/LAB.pcapng, for as long as `nslab run` runs the lab; stop
+// ends it and reports it on stderr. A plan without the table returns a stop
+// that does nothing.
+func (g *globals) startFileCapture(lab *emulator.Lab, plan *topo.Plan) (stop func() error, err error) {
+	if plan.Topology == nil || plan.Topology.Capture == nil {
+		return func() error { return nil }, nil
+	}
+	spec := plan.Topology.Capture
+	capt, err := lab.OpenCapture(spec.Interfaces, emulator.CaptureOptions{Filter: spec.Filter, SnapLen: spec.SnapLen})
+	if err != nil {
+		return nil, err
+	}
+	path := emulator.CaptureFile(plan)
+	f, err := os.Create(path)
+	if err != nil {
+		capt.Close()
+		return nil, fmt.Errorf("capture file: %w", err)
+	}
+	w, err := capture.NewPcapngWriter(f, capt.Interfaces, false)
+	if err != nil {
+		capt.Close()
+		f.Close()
+		return nil, err
+	}
+	capt.Start(w)
+	var names []string
+	for _, i := range capt.Interfaces {
+		names = append(names, i.Name)
+	}
+	fmt.Fprintf(g.stderr, "capturing on %s%s, to %s\n", strings.Join(names, ", "), filterNote(spec.Filter), path)
+	return func() error {
+		res, err := capt.Stop()
+		if cerr := f.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("capture file %s: %w", path, cerr)
+		}
+		fmt.Fprintf(g.stderr, "capture: %s, in %s\n", res, path)
+		return err
+	}, nil
+}

@@ -307,6 +307,9 @@ func (g *globals) cmdRun(c *cli.Context) error {
 		// Refused before anything is built.
 		return topo.BadInput(errors.New("--prompt needs a terminal on stdin and stdout (give a script with --script FILE, or --script - to read it from stdin)"))
 	}
+	if err := emulator.CheckCapture(plan); err != nil {
+		return err
+	}
 	if err := needCaps(true); err != nil {
 		return err
 	}
@@ -327,6 +330,10 @@ func (g *globals) cmdRun(c *cli.Context) error {
 	if !c.Bool("json") {
 		fmt.Fprintln(g.stdout, sum)
 	}
+	stopCapture, err := g.startFileCapture(lab, plan)
+	if err != nil {
+		return errors.Join(err, lab.Down())
+	}
 	var m *emulator.Matrix
 	var res *scripting.Result
 	var testErr error
@@ -345,6 +352,7 @@ func (g *globals) cmdRun(c *cli.Context) error {
 			testErr = nil
 		}
 	}
+	capErr := stopCapture()
 	t0 := time.Now()
 	downErr := lab.Down()
 	sum.DownMS = ms(time.Since(t0))
@@ -360,7 +368,7 @@ func (g *globals) cmdRun(c *cli.Context) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("interrupted: lab %q torn down", plan.Lab)
 	}
-	if err := errors.Join(testErr, downErr); err != nil {
+	if err := errors.Join(testErr, capErr, downErr); err != nil {
 		return err
 	}
 	if m != nil {
@@ -386,6 +394,9 @@ func (g *globals) cmdUp(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := emulator.CheckCapture(plan); err != nil {
+		return err
+	}
 	if err := needCaps(false); err != nil {
 		return err
 	}
@@ -397,6 +408,9 @@ func (g *globals) cmdUp(c *cli.Context) error {
 	}
 	sum := summarize(plan, up)
 	logMemory(g.opts.Logger)
+	if plan.Topology != nil && plan.Topology.Capture != nil {
+		fmt.Fprintf(g.stderr, "nslab run takes the file's [capture]; for a lab left up, run `nslab capture %s %s`\n", lab.Name(), strings.Join(plan.Topology.Capture.Interfaces, " "))
+	}
 	if c.Bool("json") {
 		writeJSON(g.stdout, sum)
 		return nil
