@@ -48,6 +48,11 @@ type B2B struct {
 	DownMS  float64 `json:"down_ms"`  // median down within the loop
 	MeanMS  float64 `json:"mean_ms"`  // the loop's wall time over its cycles
 	DrainMS float64 `json:"drain_ms"` // after the last down, until the interfaces are gone
+	// Failed counts the cycles whose nslab up failed (rolled back; their
+	// time is in MeanMS and PerCycle, not in the medians), Error is the
+	// first one's message.
+	Failed int    `json:"failed,omitempty"`
+	Error  string `json:"error,omitempty"`
 	// PerCycle is the CPU of the whole loop and its drain, divided by the
 	// cycles: what one test of a suite pays, and who spends it.
 	PerCycle Split `json:"per_cycle"`
@@ -145,10 +150,19 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 		if l.GoneTimedOut > 0 {
 			gone += fmt.Sprintf(" (%d timed out)", l.GoneTimedOut)
 		}
+		cycle := fmt.Sprintf("%.0f", l.B2B.CycleMS)
+		if l.B2B.Failed > 0 {
+			cycle += fmt.Sprintf(" (%d of %d builds failed)", l.B2B.Failed, r.Cycles)
+		}
 		p := l.B2B.PerCycle
-		fmt.Fprintf(w, "| %s | %d | %d | %.0f | %.0f / %.0f | %.0f / %.0f | %.0f | %.0f | %s | %.0f / %.0f | %.0f | %.0f / %.0f / %.0f | %s |\n",
+		fmt.Fprintf(w, "| %s | %d | %d | %.0f | %.0f / %.0f | %.0f / %.0f | %.0f | %.0f | %s | %.0f / %.0f | %s | %.0f / %.0f / %.0f | %s |\n",
 			l.Spec, l.Nodes, l.Bridges, l.Up.WallMS, l.Up.NslabUserMS, l.Up.NslabSysMS, l.Up.KworkerMS, l.Up.KthreadMS, l.Up.IdleMS,
-			l.Down.WallMS, gone, l.Gone.KworkerMS, l.Gone.IdleMS, l.B2B.CycleMS,
+			l.Down.WallMS, gone, l.Gone.KworkerMS, l.Gone.IdleMS, cycle,
 			p.NslabUserMS, p.KernelMS(), p.IdleMS, strings.ReplaceAll(p.Floor(r.Cores), "|", "/"))
+	}
+	for _, l := range r.Labs {
+		if l.B2B.Error != "" {
+			fmt.Fprintf(w, "\n%s back to back: %s\n", l.Spec, strings.TrimSpace(l.B2B.Error))
+		}
 	}
 }

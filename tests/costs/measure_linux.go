@@ -170,14 +170,26 @@ func (m *measurer) lab(ctx context.Context, spec string, reps, cycles int) (Lab,
 	for i := 0; i < cycles; i++ {
 		name := m.name()
 		up, err := m.run(ctx, "up", "--topo", spec, "--name", name)
+		kids = append(kids, up)
 		if err != nil {
-			return l, err
+			// A failed build is rolled back: a finding, not the end of
+			// the run (back to back, the kernel's leftover work can
+			// delay the next lab past its readiness timeout).
+			if ctx.Err() != nil {
+				return l, err
+			}
+			l.B2B.Failed++
+			if l.B2B.Error == "" {
+				l.B2B.Error = fmt.Sprintf("cycle %d: %v", i+1, err)
+			}
+			m.logf("%s cycle %d: %v", spec, i+1, err)
+			continue
 		}
 		down, err := m.run(ctx, "down", name)
 		if err != nil {
 			return l, err
 		}
-		kids = append(kids, up, down)
+		kids = append(kids, down)
 		cyc = append(cyc, float64((up.wall+down.wall).Microseconds())/1000)
 		upw = append(upw, float64(up.wall.Microseconds())/1000)
 		downw = append(downw, float64(down.wall.Microseconds())/1000)
@@ -193,6 +205,7 @@ func (m *measurer) lab(ctx context.Context, spec string, reps, cycles int) (Lab,
 	all := m.split(s0, s1, kids...)
 	per := func(v float64) float64 { return v / float64(cycles) }
 	l.B2B = B2B{
+		Failed: l.B2B.Failed, Error: l.B2B.Error,
 		CycleMS: median(cyc), UpMS: median(upw), DownMS: median(downw),
 		MeanMS:  float64(loop.Microseconds()) / 1000 / float64(cycles),
 		DrainMS: float64(s1.at.Sub(s0.at).Microseconds()-loop.Microseconds()) / 1000,
