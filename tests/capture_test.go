@@ -471,7 +471,7 @@ func TestCaptureTopologyFile(t *testing.T) {
 
 	bad := filepath.Join(dir, "bad.toml")
 	require.NoError(t, os.WriteFile(bad, []byte(fmt.Sprintf(captureTOML, name, filepath.Join(dir, "nowhere"), `["r1", "h1:eth7"]`, "icmp and prot 5")), 0o644))
-	for _, cmd := range []string{"run", "up"} {
+	for _, cmd := range []string{"run", "up", "validate"} {
 		_, stderr, code = cli(t, "", cmd, bad)
 		require.Equal(t, 2, code, stderr)
 		require.Contains(t, stderr, bad+":18:1: capture.dir: directory "+filepath.Join(dir, "nowhere"))

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/nslab/nslab/emulator"
 	"github.com/nslab/nslab/impair"
 	"github.com/nslab/nslab/topo"
 	"github.com/urfave/cli/v2"
@@ -87,6 +88,10 @@ func (g *globals) cmdValidate(c *cli.Context) error {
 		}
 		script, err := loadScript(c, plan)
 		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := emulator.CheckCapture(plan); err != nil {
 			errs = append(errs, err)
 			continue
 		}
