@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/nslab/nslab/internal/netns"
 	"github.com/nslab/nslab/topo"
@@ -32,34 +33,99 @@ func (l *Lab) makeEtc() error {
 	if err := l.journal.add(jMountNS, pin); err != nil {
 		return err
 	}
-	fdc := make(chan int, 1)
-	err := netns.Discard(func() error {
-		// Never switched back: this thread is discarded when it returns.
-		if err := unix.Unshare(unix.CLONE_FS | unix.CLONE_NEWNS); err != nil {
-			return fmt.Errorf("unshare mount namespace: %w", err)
-		}
-		if err := unix.Mount("", "/", "none", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
-			return fmt.Errorf("make lab mounts private: %w", err)
-		}
-		if err := unix.Mount(hosts, "/etc/hosts", "none", unix.MS_BIND, ""); err != nil {
-			return fmt.Errorf("bind-mount lab hosts file: %w", err)
-		}
-		fd, err := unix.Open("/proc/thread-self/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return err
-		}
-		fdc <- fd
-		return nil
-	})
+	fd, err := newLabMountNS(hosts)
 	if err != nil {
 		return fmt.Errorf("lab mount namespace: %w", err)
 	}
-	fd := <-fdc
 	defer unix.Close(fd)
 	if err := netns.Pin(fd, pin); err != nil {
 		return fmt.Errorf("pin lab mount namespace: %w", err)
 	}
 	return nil
+}
+
+// newLabMountNS makes the lab's mount namespace, in which /etc/hosts is
+// hosts, and returns a descriptor of it.
+//
+// The kernel bind-mounts a mount namespace's file only into a mount
+// namespace with a smaller id (an older one, so that no loop can form),
+// and since Linux 6.18 ids are handed out in per-CPU batches: a namespace
+// made now on one CPU can have a smaller id than one made earlier on
+// another. nslab's own mount namespace is the machine's first (id 1) when
+// it runs as root on the host, but not in a container or a user namespace
+// of its own (docs/rootless.md), where about one pin in two failed with
+// EINVAL. So the namespace is made again, on each CPU in turn, until its
+// id is larger than the one it is pinned from; on kernels without the
+// id's ioctl, ids only grow and the first one is kept.
+func newLabMountNS(hosts string) (int, error) {
+	cur, curErr := mountNSID("/proc/thread-self/ns/mnt")
+	var cpus unix.CPUSet
+	if unix.SchedGetaffinity(0, &cpus) != nil {
+		cpus.Zero()
+	}
+	var last error
+	for cpu := -1; cpu < 1024; cpu++ {
+		if cpu >= 0 && !cpus.IsSet(cpu) {
+			continue
+		}
+		fdc := make(chan int, 1)
+		err := netns.Discard(func() error {
+			// Never switched back: this thread is discarded when it returns.
+			if cpu >= 0 {
+				var one unix.CPUSet
+				one.Set(cpu)
+				if err := unix.SchedSetaffinity(0, &one); err != nil {
+					return err
+				}
+			}
+			if err := unix.Unshare(unix.CLONE_FS | unix.CLONE_NEWNS); err != nil {
+				return fmt.Errorf("unshare mount namespace: %w", err)
+			}
+			if err := unix.Mount("", "/", "none", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+				return fmt.Errorf("make lab mounts private: %w", err)
+			}
+			if err := unix.Mount(hosts, "/etc/hosts", "none", unix.MS_BIND, ""); err != nil {
+				return fmt.Errorf("bind-mount lab hosts file: %w", err)
+			}
+			fd, err := unix.Open("/proc/thread-self/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			fdc <- fd
+			return nil
+		})
+		if err != nil {
+			return -1, err
+		}
+		fd := <-fdc
+		id, err := mountNSIDOf(fd)
+		if curErr != nil || err != nil || id > cur {
+			return fd, nil
+		}
+		unix.Close(fd)
+		last = fmt.Errorf("the kernel gave every new mount namespace an id (last %d) below nslab's own (%d), and binds only younger ones", id, cur)
+	}
+	return -1, last
+}
+
+// nsGetMntnsID is NS_GET_MNTNS_ID, _IOR(0xb7, 5, __u64) (Linux 6.12).
+const nsGetMntnsID = 0x8008b705
+
+func mountNSID(path string) (uint64, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	return mountNSIDOf(fd)
+}
+
+func mountNSIDOf(fd int) (uint64, error) {
+	var id uint64
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), nsGetMntnsID, uintptr(unsafe.Pointer(&id))); e != 0 {
+		return 0, e
+	}
+	return id, nil
 }
 
 // nodeEnv describes what a process entering a node needs.

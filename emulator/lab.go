@@ -1,9 +1,11 @@
 package emulator
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,10 +15,13 @@ import (
 // every field has a default.
 type Options struct {
 	// NetnsDir is where named network namespaces are pinned, as
-	// `ip netns` expects (default "/run/netns").
+	// `ip netns` expects (default $NSLAB_NETNS_DIR, else "/run/netns").
 	NetnsDir string
 	// StateDir holds one directory per lab: its ownership record, journal,
-	// hosts file, mount namespace and logs (default "/run/nslab").
+	// hosts file, mount namespace and logs (default $NSLAB_STATE_DIR, else
+	// "/run/nslab"). Without root, nslabtest.Main and the CLI set both
+	// variables to a tmpfs of the user's own mount namespace
+	// (docs/rootless.md).
 	StateDir string
 	// HostNetns is the path of the network namespace that a topology's
 	// host attachment goes to. Empty means the namespace nslab runs in;
@@ -46,10 +51,10 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	if o.NetnsDir == "" {
-		o.NetnsDir = "/run/netns"
+		o.NetnsDir = cmp.Or(os.Getenv("NSLAB_NETNS_DIR"), "/run/netns")
 	}
 	if o.StateDir == "" {
-		o.StateDir = "/run/nslab"
+		o.StateDir = cmp.Or(os.Getenv("NSLAB_STATE_DIR"), "/run/nslab")
 	}
 	if o.Workers <= 0 {
 		o.Workers = 2
