@@ -3,6 +3,7 @@ package emulator
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nslab/nslab/topo"
@@ -99,6 +100,11 @@ type builder struct {
 	pinErr         chan error
 	pinOnce        sync.Once
 	pinResult      error
+	// In a lean build (Lab.lean), pending counts what each node's
+	// namespace descriptor is still needed for (its pin and its links);
+	// at zero it is released.
+	pending []atomic.Int32
+	index   map[string]int // node index by name
 }
 
 func newBuilder(l *Lab) *builder {

@@ -46,6 +46,9 @@ type Lab struct {
 	// loss is the loss program the lab's interfaces share where the
 	// kernel has no netem (loaded on first use, released at Down/Close).
 	loss impair.LossPrograms
+	// lean says the builder keeps one descriptor per node, not two
+	// (raiseFileLimit).
+	lean bool
 }
 
 // Up builds the lab described by plan and returns it running. If anything
@@ -60,12 +63,16 @@ func Up(ctx context.Context, plan *topo.Plan, opts Options) (*Lab, error) {
 		// lab, each starting the next.
 		return nil, fmt.Errorf("lab %q: this process was started as nslab's echo service: %w", plan.Lab, errNoDispatch)
 	}
+	lean, err := raiseFileLimit(len(plan.Nodes))
+	if err != nil {
+		return nil, fmt.Errorf("lab %q: %w", plan.Lab, err)
+	}
 	// What the kernel cannot do is refused before anything is built.
 	k, err := checkImpairments(plan)
 	if err != nil {
 		return nil, err
 	}
-	l := &Lab{Plan: plan, opts: opts, dir: labDir(opts.StateDir, plan.Lab), nodes: map[string]*nodeHandle{}, owned: true, kernel: k}
+	l := &Lab{Plan: plan, opts: opts, dir: labDir(opts.StateDir, plan.Lab), nodes: map[string]*nodeHandle{}, owned: true, kernel: k, lean: lean}
 	lock, err := l.claim()
 	if err != nil {
 		leaveStateDir(opts.StateDir)

@@ -19,7 +19,11 @@ func (l *Lab) applyNftables(h *nodeHandle) error {
 	if err != nil {
 		return fmt.Errorf("nftables in node %q: %w", n.Name, err)
 	}
-	if err := nftrules.Send(h.ns, msgs); err != nil {
+	ns, err := h.namespace()
+	if err != nil {
+		return err
+	}
+	if err := nftrules.Send(ns, msgs); err != nil {
 		return fmt.Errorf("add nftables table %q to node %q: %w", nftTable(l.Plan.Lab), n.Name, nftrules.Explain(err))
 	}
 	return nil

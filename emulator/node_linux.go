@@ -25,8 +25,12 @@ import (
 // (Lab.node).
 type nodeHandle struct {
 	node *topo.Node
-	ns   *netns.NS
+	ns   *netns.NS  // nil once released (releaseNamespace): see namespace
 	rt   *rtnl.Conn // made with the namespace, or opened on first use
+	// path is where the namespace is pinned, from which namespace opens
+	// it again.
+	path string
+	nsMu sync.Mutex
 
 	// opened says the handle was opened from the namespace's path, which
 	// another process may have unpinned since (its lab torn down).
@@ -41,6 +45,35 @@ type nodeHandle struct {
 
 var errNodeClosed = errors.New("the node's handle is closed")
 
+// namespace returns the node's namespace, opened again from its pinned
+// path if the builder released it. Call it with h.mu held for reading (or
+// from the builder, which owns its handles).
+func (h *nodeHandle) namespace() (*netns.NS, error) {
+	h.nsMu.Lock()
+	defer h.nsMu.Unlock()
+	if h.ns == nil {
+		ns, err := netns.Open(h.path)
+		if err != nil {
+			return nil, fmt.Errorf("open namespace of node %q: %w", h.node.Name, err)
+		}
+		h.ns = ns
+	}
+	return h.ns, nil
+}
+
+// releaseNamespace closes the namespace's descriptor, to be opened again
+// on first use: the builder of a lab with more nodes than it may hold two
+// descriptors for (raiseFileLimit) keeps only each node's netlink socket
+// once the namespaces are pinned and cabled.
+func (h *nodeHandle) releaseNamespace() {
+	h.nsMu.Lock()
+	defer h.nsMu.Unlock()
+	if h.path != "" {
+		h.ns.Close()
+		h.ns = nil
+	}
+}
+
 // do runs fn inside the node's namespace (netns.NS.Do).
 func (h *nodeHandle) do(fn func() error) error {
 	h.mu.RLock()
@@ -48,7 +81,11 @@ func (h *nodeHandle) do(fn func() error) error {
 	if h.closed {
 		return errNodeClosed
 	}
-	return h.ns.Do(fn)
+	ns, err := h.namespace()
+	if err != nil {
+		return err
+	}
+	return ns.Do(fn)
 }
 
 // discard runs fn on a thread that is discarded afterwards (netns.Discard),
@@ -59,7 +96,11 @@ func (h *nodeHandle) discard(fn func(ns *netns.NS) error) error {
 	if h.closed {
 		return errNodeClosed
 	}
-	return netns.Discard(func() error { return fn(h.ns) })
+	ns, err := h.namespace()
+	if err != nil {
+		return err
+	}
+	return netns.Discard(func() error { return fn(ns) })
 }
 
 // route runs fn with the node's route netlink connection, opening it on
@@ -72,7 +113,12 @@ func (h *nodeHandle) route(fn func(c *rtnl.Conn) error) error {
 	}
 	h.rtOnce.Lock()
 	if h.rt == nil {
-		rt, err := rtnl.Dial(h.ns)
+		ns, err := h.namespace()
+		if err != nil {
+			h.rtOnce.Unlock()
+			return err
+		}
+		rt, err := rtnl.Dial(ns)
 		if err != nil {
 			h.rtOnce.Unlock()
 			return fmt.Errorf("netlink socket in node %q: %w", h.node.Name, err)
@@ -92,7 +138,11 @@ func (h *nodeHandle) netlink(fn func(nh *netlink.Handle) error) error {
 	if h.closed {
 		return errNodeClosed
 	}
-	nh, err := rtnl.NewHandle(h.ns)
+	ns, err := h.namespace()
+	if err != nil {
+		return err
+	}
+	nh, err := rtnl.NewHandle(ns)
 	if err != nil {
 		return err
 	}
@@ -142,7 +192,7 @@ func (l *Lab) node(name string) (*nodeHandle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open namespace of node %q: %w", name, err)
 	}
-	h = &nodeHandle{node: n, ns: ns, opened: true}
+	h = &nodeHandle{node: n, ns: ns, opened: true, path: path}
 	l.nodes[name] = h
 	return h, nil
 }

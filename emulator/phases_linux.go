@@ -44,6 +44,13 @@ func (b *builder) namespaces(ctx context.Context) error {
 		linksOf[ia] = append(linksOf[ia], k)
 		linksOf[ib] = append(linksOf[ib], k)
 	}
+	b.index = nodeIdx
+	if l.lean {
+		b.pending = make([]atomic.Int32, len(p.Nodes))
+		for i := range p.Nodes {
+			b.pending[i].Store(int32(len(linksOf[i]) + 1)) // its links and its pin
+		}
+	}
 	ends := make([]atomic.Int32, len(p.Links)) // ends whose node is ready
 	ready := make(chan int, len(p.Links))      // links whose two ends are
 	b.pipeline, b.cancelPipeline = context.WithCancel(ctx)
@@ -56,7 +63,7 @@ func (b *builder) namespaces(ctx context.Context) error {
 		if err != nil {
 			return nil, fmt.Errorf("create namespace for node %q: %w", n.Name, err)
 		}
-		h := &nodeHandle{node: n, ns: ns, rt: rt}
+		h := &nodeHandle{node: n, ns: ns, rt: rt, path: filepath.Join(o.NetnsDir, n.Namespace)}
 		b.handles[i] = h
 		l.mu.Lock()
 		l.nodes[n.Name] = h
@@ -119,6 +126,8 @@ func (b *builder) linkWorker(ready <-chan int) {
 				b.linkErr <- err
 				return
 			}
+			b.used(p.Links[k].A.Node)
+			b.used(p.Links[k].B.Node)
 			b.progress.step()
 		case <-b.pipeline.Done():
 			b.linkErr <- nil // the namespace side has the error
@@ -146,11 +155,25 @@ func (b *builder) startPins() {
 					err = fmt.Errorf("a namespace named %q already exists (not ours: nslab leaves it alone)", h.node.Namespace)
 				}
 				first = fmt.Errorf("add namespace for node %q: %w", h.node.Name, err)
+				continue
 			}
+			b.used(h.node.Name)
 			b.progress.step()
 		}
 		b.pinErr <- first
 	}()
+}
+
+// used notes that the namespace descriptor of node was used for one more
+// of its pin and links; in a lean build, the last releases it.
+func (b *builder) used(node string) {
+	if b.pending == nil {
+		return
+	}
+	i := b.index[node]
+	if b.pending[i].Add(-1) == 0 {
+		b.handles[i].releaseNamespace()
+	}
 }
 
 // waitPins waits until every namespace made is pinned, and returns the
