@@ -86,6 +86,8 @@ func undo(o Options, lab string, done []phase, mem []journalEntry) error {
 	if err != nil {
 		return err
 	}
+	// Progress: one step per namespace, the bulk of a big lab's teardown.
+	u.progress = &progress{fn: o.Progress, total: len(u.paths)}
 	if r, err := ReadRecord(o.StateDir, lab); err == nil && r.State != StateTearingDown {
 		r.State, r.TearPID, r.TearStart = StateTearingDown, os.Getpid(), selfStart()
 		writeRecord(u.dir, r)
@@ -128,11 +130,13 @@ type undoer struct {
 	// the processes inside them are found.
 	paths  []string
 	inodes map[uint64]bool
+	// progress reports the teardown (Options.Progress).
+	progress *progress
 }
 
 func newUndoer(o Options, lab string, mem []journalEntry) (*undoer, []journalEntry, error) {
 	u := &undoer{lab: lab, dir: labDir(o.StateDir, lab), netnsDir: o.NetnsDir, hostNetns: o.HostNetns,
-		claimed: map[string]bool{}, pinfiles: map[string]bool{}, inodes: map[uint64]bool{}}
+		claimed: map[string]bool{}, pinfiles: map[string]bool{}, inodes: map[uint64]bool{}, progress: &progress{}}
 	var ents []journalEntry
 	_, err := trustedLabDir(o.StateDir, lab)
 	switch {
@@ -238,10 +242,12 @@ func undoNamespaces(u *undoer, entries []journalEntry) error {
 		}
 	}
 	var errs []error
+	u.progress.setPhase("namespaces")
 	for _, p := range u.paths {
 		if err := netns.Unpin(p); err != nil {
 			errs = append(errs, fmt.Errorf("remove namespace %s: %w", filepath.Base(p), err))
 		}
+		u.progress.step()
 	}
 	return errors.Join(errs...)
 }
@@ -268,6 +274,7 @@ func undoHostsFiles(u *undoer, entries []journalEntry) error {
 // (nslab exec). Processes are found by the namespace they are in, never
 // by name or by a recorded PID, which may be someone else's by now.
 func undoProcesses(u *undoer, entries []journalEntry) error {
+	u.progress.setPhase("processes")
 	killInNamespaces(u.inodes)
 	return nil
 }

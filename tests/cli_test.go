@@ -271,6 +271,7 @@ func TestCLIProgressOnTerminal(t *testing.T) {
 	require.NoError(t, err, string(out))
 	require.Contains(t, string(out), "building lab "+name+": ")
 	require.Contains(t, string(out), "steps)")
+	require.Contains(t, string(out), "tearing down lab "+name+": ", "the teardown shows its progress too")
 	require.Contains(t, string(out), "lab "+name+" torn down")
 
 	// Not on a terminal: no progress line.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -145,22 +146,43 @@ func loadFile(path string) (*topo.Topology, error) {
 	return t, nil
 }
 
-// withProgress shows the build's progress on a terminal once it has taken
-// more than a second. It returns a function that clears the line.
-func (g *globals) withProgress(opts *emulator.Options, lab string) func() {
-	if !isTerminal(g.stderr) {
+// progressLine shows a build's or teardown's progress on a terminal once
+// it has taken more than half a second: one line, redrawn, then cleared.
+// Not on a terminal (and under --json, whose output is not one), nothing.
+type progressLine struct {
+	w  io.Writer
+	on bool // w is a terminal
+	mu sync.Mutex
+	p  emulator.Progress
+}
+
+func (g *globals) newProgressLine() *progressLine {
+	return &progressLine{w: g.stderr, on: isTerminal(g.stderr)}
+}
+
+// hook makes opts report to the line.
+func (l *progressLine) hook(opts *emulator.Options) {
+	if l.on {
+		opts.Progress = l.set
+	}
+}
+
+func (l *progressLine) set(p emulator.Progress) {
+	l.mu.Lock()
+	l.p = p
+	l.mu.Unlock()
+}
+
+// show draws "VERB lab LAB: ..." until the returned function is called,
+// which clears the line.
+func (l *progressLine) show(verb, lab string) func() {
+	if !l.on {
 		return func() {}
 	}
-	var mu sync.Mutex
-	var last emulator.Progress
-	opts.Progress = func(p emulator.Progress) {
-		mu.Lock()
-		last = p
-		mu.Unlock()
-	}
+	l.set(emulator.Progress{})
 	// The delay is a setting (NSLAB_PROGRESS_DELAY, a Go duration) so
 	// that a test can see the progress line of a small, fast build.
-	delay := time.Second
+	delay := 500 * time.Millisecond
 	if d, err := time.ParseDuration(os.Getenv("NSLAB_PROGRESS_DELAY")); err == nil {
 		delay = d
 	}
@@ -177,14 +199,14 @@ func (g *globals) withProgress(opts *emulator.Options, lab string) func() {
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		for {
-			mu.Lock()
-			p := last
-			mu.Unlock()
+			l.mu.Lock()
+			p := l.p
+			l.mu.Unlock()
 			pct := 0
 			if p.Total > 0 {
 				pct = 100 * p.Done / p.Total
 			}
-			fmt.Fprintf(g.stderr, "\r\033[Kbuilding lab %s: %-10s %3d%% (%d/%d steps)", lab, p.Phase, pct, p.Done, p.Total)
+			fmt.Fprintf(l.w, "\r\033[K%s lab %s: %-10s %3d%% (%d/%d steps)", verb, lab, p.Phase, pct, p.Done, p.Total)
 			shown = true
 			select {
 			case <-stop:
@@ -197,14 +219,17 @@ func (g *globals) withProgress(opts *emulator.Options, lab string) func() {
 		close(stop)
 		<-done
 		if shown {
-			fmt.Fprint(g.stderr, "\r\033[K")
+			fmt.Fprint(l.w, "\r\033[K")
 		}
 	}
 }
 
-func (g *globals) build(c *cli.Context, ctx context.Context, plan *topo.Plan) (*emulator.Lab, time.Duration, error) {
+// build builds plan, showing its progress on line (which the lab goes on
+// reporting to: its teardown shows there too).
+func (g *globals) build(c *cli.Context, ctx context.Context, plan *topo.Plan, line *progressLine) (*emulator.Lab, time.Duration, error) {
 	opts := g.opts
-	clear := g.withProgress(&opts, plan.Lab)
+	line.hook(&opts)
+	clear := line.show("building", plan.Lab)
 	t0 := time.Now()
 	lab, err := emulator.Up(ctx, plan, opts)
 	clear()
@@ -322,7 +347,8 @@ func (g *globals) cmdRun(c *cli.Context) error {
 	// The lab lives as long as this process: nslab status calls it
 	// orphaned if the process dies without tearing it down (kill -9).
 	g.opts.Held = true
-	lab, up, err := g.build(c, ctx, plan)
+	line := g.newProgressLine()
+	lab, up, err := g.build(c, ctx, plan, line)
 	if err != nil {
 		return err
 	}
@@ -354,7 +380,9 @@ func (g *globals) cmdRun(c *cli.Context) error {
 	}
 	capErr := stopCapture()
 	t0 := time.Now()
+	clear := line.show("tearing down", plan.Lab)
 	downErr := lab.Down()
+	clear()
 	sum.DownMS = ms(time.Since(t0))
 	logMemory(g.opts.Logger)
 	if c.Bool("json") {
@@ -402,7 +430,7 @@ func (g *globals) cmdUp(c *cli.Context) error {
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
-	lab, up, err := g.build(c, ctx, plan)
+	lab, up, err := g.build(c, ctx, plan, g.newProgressLine())
 	if err != nil {
 		return err
 	}
@@ -445,7 +473,12 @@ func (g *globals) cmdDown(c *cli.Context) error {
 		return topo.BadInput(&emulator.NoSuchLabError{Lab: name, Labs: labs})
 	}
 	t0 := time.Now()
-	if err := emulator.Clean(name, g.opts); err != nil {
+	opts, line := g.opts, g.newProgressLine()
+	line.hook(&opts)
+	clear := line.show("tearing down", name)
+	err := emulator.Clean(name, opts)
+	clear()
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(g.stdout, "lab %s torn down in %.1f ms\n", name, ms(time.Since(t0)))
@@ -484,7 +517,12 @@ func (g *globals) cmdClean(c *cli.Context) error {
 			fmt.Fprintf(g.stdout, "no lab %s: nothing to clean\n", n)
 			continue
 		}
-		if err := emulator.Clean(n, g.opts); err != nil {
+		opts, line := g.opts, g.newProgressLine()
+		line.hook(&opts)
+		clear := line.show("cleaning", n)
+		err := emulator.Clean(n, opts)
+		clear()
+		if err != nil {
 			errs = append(errs, fmt.Errorf("clean lab %q: %w", n, err))
 			continue
 		}
