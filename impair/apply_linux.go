@@ -293,6 +293,18 @@ func Apply(h *netlink.Handle, ifindex int, d Direction, k Kernel) error {
 // one more entry of s's program instead of a program of its own. A nil s
 // is Apply.
 func ApplyShared(h *netlink.Handle, ifindex int, d Direction, k Kernel, s *LossPrograms) error {
+	return apply(h, ifindex, d, k, s, false)
+}
+
+// ApplyNew is ApplyShared for an interface just made, which carries the
+// kernel's default qdisc only: it does not read first what the interface
+// carries (one qdisc dump each), which a lab's build would do for every
+// impaired direction.
+func ApplyNew(h *netlink.Handle, ifindex int, d Direction, k Kernel, s *LossPrograms) error {
+	return apply(h, ifindex, d, k, s, true)
+}
+
+func apply(h *netlink.Handle, ifindex int, d Direction, k Kernel, s *LossPrograms, fresh bool) error {
 	if err := d.Validate(); err != nil {
 		return err
 	}
@@ -307,12 +319,14 @@ func ApplyShared(h *netlink.Handle, ifindex int, d Direction, k Kernel, s *LossP
 	if err != nil {
 		return err
 	}
-	st, err := c.state(ifindex)
-	if err != nil {
-		return fmt.Errorf("impair interface %d: %w", ifindex, err)
-	}
-	if err := st.foreign(ifindex); err != nil {
-		return err
+	var st tcState // a new interface's: the kernel's default root, no clsact
+	if !fresh {
+		if st, err = c.state(ifindex); err != nil {
+			return fmt.Errorf("impair interface %d: %w", ifindex, err)
+		}
+		if err := st.foreign(ifindex); err != nil {
+			return err
+		}
 	}
 	if err := c.applyQdiscs(h, ifindex, p, st); err != nil {
 		return fmt.Errorf("impair interface %d: %w", ifindex, err)
