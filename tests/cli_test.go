@@ -230,17 +230,6 @@ func TestKill9ThenClean(t *testing.T) {
 	reach(t, other, "h1", "h2", true)
 }
 
-func TestCLINotRoot(t *testing.T) {
-	t.Parallel()
-	cmd := exec.Command(nslabBin, "up", "../topologies/lan.toml")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	require.ErrorAs(t, err, &ee)
-	require.Equal(t, 1, ee.ExitCode())
-	require.Equal(t, "nslab: nslab needs CAP_NET_ADMIN and CAP_SYS_ADMIN to build and enter namespaces: run it as root (sudo nslab ...)\n", string(out))
-}
-
 func TestCLIHelpTeaches(t *testing.T) {
 	t.Parallel()
 	out, _, code := cli(t, "", "--help")

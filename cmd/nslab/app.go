@@ -36,7 +36,7 @@ A first session:
    nslab clean --all                      remove labs left by a crash
 
 Exit codes: 0 success, 1 a check failed (or the kernel refused), 2 bad input.
-Needs root, or CAP_NET_ADMIN and CAP_SYS_ADMIN (CAP_NET_RAW for probes).
+Without root, nslab runs labs in a user namespace of its own (docs/rootless.md).
 The file format is in docs/topology.md.`
 
 func newApp(stdout, stderr io.Writer) *cli.App {
@@ -57,6 +57,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			&cli.IntFlag{Name: "workers", Value: 2, Usage: "kernel steps run at once"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log each phase to stderr"},
 			&cli.BoolFlag{Name: "version", Usage: "print the version and the revision nslab was built from"},
+			rootlessFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			if c.Bool("version") {
@@ -76,7 +77,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			if c.Args().Present() && c.App.Command(c.Args().First()) == nil {
 				return topo.BadInput(fmt.Errorf("unknown command %q (run `nslab --help` for the list)", c.Args().First()))
 			}
-			return nil
+			return g.rootlessBefore(c)
 		},
 		Commands: []*cli.Command{
 			g.runCommand(),
@@ -101,6 +102,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			g.graphCommand(),
 			g.completionCommand(),
 			g.completeCommand(),
+			g.keeperCommand(),
 		},
 	}
 	tidyHelp(app)
@@ -121,6 +123,7 @@ func usageError(c *cli.Context, err error, _ bool) error {
 type globals struct {
 	stdout, stderr io.Writer
 	opts           emulator.Options
+	rootlessDir    string // the user's directory, in a rootless child (rootless.go)
 }
 
 // needCaps fails with one sentence when the process lacks a capability.

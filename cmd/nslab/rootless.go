@@ -1,0 +1,360 @@
+package main
+
+// This file: nslab without root: the commands that build or enter a lab
+// run inside a user namespace of nslab's own, a lab of `up` held by a
+// keeper that runs the user's later commands on it (docs/rootless.md).
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/internal/rootless"
+	"github.com/nslab/nslab/topo"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+)
+
+// self is the program a child or a keeper runs: this very binary.
+const self = "/proc/self/exe"
+
+// rootlessFlag is the global --rootless.
+func rootlessFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "rootless", EnvVars: []string{rootless.ForceEnv},
+		Usage: "run inside a user namespace of nslab's own, as an ordinary user does (automatic without the capabilities; docs/rootless.md)"}
+}
+
+// rootlessBefore runs last in the app's Before. In the child of a
+// rootless command it sets the child up (its tmpfs, its state and
+// namespace directories). Where nslab lacks the capabilities, or
+// --rootless asks, it gives every command that builds or enters a lab its
+// rootless action: run in a user namespace of its own, up through a new
+// keeper, the others through the lab's keeper.
+func (g *globals) rootlessBefore(c *cli.Context) error {
+	p, child, err := rootless.Setup()
+	if child {
+		if err != nil {
+			return err
+		}
+		g.opts.StateDir, g.opts.NetnsDir = p.StateDir, p.NetnsDir
+		g.rootlessDir = p.Dir
+		return nil
+	}
+	if !rootless.Needed(emulator.MissingCapabilities(false), c.Bool("rootless")) {
+		return nil
+	}
+	for _, cmd := range c.App.Commands {
+		switch cmd.Name {
+		case "run":
+			cmd.Action = g.rootlessRun
+		case "up":
+			cmd.Action = g.rootlessUp
+		case "clean":
+			cmd.Action = g.rootlessClean
+		case "status":
+			cmd.Action = func(c *cli.Context) error {
+				if c.NArg() == 0 {
+					return g.rootlessStatus(c)
+				}
+				return g.rootlessForward(c)
+			}
+		case "graph":
+			// A file or a --topo is drawn here; a lab that is up, by
+			// its keeper (its record is in the lab's namespaces).
+			orig := cmd.Action
+			cmd.Action = func(c *cli.Context) error {
+				dir, err := rootless.Dir()
+				if err == nil && c.NArg() == 1 && !exists(c.Args().First()) && slices.Contains(rootless.Keepers(dir), c.Args().First()) {
+					return g.rootlessForward(c)
+				}
+				return orig(c)
+			}
+		case "down", "exec", "shell", "attach", "ping", "pingall", "serve", "probe", "punch", "link", "iperf", "capture":
+			orig := cmd.Action
+			cmd.Action = func(c *cli.Context) error {
+				if first := c.Args().First(); first == "-h" || first == "--help" {
+					return orig(c) // exec's own flags are not parsed
+				}
+				return g.rootlessForward(c)
+			}
+		}
+	}
+	return nil
+}
+
+// hostNeedsRoot refuses a plan with a host attachment: the machine's
+// namespace is out of reach of a user namespace.
+func hostNeedsRoot(p *topo.Plan) error {
+	if p.Host != nil {
+		return fmt.Errorf("lab %q: a host attachment needs root: the machine's network namespace is out of reach of nslab's user namespace (run as root, or remove [host]; docs/rootless.md)", p.Lab)
+	}
+	return nil
+}
+
+// exitWith ends nslab with the exit code of a command run in a user
+// namespace: that command has said all there is to say.
+func exitWith(code int, err error) error {
+	if err != nil {
+		return err
+	}
+	os.Exit(code)
+	return nil
+}
+
+// rootlessRun is `nslab run` without root: the same command in a user
+// namespace that ends with it, so that the lab does.
+func (g *globals) rootlessRun(c *cli.Context) error {
+	plan, err := g.loadPlan(c)
+	if err != nil {
+		return err
+	}
+	if err := hostNeedsRoot(plan); err != nil {
+		return err
+	}
+	dir, err := rootless.Dir()
+	if err != nil {
+		return err
+	}
+	return exitWith(rootless.Run(rootless.Command(dir, self, os.Args)))
+}
+
+// rootlessUp is `nslab up` without root: a keeper for the lab, which then
+// runs this command inside.
+func (g *globals) rootlessUp(c *cli.Context) error {
+	plan, err := g.loadPlan(c)
+	if err != nil {
+		return err
+	}
+	if err := hostNeedsRoot(plan); err != nil {
+		return err
+	}
+	dir, err := rootless.Dir()
+	if err != nil {
+		return err
+	}
+	lab := plan.Lab
+	if r, err := rootless.ReadRecord(dir, lab); err == nil && !r.Alive() {
+		return fmt.Errorf("lab %q: its keeper is gone (killed?): remove what is left with `nslab clean %s`", lab, lab)
+	} else if err != nil {
+		if err := rootless.StartKeeper(dir, lab, self, []string{os.Args[0], "__keeper", lab}); err != nil {
+			return err
+		}
+	}
+	return exitWith(g.forward(dir, lab, os.Args))
+}
+
+// forward runs args in lab through its keeper, on this process's stdin,
+// stdout and stderr.
+func (g *globals) forward(dir, lab string, args []string) (int, error) {
+	stdout, ok := asFile(g.stdout)
+	if !ok {
+		stdout = os.Stdout
+	}
+	stderr, ok := asFile(g.stderr)
+	if !ok {
+		stderr = os.Stderr
+	}
+	wd, _ := os.Getwd()
+	code, err := rootless.Forward(dir, lab, args, os.Environ(), wd, os.Stdin, stdout, stderr)
+	if errors.Is(err, rootless.ErrNoKeeper) {
+		if r, rerr := rootless.ReadRecord(dir, lab); rerr == nil && !r.Alive() {
+			return 0, fmt.Errorf("lab %q: its keeper is gone (killed?): remove what is left with `nslab clean %s`", lab, lab)
+		}
+		return 0, topo.BadInput(&emulator.NoSuchLabError{Lab: lab, Labs: rootless.Keepers(dir)})
+	}
+	return code, err
+}
+
+// rootlessForward runs this command line in the lab named by the first
+// argument, through its keeper.
+func (g *globals) rootlessForward(c *cli.Context) error {
+	name := c.Args().First()
+	dir, err := rootless.Dir()
+	if err != nil {
+		return err
+	}
+	if name == "" {
+		return topo.BadInput(&emulator.NoSuchLabError{Lab: "", Labs: rootless.Keepers(dir)})
+	}
+	if err := topo.CheckLabName(name); err != nil {
+		return topo.BadInput(err)
+	}
+	return exitWith(g.forward(dir, name, os.Args))
+}
+
+// statusRow is a line of `nslab status`, as status.go prints it.
+type statusRow struct {
+	Lab     string    `json:"lab"`
+	State   string    `json:"state"`
+	Note    string    `json:"note,omitempty"`
+	Nodes   int       `json:"nodes"`
+	PID     int       `json:"pid"`
+	Created time.Time `json:"created"`
+}
+
+// rootlessStatus is `nslab status` without a lab: every keeper of the
+// user is asked for its lab.
+func (g *globals) rootlessStatus(c *cli.Context) error {
+	dir, err := rootless.Dir()
+	if err != nil {
+		return err
+	}
+	rows := []statusRow{}
+	for _, lab := range rootless.Keepers(dir) {
+		r, err := rootless.ReadRecord(dir, lab)
+		if err != nil || !r.Alive() {
+			rows = append(rows, statusRow{Lab: lab, State: "orphaned", Note: "its keeper is gone: run nslab clean " + lab})
+			continue
+		}
+		got, err := g.capture(dir, lab, []string{os.Args[0], "status", "--json"})
+		var these []statusRow
+		if err == nil {
+			err = json.Unmarshal(got, &these)
+		}
+		if err != nil {
+			rows = append(rows, statusRow{Lab: lab, State: "unknown", Note: fmt.Sprintf("its keeper did not answer (%v): run nslab clean %s", err, lab)})
+			continue
+		}
+		rows = append(rows, these...)
+	}
+	if c.Bool("json") {
+		writeJSON(g.stdout, rows)
+		return nil
+	}
+	if len(rows) == 0 {
+		fmt.Fprintln(g.stdout, "no labs are up")
+		return nil
+	}
+	fmt.Fprintf(g.stdout, "%-20s %-10s %6s  %s\n", "LAB", "STATE", "NODES", "CREATED")
+	for _, r := range rows {
+		created := ""
+		if !r.Created.IsZero() {
+			created = r.Created.Local().Format(time.DateTime)
+		}
+		fmt.Fprintf(g.stdout, "%-20s %-10s %6d  %s\n", r.Lab, r.State, r.Nodes, created)
+		if r.Note != "" {
+			fmt.Fprintf(g.stdout, "  %s\n", r.Note)
+		}
+	}
+	return nil
+}
+
+// capture runs args in lab through its keeper and returns its stdout.
+func (g *globals) capture(dir, lab string, args []string) ([]byte, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	out := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(r)
+		out <- b
+	}()
+	wd, _ := os.Getwd()
+	code, err := rootless.Forward(dir, lab, args, os.Environ(), wd, os.Stdin, w, os.Stderr)
+	w.Close()
+	b := <-out
+	if err == nil && code != 0 {
+		err = fmt.Errorf("exit %d", code)
+	}
+	return b, err
+}
+
+// rootlessClean is `nslab clean` without root: a lab whose keeper answers
+// is cleaned by it; a lab whose keeper is gone is removed by the identity
+// of its user namespace (rootless.Kill).
+func (g *globals) rootlessClean(c *cli.Context) error {
+	dir, err := rootless.Dir()
+	if err != nil {
+		return err
+	}
+	names := c.Args().Slice()
+	if c.Bool("all") {
+		if len(names) > 0 {
+			return topo.BadInput(errors.New("give lab names or --all, not both"))
+		}
+		names = rootless.Keepers(dir)
+	} else if len(names) == 0 {
+		return topo.BadInput(errors.New("usage: nslab clean LAB... | --all"))
+	}
+	for _, n := range names {
+		if err := topo.CheckLabName(n); err != nil {
+			return topo.BadInput(err)
+		}
+	}
+	var errs []error
+	for _, n := range names {
+		r, rerr := rootless.ReadRecord(dir, n)
+		switch {
+		case rerr != nil && !exists(rootless.SockPath(dir, n)):
+			fmt.Fprintf(g.stdout, "no lab %s: nothing to clean\n", n)
+		case rerr == nil && r.Alive():
+			code, err := g.forward(dir, n, []string{os.Args[0], "clean", n})
+			if err == nil && code != 0 {
+				err = fmt.Errorf("exit %d", code)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("clean lab %q: %w", n, err))
+			}
+		default:
+			killed, err := rootless.Kill(dir, n)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("clean lab %q: %w", n, err))
+				continue
+			}
+			fmt.Fprintf(g.stdout, "lab %s cleaned (its keeper was gone; %d processes of its user namespace stopped)\n", n, killed)
+		}
+	}
+	if len(names) == 0 {
+		fmt.Fprintln(g.stdout, "no labs to clean")
+	}
+	return errors.Join(errs...)
+}
+
+// keeperCommand is the hidden `nslab __keeper LAB`, which `up` starts
+// without root in new namespaces: it holds them and serves the user's
+// commands on the lab (docs/rootless.md).
+func (g *globals) keeperCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "__keeper",
+		Hidden: true,
+		Action: func(c *cli.Context) error {
+			lab := c.Args().First()
+			if err := topo.CheckLabName(lab); err != nil {
+				return topo.BadInput(err)
+			}
+			if g.rootlessDir == "" {
+				return errors.New("nslab __keeper runs only as nslab up starts it without root")
+			}
+			opts := emulator.Options{StateDir: g.opts.StateDir, NetnsDir: g.opts.NetnsDir}
+			k := &rootless.Keeper{
+				Dir: g.rootlessDir, Lab: lab, Self: self,
+				Env: []string{rootless.StateEnv + "=" + opts.StateDir, rootless.NetnsEnv + "=" + opts.NetnsDir},
+				LabsLeft: func() bool {
+					labs, _ := emulator.ListLabs(opts.StateDir)
+					return len(labs) > 0
+				},
+				Teardown: func() { emulator.Clean(lab, opts) },
+			}
+			// Readiness goes to up on stdout, a pipe that must then be
+			// closed: fd 1 becomes /dev/null (never left closed, where a
+			// socket could take its number).
+			rfd, err := unix.Dup(1)
+			if err != nil {
+				return err
+			}
+			ready := os.NewFile(uintptr(rfd), "ready")
+			if null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0); err == nil {
+				unix.Dup3(int(null.Fd()), 1, 0)
+				null.Close()
+			}
+			return k.Serve(ready, 10*time.Second)
+		},
+	}
+}

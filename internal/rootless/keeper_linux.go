@@ -1,0 +1,506 @@
+package rootless
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A keeper holds the namespaces of one lab made by `nslab up` without
+// root, and runs the user's later commands on it (see the package doc).
+// In the user's directory it leaves LAB.sock, where it listens, and
+// LAB.keeper, its record.
+
+// Record is a keeper's record, LAB.keeper.
+type Record struct {
+	PID    int    `json:"pid"`
+	Start  uint64 `json:"start"`  // the start time of PID (/proc/PID/stat), so a reused PID is not taken for it
+	UserNS string `json:"userns"` // DEV:INO of the keeper's user namespace
+}
+
+// SockPath and RecordPath are the keeper files of lab in dir.
+func SockPath(dir, lab string) string   { return filepath.Join(dir, lab+".sock") }
+func RecordPath(dir, lab string) string { return filepath.Join(dir, lab+".keeper") }
+
+// LogPath is the keeper's stderr, removed when it ends as it should.
+func LogPath(dir, lab string) string { return filepath.Join(dir, lab+".log") }
+
+// request is what a client sends first, with its stdin, stdout and
+// stderr as SCM_RIGHTS.
+type request struct {
+	Args []string `json:"args"`
+	Env  []string `json:"env"`
+	Dir  string   `json:"dir"`
+}
+
+// message is every later message: a signal for the command (client to
+// keeper), or its end (keeper to client).
+type message struct {
+	Signal int    `json:"signal,omitempty"`
+	Exit   *int   `json:"exit,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// Keepers lists the labs that have a keeper record in dir.
+func Keepers(dir string) []string {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var labs []string
+	for _, e := range ents {
+		if lab, ok := strings.CutSuffix(e.Name(), ".keeper"); ok && e.Type().IsRegular() {
+			labs = append(labs, lab)
+		}
+	}
+	return labs
+}
+
+// ReadRecord reads the keeper record of lab in dir.
+func ReadRecord(dir, lab string) (*Record, error) {
+	f, err := os.OpenFile(RecordPath(dir, lab), os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var r Record
+	if err := json.NewDecoder(io.LimitReader(f, 4096)).Decode(&r); err != nil {
+		return nil, fmt.Errorf("keeper record of lab %q: %w", lab, err)
+	}
+	return &r, nil
+}
+
+// Alive reports whether the keeper of the record still runs: the same
+// process (PID and start time) in the same user namespace.
+func (r *Record) Alive() bool {
+	if r.PID <= 0 {
+		return false
+	}
+	start, err := startTime(r.PID)
+	if err != nil || start != r.Start {
+		return false
+	}
+	id, err := userNSOf(r.PID)
+	return err == nil && id == r.UserNS
+}
+
+// startTime is field 22 of /proc/PID/stat, or an error for a process
+// that has ended (a zombie too).
+func startTime(pid int) (uint64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, errors.New("bad stat")
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return 0, errors.New("bad stat")
+	}
+	if f[0] == "Z" || f[0] == "X" {
+		return 0, errors.New("exited")
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+// userNSOf is the identity, DEV:INO, of the user namespace of pid.
+func userNSOf(pid int) (string, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/user", pid), &st); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d:%d", st.Dev, st.Ino), nil
+}
+
+// StartKeeper starts the keeper of lab: self (this program) run with args
+// as a child in new namespaces (Command), in a session of its own, its
+// stderr in dir/LAB.log. It returns once the keeper is listening, or
+// with the error it reported.
+func StartKeeper(dir, lab, self string, args []string) error {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	logf, err := os.OpenFile(LogPath(dir, lab), os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		w.Close()
+		return fmt.Errorf("keeper log: %w", err)
+	}
+	defer logf.Close()
+	cmd := Command(dir, self, args)
+	cmd.SysProcAttr.Setsid = true
+	cmd.Stdout = w
+	cmd.Stderr = logf
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		return Explain(err)
+	}
+	go cmd.Wait() // reaped if it ends while this process runs
+	line, _ := io.ReadAll(io.LimitReader(r, 4096))
+	if msg := strings.TrimSpace(string(line)); msg != "ok" {
+		if msg == "" {
+			msg = "the keeper ended before it was ready (see " + LogPath(dir, lab) + ")"
+		}
+		return errors.New(msg)
+	}
+	return nil
+}
+
+// Keeper is the server side, run by the keeper process after Setup.
+type Keeper struct {
+	Dir, Lab string
+	// Self is the program the keeper runs for each request
+	// ("/proc/self/exe").
+	Self string
+	// Env is added to every request's environment (the state and
+	// namespace directories of the keeper).
+	Env []string
+	// LabsLeft reports whether a lab is still in the keeper's
+	// namespaces; once none is after a request, the keeper ends.
+	LabsLeft func() bool
+	// Teardown removes the lab when the keeper is told to end (SIGTERM,
+	// SIGINT, SIGHUP).
+	Teardown func()
+}
+
+// Serve writes the record, listens on the socket, reports "ok" (or the
+// error) on ready and closes it, and serves requests until no lab is
+// left (or none was made within idle of the start) or a signal ends it.
+// It removes its files before it returns.
+func (k *Keeper) Serve(ready io.WriteCloser, idle time.Duration) error {
+	err := k.listen()
+	if err != nil {
+		fmt.Fprintf(ready, "%v\n", err)
+		ready.Close()
+		return err
+	}
+	sock := SockPath(k.Dir, k.Lab)
+	l, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: sock, Net: "unixpacket"})
+	if err != nil {
+		os.Remove(RecordPath(k.Dir, k.Lab))
+		if errors.Is(err, unix.EADDRINUSE) {
+			err = fmt.Errorf("lab %q has a keeper already (nslab status lists it; nslab clean %s removes it)", k.Lab, k.Lab)
+		}
+		fmt.Fprintf(ready, "%v\n", err)
+		ready.Close()
+		return err
+	}
+	l.SetUnlinkOnClose(false)
+	defer func() {
+		// The socket first: a client that finds no socket knows the
+		// lab is gone.
+		os.Remove(sock)
+		os.Remove(RecordPath(k.Dir, k.Lab))
+		os.Remove(LogPath(k.Dir, k.Lab))
+	}()
+	fmt.Fprintln(ready, "ok")
+	ready.Close()
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+	var mu sync.Mutex
+	active := 0
+	done := make(chan struct{}) // closed when the keeper is to end
+	var once sync.Once
+	end := func() { once.Do(func() { close(done); l.Close() }) }
+	check := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if active == 0 && !k.LabsLeft() {
+			end()
+		}
+	}
+	go func() {
+		select {
+		case <-time.After(idle):
+			check()
+		case <-done:
+		}
+	}()
+	go func() {
+		select {
+		case <-sigs:
+			if k.Teardown != nil {
+				k.Teardown()
+			}
+			end()
+		case <-done:
+		}
+	}()
+	for {
+		c, err := l.AcceptUnix()
+		if err != nil {
+			select {
+			case <-done:
+				return nil
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		mu.Lock()
+		active++
+		mu.Unlock()
+		go func() {
+			k.handle(c)
+			c.Close()
+			mu.Lock()
+			active--
+			mu.Unlock()
+			check()
+		}()
+	}
+}
+
+// listen writes the keeper's record.
+func (k *Keeper) listen() error {
+	start, err := startTime(os.Getpid())
+	if err != nil {
+		return fmt.Errorf("keeper: %w", err)
+	}
+	id, err := userNSOf(os.Getpid())
+	if err != nil {
+		return fmt.Errorf("keeper: %w", err)
+	}
+	data, _ := json.Marshal(Record{PID: os.Getpid(), Start: start, UserNS: id})
+	path := RecordPath(k.Dir, k.Lab)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("lab %q has a keeper already (nslab status lists it; nslab clean %s removes it)", k.Lab, k.Lab)
+		}
+		return fmt.Errorf("keeper record: %w", err)
+	}
+	defer f.Close()
+	if _, err := f.Write(append(data, '\n')); err != nil {
+		os.Remove(path)
+		return fmt.Errorf("keeper record: %w", err)
+	}
+	return nil
+}
+
+// handle runs one request: the peer must be the user the keeper's user
+// namespace maps to root.
+func (k *Keeper) handle(c *net.UnixConn) {
+	send := func(m message) {
+		data, _ := json.Marshal(m)
+		c.Write(data)
+	}
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return
+	}
+	var cred *unix.Ucred
+	var credErr error
+	raw.Control(func(fd uintptr) { cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) })
+	// The request is read first, so that the refusal reaches the client
+	// (which sends before it reads); what another user sent is closed.
+	buf := make([]byte, 1<<20)
+	oob := make([]byte, unix.CmsgSpace(3*4))
+	n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return
+	}
+	files, err := receiveFiles(oob[:oobn])
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	if credErr != nil || cred.Uid != 0 {
+		send(message{Error: "this lab belongs to another user"})
+		return
+	}
+	if err != nil || len(files) != 3 {
+		send(message{Error: "keeper: a request needs stdin, stdout and stderr"})
+		return
+	}
+	var req request
+	if err := json.Unmarshal(buf[:n], &req); err != nil || len(req.Args) == 0 {
+		send(message{Error: "keeper: bad request"})
+		return
+	}
+	cmd := &exec.Cmd{Path: k.Self, Args: req.Args, Env: append(req.Env, k.Env...), Dir: req.Dir,
+		Stdin: files[0], Stdout: files[1], Stderr: files[2]}
+	if err := cmd.Start(); err != nil {
+		send(message{Error: fmt.Sprintf("keeper: start nslab in lab %q: %v", k.Lab, err)})
+		return
+	}
+	for _, f := range files {
+		f.Close()
+	}
+	files = nil
+	go func() {
+		// Signals from the client; its end (EOF, kill -9) is a hang-up.
+		b := make([]byte, 512)
+		for {
+			n, err := c.Read(b)
+			if err != nil || n == 0 {
+				cmd.Process.Signal(unix.SIGHUP)
+				return
+			}
+			var m message
+			if json.Unmarshal(b[:n], &m) == nil && m.Signal > 0 {
+				cmd.Process.Signal(syscall.Signal(m.Signal))
+			}
+		}
+	}()
+	cmd.Wait()
+	code := ExitCode(cmd.ProcessState)
+	send(message{Exit: &code})
+}
+
+func receiveFiles(oob []byte) ([]*os.File, error) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, err
+	}
+	var files []*os.File
+	for _, m := range msgs {
+		fds, err := unix.ParseUnixRights(&m)
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			unix.CloseOnExec(fd)
+			files = append(files, os.NewFile(uintptr(fd), "fd"))
+		}
+	}
+	return files, nil
+}
+
+// ErrNoKeeper says that no keeper serves the lab.
+var ErrNoKeeper = errors.New("no keeper")
+
+// Forward runs args (argv[0] included) in the lab's namespaces through its
+// keeper in dir, with env, the working directory wd and the three files,
+// passing on the signals that end a program, and returns the command's
+// exit code. It returns an error wrapping ErrNoKeeper when no keeper
+// listens for the lab.
+func Forward(dir, lab string, args, env []string, wd string, stdin, stdout, stderr *os.File) (int, error) {
+	c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: SockPath(dir, lab), Net: "unixpacket"})
+	if err != nil {
+		return 0, fmt.Errorf("lab %q: %w (%v)", lab, ErrNoKeeper, err)
+	}
+	defer c.Close()
+	data, _ := json.Marshal(request{Args: args, Env: env, Dir: wd})
+	rights := unix.UnixRights(int(stdin.Fd()), int(stdout.Fd()), int(stderr.Fd()))
+	if _, _, err := c.WriteMsgUnix(data, rights, nil); err != nil {
+		return 0, fmt.Errorf("lab %q: send to its keeper: %w", lab, err)
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
+	defer signal.Stop(sigs)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				data, _ := json.Marshal(message{Signal: int(s.(syscall.Signal))})
+				c.Write(data)
+			case <-stop:
+				return
+			}
+		}
+	}()
+	buf := make([]byte, 4096)
+	for {
+		n, err := c.Read(buf)
+		if err != nil || n == 0 {
+			return 0, fmt.Errorf("lab %q: its keeper went away", lab)
+		}
+		var m message
+		if err := json.Unmarshal(buf[:n], &m); err != nil {
+			continue
+		}
+		if m.Error != "" {
+			return 0, errors.New(m.Error)
+		}
+		if m.Exit != nil {
+			return *m.Exit, nil
+		}
+	}
+}
+
+// Kill removes the lab whose keeper is gone: it kills every process of
+// this user in the recorded user namespace (by its identity) and removes
+// the keeper's files. It returns how many processes it killed. A keeper
+// that is still alive is not touched: ask it instead (Forward clean).
+func Kill(dir, lab string) (int, error) {
+	r, err := ReadRecord(dir, lab)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return 0, err
+	}
+	killed := 0
+	if r != nil {
+		if r.Alive() {
+			return 0, fmt.Errorf("lab %q: its keeper (process %d) is alive", lab, r.PID)
+		}
+		for round := 0; round < 50; round++ {
+			pids := inUserNS(r.UserNS)
+			if len(pids) == 0 {
+				break
+			}
+			for _, pid := range pids {
+				if unix.Kill(pid, unix.SIGKILL) == nil && round == 0 {
+					killed++
+				}
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if left := inUserNS(r.UserNS); len(left) > 0 {
+			return killed, fmt.Errorf("lab %q: processes %v in its user namespace did not end", lab, left)
+		}
+	}
+	for _, p := range []string{SockPath(dir, lab), RecordPath(dir, lab), LogPath(dir, lab)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return killed, err
+		}
+	}
+	return killed, nil
+}
+
+// inUserNS lists the processes of this user whose user namespace is id.
+func inUserNS(id string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Stat("/proc/"+e.Name(), &st) != nil || int(st.Uid) != os.Geteuid() {
+			continue
+		}
+		if _, err := startTime(pid); err != nil {
+			continue // ended: a zombie holds no namespace
+		}
+		if ns, err := userNSOf(pid); err == nil && ns == id {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
