@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,42 +16,22 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var aptMu sync.Mutex
-
-// needPrograms makes sure the programs are installed, installing their
-// Debian packages for the test if they are not (the tests run as root):
-// the completion scripts are tested with the shells themselves, and dot
-// output with Graphviz. bins maps each program to its package.
+// needPrograms fails the test at once, naming the packages to install,
+// when a program it needs is missing: the completion scripts are tested
+// with the shells themselves, and dot output with Graphviz. bins maps
+// each program to its Debian package. .ci/run installs them; a test never
+// installs anything itself.
 func needPrograms(t *testing.T, bins map[string]string) {
 	t.Helper()
-	// One apt-get at a time in this process; other processes' wait on
-	// dpkg's lock (DPkg::Lock::Timeout).
-	aptMu.Lock()
-	defer aptMu.Unlock()
 	var missing []string
 	for bin, pkg := range bins {
 		if _, err := exec.LookPath(bin); err != nil {
 			missing = append(missing, pkg)
 		}
 	}
-	if len(missing) == 0 {
-		return
-	}
-	sort.Strings(missing)
-	install := func() ([]byte, error) {
-		args := append([]string{"-o", "DPkg::Lock::Timeout=300", "install", "-y", "--no-install-recommends"}, missing...)
-		cmd := exec.Command("apt-get", args...)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		return cmd.CombinedOutput()
-	}
-	if out, err := install(); err != nil {
-		// A fresh machine may have no package lists yet.
-		if upd, err := exec.Command("apt-get", "-o", "DPkg::Lock::Timeout=300", "update").CombinedOutput(); err != nil {
-			t.Fatalf("apt-get update, to install %s for this test: %v\n%s", strings.Join(missing, " "), err, upd)
-		}
-		if out, err = install(); err != nil {
-			t.Fatalf("apt-get install %s, for this test: %v\n%s", strings.Join(missing, " "), err, out)
-		}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		t.Fatalf("this test needs %s: apt-get install --no-install-recommends %s (.ci/run does)", strings.Join(missing, ", "), strings.Join(missing, " "))
 	}
 }
 
