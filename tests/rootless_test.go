@@ -350,3 +350,31 @@ func TestRootlessFlagForRoot(t *testing.T) {
 	require.Regexp(t, `0 +0 +1\b`, string(out), "a user namespace mapping root alone")
 	requireNothingOnMachine(t, name)
 }
+
+// Where the machine forbids user namespaces, nslab says which setting
+// does, in one line, and builds nothing. Here the limit is set to 0 in a
+// user namespace made for the test (the limit is per user namespace), so
+// the machine's own setting is left alone; inside it, nslab runs as uid
+// 65534.
+func TestRootlessForbidden(t *testing.T) {
+	t.Parallel()
+	u := newRLUser(t, 65534)
+	for _, args := range [][]string{{"run", "--topo", "single,2"}, {"up", "--topo", "single,2", "--name", uniqueName("rlz")}} {
+		script := "echo 0 > /proc/sys/user/max_user_namespaces && exec setpriv --reuid=65534 --regid=65534 --clear-groups " + nslabBin + " " + strings.Join(args, " ")
+		cmd := exec.Command("sh", "-c", script)
+		cmd.Env = u.env()
+		cmd.SysProcAttr = &syscall.SysProcAttr{
+			Cloneflags:                 syscall.CLONE_NEWUSER,
+			UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 65536}},
+			GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 65536}},
+			GidMappingsEnableSetgroups: true,
+		}
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		require.ErrorAs(t, err, &ee, string(out))
+		require.Equal(t, 1, ee.ExitCode(), string(out))
+		require.Equal(t, "nslab: nslab without root needs a user namespace, which this machine forbids (sysctl user.max_user_namespaces = 0): run as root, or allow them (docs/rootless.md)\n", string(out))
+	}
+	ents, _ := os.ReadDir(u.dir())
+	require.Empty(t, ents, "nothing made")
+}

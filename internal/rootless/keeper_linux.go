@@ -151,6 +151,7 @@ func StartKeeper(dir, lab, self string, args []string) error {
 	err = cmd.Start()
 	w.Close()
 	if err != nil {
+		os.Remove(LogPath(dir, lab))
 		return Explain(err)
 	}
 	go cmd.Wait() // reaped if it ends while this process runs
