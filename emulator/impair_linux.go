@@ -110,7 +110,7 @@ func (b *builder) impairments(ctx context.Context) error {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
-				if err := l.applyNew(h, e, e.d, *l.kernel); err != nil {
+				if err := l.applyOn(h, e, e.d, *l.kernel, true); err != nil {
 					return err
 				}
 			}
@@ -142,30 +142,14 @@ func endsBySender(ends []impairedEnd) [][]impairedEnd {
 
 func (l *Lab) applyEnd(e impairedEnd, d impair.Direction) error {
 	return l.onEnd(e, func(h *netlink.Handle) error {
-		return l.applyOn(h, e, d, *l.kernel)
+		return l.applyOn(h, e, d, *l.kernel, false)
 	})
 }
 
-// applyNew sets d on e's sending end, just made, through h (the build's
-// impairments phase: impair.ApplyNew).
-func (l *Lab) applyNew(h *netlink.Handle, e impairedEnd, d impair.Direction, k impair.Kernel) error {
-	idx, err := ifIndex(h, e.iface)
-	if err != nil {
-		return fmt.Errorf("link %s: %w", e, err)
-	}
-	shared := &l.loss
-	if e.host {
-		shared = nil
-	}
-	if err := impair.ApplyNew(h, idx, d, k, shared); err != nil {
-		return fmt.Errorf("impair link %s: %w", e, err)
-	}
-	return nil
-}
-
 // applyOn sets d on e's sending end (clears it for a zero d) through h, a
-// handle in that end's namespace.
-func (l *Lab) applyOn(h *netlink.Handle, e impairedEnd, d impair.Direction, k impair.Kernel) error {
+// handle in that end's namespace; fresh says the end was just made (the
+// build: impair.ApplyNew).
+func (l *Lab) applyOn(h *netlink.Handle, e impairedEnd, d impair.Direction, k impair.Kernel, fresh bool) error {
 	idx, err := ifIndex(h, e.iface)
 	if err != nil {
 		return fmt.Errorf("link %s: %w", e, err)
@@ -177,9 +161,12 @@ func (l *Lab) applyOn(h *netlink.Handle, e impairedEnd, d impair.Direction, k im
 	if e.host {
 		shared = nil
 	}
-	if d.IsZero() {
+	switch {
+	case d.IsZero():
 		err = impair.Clear(h, idx)
-	} else {
+	case fresh:
+		err = impair.ApplyNew(h, idx, d, k, shared)
+	default:
 		err = impair.ApplyShared(h, idx, d, k, shared)
 	}
 	if err != nil {
