@@ -211,6 +211,23 @@ func TestRootlessCLILifecycle(t *testing.T) {
 	requireNothingOnMachine(t, name)
 	require.False(t, namespaceExists(name+".h1"))
 
+	// A shell on a terminal gets a terminal of the lab's own, as its
+	// controlling one: job control works ("script" gives the CLI a
+	// pseudo-terminal).
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Fatal("this test needs `script` (util-linux) for a pseudo-terminal")
+	}
+	sh := u.command("script", "-qec", nslabBin+" shell "+name+" h1", "/dev/null")
+	sh.Env = append(sh.Env, "SHELL=/bin/sh")
+	sh.Stdin = strings.NewReader("sleep 0.2; tty; sleep 9 & jobs; exit 5\n")
+	shOut, err := sh.CombinedOutput()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee, string(shOut))
+	require.Equal(t, 5, ee.ExitCode(), string(shOut))
+	require.Contains(t, string(shOut), "/dev/pts/")
+	require.Contains(t, string(shOut), "Running")
+	require.NotContains(t, string(shOut), "job control turned off")
+
 	// Bad input is still bad input, with nothing made.
 	_, errs, code = u.cli(t, "exec", "nosuchlab", "h1", "--", "true")
 	require.Equal(t, 2, code)
@@ -288,7 +305,7 @@ func TestRootlessTwoUsers(t *testing.T) {
 	require.Contains(t, string(o), "permission denied")
 	// Root, at a's socket: the keeper refuses (root is not the user it
 	// maps to root).
-	_, err := rootless.Forward(a.dir(), name, []string{"nslab", "status"}, nil, "/", os.Stdin, os.Stdout, os.Stderr)
+	_, err := rootless.Forward(a.dir(), name, []string{"nslab", "status"}, nil, "/", os.Stdin, os.Stdout, os.Stderr, false)
 	require.ErrorContains(t, err, "this lab belongs to another user")
 
 	for _, u := range []*rlUser{a, b} {

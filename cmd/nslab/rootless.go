@@ -145,12 +145,13 @@ func (g *globals) rootlessUp(c *cli.Context) error {
 			return err
 		}
 	}
-	return exitWith(g.forward(dir, lab, os.Args))
+	return exitWith(g.forward(dir, lab, os.Args, false))
 }
 
 // forward runs args in lab through its keeper, on this process's stdin,
-// stdout and stderr.
-func (g *globals) forward(dir, lab string, args []string) (int, error) {
+// stdout and stderr; with tty, on a terminal of the lab's own relayed to
+// this one.
+func (g *globals) forward(dir, lab string, args []string, tty bool) (int, error) {
 	stdout, ok := asFile(g.stdout)
 	if !ok {
 		stdout = os.Stdout
@@ -160,7 +161,7 @@ func (g *globals) forward(dir, lab string, args []string) (int, error) {
 		stderr = os.Stderr
 	}
 	wd, _ := os.Getwd()
-	code, err := rootless.Forward(dir, lab, args, os.Environ(), wd, os.Stdin, stdout, stderr)
+	code, err := rootless.Forward(dir, lab, args, os.Environ(), wd, os.Stdin, stdout, stderr, tty)
 	if errors.Is(err, rootless.ErrNoKeeper) {
 		if r, rerr := rootless.ReadRecord(dir, lab); rerr == nil && !r.Alive() {
 			return 0, fmt.Errorf("lab %q: its keeper is gone (killed?): remove what is left with `nslab clean %s`", lab, lab)
@@ -184,7 +185,10 @@ func (g *globals) rootlessForward(c *cli.Context) error {
 	if err := topo.CheckLabName(name); err != nil {
 		return topo.BadInput(err)
 	}
-	return exitWith(g.forward(dir, name, os.Args))
+	// A shell, and a program run from a terminal, get a terminal of
+	// their own in the lab: a controlling terminal, so job control works.
+	tty := (c.Command.Name == "shell" || c.Command.Name == "exec") && isTerminal(os.Stdin) && isTerminal(g.stdout)
+	return exitWith(g.forward(dir, name, os.Args, tty))
 }
 
 // statusRow is a line of `nslab status`, as status.go prints it.
@@ -257,7 +261,7 @@ func (g *globals) capture(dir, lab string, args []string) ([]byte, error) {
 		out <- b
 	}()
 	wd, _ := os.Getwd()
-	code, err := rootless.Forward(dir, lab, args, os.Environ(), wd, os.Stdin, w, os.Stderr)
+	code, err := rootless.Forward(dir, lab, args, os.Environ(), wd, os.Stdin, w, os.Stderr, false)
 	w.Close()
 	b := <-out
 	if err == nil && code != 0 {
@@ -295,7 +299,7 @@ func (g *globals) rootlessClean(c *cli.Context) error {
 		case rerr != nil && !exists(rootless.SockPath(dir, n)):
 			fmt.Fprintf(g.stdout, "no lab %s: nothing to clean\n", n)
 		case rerr == nil && r.Alive():
-			code, err := g.forward(dir, n, []string{os.Args[0], "clean", n})
+			code, err := g.forward(dir, n, []string{os.Args[0], "clean", n}, false)
 			if err == nil && code != 0 {
 				err = fmt.Errorf("exit %d", code)
 			}

@@ -44,6 +44,12 @@ type request struct {
 	Args []string `json:"args"`
 	Env  []string `json:"env"`
 	Dir  string   `json:"dir"`
+	// TTY asks for a terminal of the lab's own: the command runs on a
+	// pseudo-terminal whose master is sent back, so that a shell gets a
+	// controlling terminal and job control.
+	TTY  bool `json:"tty,omitempty"`
+	Rows int  `json:"rows,omitempty"`
+	Cols int  `json:"cols,omitempty"`
 }
 
 // message is every later message: a signal for the command (client to
@@ -52,6 +58,7 @@ type message struct {
 	Signal int    `json:"signal,omitempty"`
 	Exit   *int   `json:"exit,omitempty"`
 	Error  string `json:"error,omitempty"`
+	PTY    bool   `json:"pty,omitempty"` // the master of the command's terminal comes with it
 }
 
 // Keepers lists the labs that have a keeper record in dir.
@@ -344,6 +351,19 @@ func (k *Keeper) handle(c *net.UnixConn) {
 	}
 	cmd := &exec.Cmd{Path: k.Self, Args: req.Args, Env: append(req.Env, k.Env...), Dir: req.Dir,
 		Stdin: files[0], Stdout: files[1], Stderr: files[2]}
+	var master *os.File
+	if req.TTY {
+		m, slave, err := openPTY(req.Rows, req.Cols)
+		if err != nil {
+			send(message{Error: fmt.Sprintf("keeper: terminal for lab %q: %v", k.Lab, err)})
+			return
+		}
+		defer slave.Close()
+		defer m.Close()
+		master = m
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	}
 	if err := cmd.Start(); err != nil {
 		send(message{Error: fmt.Sprintf("keeper: start nslab in lab %q: %v", k.Lab, err)})
 		return
@@ -352,6 +372,14 @@ func (k *Keeper) handle(c *net.UnixConn) {
 		f.Close()
 	}
 	files = nil
+	if master != nil {
+		// Only the command keeps the terminal's slave side: the client
+		// reads the master until the kernel says the last one closed.
+		cmd.Stdin.(*os.File).Close()
+		data, _ := json.Marshal(message{PTY: true})
+		c.WriteMsgUnix(data, unix.UnixRights(int(master.Fd())), nil)
+		master.Close()
+	}
 	go func() {
 		// Signals from the client; its end (EOF, kill -9) is a hang-up.
 		b := make([]byte, 512)
@@ -370,6 +398,28 @@ func (k *Keeper) handle(c *net.UnixConn) {
 	cmd.Wait()
 	code := ExitCode(cmd.ProcessState)
 	send(message{Exit: &code})
+}
+
+// openPTY opens a pseudo-terminal of the given size: its master and its
+// slave.
+func openPTY(rows, cols int) (master, slave *os.File, err error) {
+	mfd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := unix.IoctlSetPointerInt(mfd, unix.TIOCSPTLCK, 0); err != nil {
+		unix.Close(mfd)
+		return nil, nil, fmt.Errorf("unlock: %w", err)
+	}
+	sfd, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(mfd), unix.TIOCGPTPEER, uintptr(unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC))
+	if e != 0 {
+		unix.Close(mfd)
+		return nil, nil, fmt.Errorf("open the slave: %w", e)
+	}
+	if rows > 0 && cols > 0 {
+		unix.IoctlSetWinsize(mfd, unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(rows), Col: uint16(cols)})
+	}
+	return os.NewFile(uintptr(mfd), "ptmx"), os.NewFile(sfd, "pts"), nil
 }
 
 func receiveFiles(oob []byte) ([]*os.File, error) {
@@ -399,13 +449,23 @@ var ErrNoKeeper = errors.New("no keeper")
 // passing on the signals that end a program, and returns the command's
 // exit code. It returns an error wrapping ErrNoKeeper when no keeper
 // listens for the lab.
-func Forward(dir, lab string, args, env []string, wd string, stdin, stdout, stderr *os.File) (int, error) {
+//
+// With tty (stdin and stdout must be a terminal), the command runs on a
+// terminal of the lab's own, as ssh -t does: this terminal is put in raw
+// mode and relays both ways (and its size) until the command ends.
+func Forward(dir, lab string, args, env []string, wd string, stdin, stdout, stderr *os.File, tty bool) (int, error) {
 	c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: SockPath(dir, lab), Net: "unixpacket"})
 	if err != nil {
 		return 0, fmt.Errorf("lab %q: %w (%v)", lab, ErrNoKeeper, err)
 	}
 	defer c.Close()
-	data, _ := json.Marshal(request{Args: args, Env: env, Dir: wd})
+	req := request{Args: args, Env: env, Dir: wd, TTY: tty}
+	if tty {
+		if ws, err := unix.IoctlGetWinsize(int(stdin.Fd()), unix.TIOCGWINSZ); err == nil {
+			req.Rows, req.Cols = int(ws.Row), int(ws.Col)
+		}
+	}
+	data, _ := json.Marshal(req)
 	rights := unix.UnixRights(int(stdin.Fd()), int(stdout.Fd()), int(stderr.Fd()))
 	if _, _, err := c.WriteMsgUnix(data, rights, nil); err != nil {
 		return 0, fmt.Errorf("lab %q: send to its keeper: %w", lab, err)
@@ -427,8 +487,10 @@ func Forward(dir, lab string, args, env []string, wd string, stdin, stdout, stde
 		}
 	}()
 	buf := make([]byte, 4096)
+	oob := make([]byte, unix.CmsgSpace(4))
+	var relayed chan struct{} // closed when the terminal's output is all copied
 	for {
-		n, err := c.Read(buf)
+		n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
 		if err != nil || n == 0 {
 			return 0, fmt.Errorf("lab %q: its keeper went away", lab)
 		}
@@ -436,13 +498,80 @@ func Forward(dir, lab string, args, env []string, wd string, stdin, stdout, stde
 		if err := json.Unmarshal(buf[:n], &m); err != nil {
 			continue
 		}
-		if m.Error != "" {
+		switch {
+		case m.Error != "":
 			return 0, errors.New(m.Error)
-		}
-		if m.Exit != nil {
+		case m.PTY:
+			files, err := receiveFiles(oob[:oobn])
+			if err != nil || len(files) != 1 {
+				return 0, fmt.Errorf("lab %q: no terminal from its keeper", lab)
+			}
+			master := files[0]
+			defer master.Close()
+			restore, err := rawMode(stdin)
+			if err != nil {
+				return 0, err
+			}
+			defer restore()
+			relayed = relay(master, stdin, stdout)
+		case m.Exit != nil:
+			if relayed != nil {
+				select {
+				case <-relayed:
+				case <-time.After(time.Second): // a background job keeps the terminal
+				}
+			}
 			return *m.Exit, nil
 		}
 	}
+}
+
+// rawMode puts the terminal f in raw mode and returns what restores it.
+func rawMode(f *os.File) (func(), error) {
+	fd := int(f.Fd())
+	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return nil, fmt.Errorf("terminal: %w", err)
+	}
+	raw := *old
+	raw.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+	raw.Oflag &^= unix.OPOST
+	raw.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	raw.Cflag &^= unix.CSIZE | unix.PARENB
+	raw.Cflag |= unix.CS8
+	raw.Cc[unix.VMIN], raw.Cc[unix.VTIME] = 1, 0
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &raw); err != nil {
+		return nil, fmt.Errorf("terminal: %w", err)
+	}
+	return func() { unix.IoctlSetTermios(fd, unix.TCSETS, old) }, nil
+}
+
+// relay copies the terminal's input to master and master's output to
+// out, and passes on the terminal's size as it changes. The channel is
+// closed once master has nothing more to say.
+func relay(master, in, out *os.File) chan struct{} {
+	done := make(chan struct{})
+	go io.Copy(master, in)
+	go func() {
+		io.Copy(out, master) // ends with EIO when the last slave closes
+		close(done)
+	}()
+	winch := make(chan os.Signal, 1)
+	signal.Notify(winch, unix.SIGWINCH)
+	go func() {
+		defer signal.Stop(winch)
+		for {
+			select {
+			case <-winch:
+				if ws, err := unix.IoctlGetWinsize(int(in.Fd()), unix.TIOCGWINSZ); err == nil {
+					unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, ws)
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return done
 }
 
 // Kill removes the lab whose keeper is gone: it kills every process of
