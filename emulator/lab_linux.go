@@ -49,6 +49,9 @@ type Lab struct {
 	// lean says the builder keeps one descriptor per node, not two
 	// (raiseFileLimit).
 	lean bool
+	// ids are the namespaces' identities from the journal, by name, read
+	// on first use by a lab from Open (checkIdentity; under mu).
+	ids map[string]string
 }
 
 // Up builds the lab described by plan and returns it running. If anything

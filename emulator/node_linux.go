@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/nslab/nslab/internal/netns"
@@ -192,9 +193,45 @@ func (l *Lab) node(name string) (*nodeHandle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open namespace of node %q: %w", name, err)
 	}
+	if err := l.checkIdentity(n.Namespace, ns); err != nil {
+		ns.Close()
+		return nil, err
+	}
 	h = &nodeHandle{node: n, ns: ns, opened: true, path: path}
 	l.nodes[name] = h
 	return h, nil
+}
+
+// checkIdentity refuses a namespace opened by name that is not the one
+// the lab's journal recorded under that name (someone removed the lab's
+// and pinned another there: `ip netns del; ip netns add`), so that exec,
+// status and probes never enter a namespace nslab did not make. The
+// journal's identities are read once; a journal without them (an older
+// nslab's) checks nothing.
+func (l *Lab) checkIdentity(name string, ns *netns.NS) error {
+	if l.ids == nil {
+		l.ids = map[string]string{}
+		ents, _ := readJournal(l.dir)
+		for _, e := range ents {
+			if e.kind == jNetns {
+				if n, id, ok := strings.Cut(e.arg, " "); ok {
+					l.ids[n] = id
+				}
+			}
+		}
+	}
+	want, ok := l.ids[name]
+	if !ok {
+		return nil
+	}
+	got, err := ns.ID()
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return fmt.Errorf("namespace %s is not the one nslab made for lab %q (it was replaced: %s, recorded %s); remove the lab with `nslab clean %s`", name, l.Plan.Lab, got, want, l.Plan.Lab)
+	}
+	return nil
 }
 
 // Close releases what this process holds open of the lab: the node

@@ -113,6 +113,16 @@ func TestDownLeavesReplacedNamespace(t *testing.T) {
 	require.NoError(t, sleep.Start())
 	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
 
+	// Nor does any command enter it, or read it as the lab's.
+	_, errs, code := cli(t, "", "exec", top.Name, "h3", "--", "true")
+	require.Equal(t, 1, code, errs)
+	require.Contains(t, errs, "is not the one nslab made")
+	status, errs, code := cli(t, "", "status", top.Name)
+	require.Equal(t, 1, code, errs)
+	require.Contains(t, status, "is not the one nslab made")
+	_, errs, code = cli(t, "", "exec", top.Name, "h1", "--", "true")
+	require.Equal(t, 0, code, "the lab's own nodes are fine: %s", errs)
+
 	require.NoError(t, lab.Down())
 	require.True(t, netns.IsNamespaceFile(path), "someone else's namespace stays")
 	require.NoError(t, sleep.Process.Signal(syscall.Signal(0)), "and the process inside it runs on")

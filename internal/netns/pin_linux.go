@@ -285,6 +285,19 @@ func ID(path string) (string, error) {
 	return fileID(st), nil
 }
 
+// ID returns the identity of the namespace, "DEV:INO" as ID gives it for
+// its path.
+func (ns *NS) ID() (string, error) {
+	var st unix.Stat_t
+	if ns == nil || ns.fd < 0 {
+		return "", errors.New("namespace is closed")
+	}
+	if err := unix.Fstat(ns.fd, &st); err != nil {
+		return "", err
+	}
+	return fileID(st), nil
+}
+
 // IsNamespaceFile reports whether path has a namespace mounted on it (and
 // is not just the empty file it is mounted on).
 func IsNamespaceFile(path string) bool {
