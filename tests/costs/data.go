@@ -10,14 +10,17 @@ import (
 // Report is what one run of costs measured: the data file in bench-out/
 // and the input of the plot.
 type Report struct {
-	When    string  `json:"when"`
-	Kernel  string  `json:"kernel"`
-	Cores   int     `json:"cores"`
-	Load    float64 `json:"load_before"` // load average (1 min) when the run started
-	Reps    int     `json:"reps"`        // isolated up/down measurements per lab, medians below
-	Cycles  int     `json:"cycles"`      // back-to-back cycles per lab
-	Labs    []Lab   `json:"labs"`
-	Comment string  `json:"comment,omitempty"`
+	When   string  `json:"when"`
+	Kernel string  `json:"kernel"`
+	Cores  int     `json:"cores"`
+	Load   float64 `json:"load_before"` // load average (1 min) when the run started
+	Reps   int     `json:"reps"`        // isolated up/down measurements per lab, medians below
+	Cycles int     `json:"cycles"`      // back-to-back cycles per lab
+	Labs   []Lab   `json:"labs"`
+	// QuietWaitS is how long the run waited, before its measurements,
+	// for the rtnl lock to be free of other programs' work.
+	QuietWaitS float64 `json:"quiet_wait_s"`
+	Comment    string  `json:"comment,omitempty"`
 }
 
 // Lab is one lab size.
@@ -141,8 +144,8 @@ func (s Split) Floor(cores int) string {
 
 // WriteMarkdown writes the report as tables, for bench-out/report.md.
 func (r *Report) WriteMarkdown(w io.Writer) {
-	fmt.Fprintf(w, "Where the time goes (%s, %d cores, kernel %s, load %.2f at the start; medians of %d isolated runs, %d cycles back to back; ms):\n\n",
-		r.When, r.Cores, r.Kernel, r.Load, r.Reps, r.Cycles)
+	fmt.Fprintf(w, "Where the time goes (%s, %d cores, kernel %s, load %.2f at the start; medians of %d isolated runs, %d cycles back to back; %.1f s spent waiting for a free rtnl lock before measuring; ms):\n\n",
+		r.When, r.Cores, r.Kernel, r.Load, r.Reps, r.Cycles, r.QuietWaitS)
 	fmt.Fprintln(w, "| lab | nodes | switches | up | nslab user / sys | kworkers / other kthreads | idle | down | gone after down | its kworkers / idle | back to back: cycle | per cycle: nslab user / kernel / idle | floor of a cycle |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, l := range r.Labs {

@@ -71,6 +71,10 @@ func run(nslab, labs string, reps, cycles int, jsonOut, svgOut, mdOut string, pl
 	defer stop()
 	m := &measurer{nslab: nslab, cores: runtime.NumCPU(), timeout: timeout,
 		logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, "costs: "+f+"\n", a...) }}
+	if err := m.open(); err != nil {
+		return err
+	}
+	defer m.close()
 	r = Report{When: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Kernel: kernelRelease(),
 		Cores: m.cores, Load: loadavg(), Reps: reps, Cycles: cycles}
 	for _, spec := range strings.Split(labs, ";") {
@@ -84,6 +88,7 @@ func run(nslab, labs string, reps, cycles int, jsonOut, svgOut, mdOut string, pl
 		}
 		r.Labs = append(r.Labs, l)
 	}
+	r.QuietWaitS = m.gated.Seconds()
 	data, err := json.MarshalIndent(&r, "", "  ")
 	if err != nil {
 		return err
