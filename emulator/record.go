@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nslab/nslab/topo"
+	"golang.org/x/sys/unix"
 )
 
 // Record is the ownership record of a lab, kept in StateDir/LAB/record.json.
@@ -122,6 +123,39 @@ func ReadRecord(stateDir, lab string) (*Record, error) {
 		return nil, err
 	}
 	defer f.Close()
+	r, err := parseRecord(f, lab)
+	if err != nil {
+		return nil, err
+	}
+	if r.NetnsDir != "" {
+		if err := checkRecordDir(r.NetnsDir); err != nil {
+			return nil, fmt.Errorf("record of lab %q: netns_dir: %w", lab, err)
+		}
+	}
+	if r.HostNetns != "" && (!filepath.IsAbs(r.HostNetns) || filepath.Clean(r.HostNetns) != r.HostNetns) {
+		return nil, fmt.Errorf("record of lab %q: host_netns: %w", lab, &UnsafeError{r.HostNetns, "a record may only name an absolute, clean path"})
+	}
+	return r, nil
+}
+
+// PeekRecord reads the record of lab for display only (shell completion
+// lists the labs and nodes of any user's records): unlike ReadRecord it
+// checks no owner and trusts nothing, so nothing read this way may be
+// acted on.
+func PeekRecord(stateDir, lab string) (*Record, error) {
+	if !safeName(lab) || lab == "" {
+		return nil, fmt.Errorf("bad lab name %q", lab)
+	}
+	f, err := os.OpenFile(filepath.Join(stateDir, lab, "record.json"), os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return parseRecord(f, lab)
+}
+
+// parseRecord decodes the record of lab from f, at most maxRecord bytes.
+func parseRecord(f *os.File, lab string) (*Record, error) {
 	data, err := io.ReadAll(io.LimitReader(f, maxRecord+1))
 	if err != nil {
 		return nil, err
@@ -133,13 +167,8 @@ func ReadRecord(stateDir, lab string) (*Record, error) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("record of lab %q: %w", lab, err)
 	}
-	if r.NetnsDir != "" {
-		if err := checkRecordDir(r.NetnsDir); err != nil {
-			return nil, fmt.Errorf("record of lab %q: netns_dir: %w", lab, err)
-		}
-	}
-	if r.HostNetns != "" && (!filepath.IsAbs(r.HostNetns) || filepath.Clean(r.HostNetns) != r.HostNetns) {
-		return nil, fmt.Errorf("record of lab %q: host_netns: %w", lab, &UnsafeError{r.HostNetns, "a record may only name an absolute, clean path"})
+	if r.Lab != "" && r.Lab != lab {
+		return nil, fmt.Errorf("record of lab %q names lab %q", lab, r.Lab)
 	}
 	return &r, nil
 }

@@ -4,12 +4,10 @@ package main
 // and the hidden __complete command they call for every Tab.
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -335,9 +333,6 @@ func flagCandidates(flags []cli.Flag, prefix string) []candidate {
 // name that is not a valid lab or node name is left out, so a record
 // written by someone else cannot put anything odd on a command line.
 
-// maxCompletionRecord bounds the record read for one Tab.
-const maxCompletionRecord = 4 << 20
-
 func labCandidates(stateDir string) []candidate {
 	ents, err := os.ReadDir(stateDir)
 	if err != nil {
@@ -348,7 +343,7 @@ func labCandidates(stateDir string) []candidate {
 		if !e.IsDir() || topo.CheckLabName(e.Name()) != nil {
 			continue
 		}
-		r, err := readRecordForCompletion(stateDir, e.Name())
+		r, err := emulator.PeekRecord(stateDir, e.Name())
 		if err != nil {
 			continue
 		}
@@ -367,7 +362,7 @@ func nodeCandidates(stateDir, lab string, ifaces bool) []candidate {
 	if topo.CheckLabName(lab) != nil {
 		return nil
 	}
-	r, err := readRecordForCompletion(stateDir, lab)
+	r, err := emulator.PeekRecord(stateDir, lab)
 	if err != nil || r.Topology == nil {
 		return nil
 	}
@@ -390,27 +385,4 @@ func nodeCandidates(stateDir, lab string, ifaces bool) []candidate {
 		}
 	}
 	return out
-}
-
-func readRecordForCompletion(stateDir, lab string) (*emulator.Record, error) {
-	f, err := os.Open(filepath.Join(stateDir, lab, "record.json"))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxCompletionRecord+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxCompletionRecord {
-		return nil, fmt.Errorf("record of lab %q is over %d bytes", lab, maxCompletionRecord)
-	}
-	var r emulator.Record
-	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, err
-	}
-	if r.Lab != lab {
-		return nil, fmt.Errorf("record of lab %q names lab %q", lab, r.Lab)
-	}
-	return &r, nil
 }
