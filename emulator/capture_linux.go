@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/nslab/nslab/capture"
 	"github.com/nslab/nslab/topo"
@@ -37,6 +39,10 @@ type Capture struct {
 	Interfaces []capture.Interface
 	sources    []*capture.Source
 	opts       CaptureOptions
+	lab        string
+	// pins are the captured nodes' handles and where their namespaces are
+	// pinned: a capture ends when the lab is taken down under it.
+	pins []capturePin
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -151,7 +157,8 @@ func (l *Lab) OpenCapture(targets []string, o CaptureOptions) (*Capture, error) 
 			return nil, err
 		}
 	}
-	c := &Capture{opts: o}
+	c := &Capture{opts: o, lab: l.Plan.Lab}
+	pinned := map[string]bool{}
 	for _, name := range names {
 		node, iface, _ := strings.Cut(name, ":")
 		h, err := l.node(node)
@@ -165,6 +172,10 @@ func (l *Lab) OpenCapture(targets []string, o CaptureOptions) (*Capture, error) 
 			return nil, fmt.Errorf("node %q: %w", node, err)
 		}
 		c.sources = append(c.sources, src)
+		if !pinned[node] {
+			pinned[node] = true
+			c.pins = append(c.pins, capturePin{h, filepath.Join(l.Record.NetnsDir, h.node.Namespace)})
+		}
 		c.Interfaces = append(c.Interfaces, capture.Interface{
 			Name:        name,
 			Description: fmt.Sprintf("lab %s, node %s (namespace %s), interface %s", l.Plan.Lab, node, h.node.Namespace, iface),
@@ -175,14 +186,75 @@ func (l *Lab) OpenCapture(targets []string, o CaptureOptions) (*Capture, error) 
 	return c, nil
 }
 
-// Run reads the capture into sink until ctx is done or Count packets are
-// written, then closes sink with the kernel's counters.
+type capturePin struct {
+	h    *nodeHandle
+	path string
+}
+
+// labGone says whether a captured node's namespace is no longer the one
+// pinned under its name: the lab was taken down (perhaps built again).
+// Its sockets keep the old namespace alive, and would wait for packets that
+// never come.
+func (c *Capture) labGone() bool {
+	for _, p := range c.pins {
+		p.h.mu.RLock()
+		ok := !p.h.closed && p.h.ns.PinnedAt(p.path)
+		p.h.mu.RUnlock()
+		if !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// goneWithin waits up to d for the lab to be gone: a teardown removes
+// interfaces before it unpins namespaces.
+func (c *Capture) goneWithin(d time.Duration) bool {
+	for end := time.Now().Add(d); ; time.Sleep(20 * time.Millisecond) {
+		if c.labGone() {
+			return true
+		}
+		if time.Now().After(end) {
+			return false
+		}
+	}
+}
+
+// captureWatch is how often a capture checks that its lab is still up.
+const captureWatch = 200 * time.Millisecond
+
+// Run reads the capture into sink until ctx is done, Count packets are
+// written or the lab is taken down (an error), then closes sink with the
+// kernel's counters.
 func (c *Capture) Run(ctx context.Context, sink capture.Sink) (capture.Result, error) {
 	readers := make([]capture.Reader, len(c.sources))
 	for i, s := range c.sources {
 		readers[i] = s
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var gone atomic.Bool
+	go func() {
+		t := time.NewTicker(captureWatch)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if c.labGone() {
+					gone.Store(true)
+					cancel()
+					return
+				}
+			}
+		}
+	}()
 	res, err := capture.Run(ctx, readers, sink, capture.RunOptions{Count: c.opts.Count, SnapLen: c.opts.SnapLen})
+	if gone.Load() || (errors.Is(err, unix.ENETDOWN) && c.goneWithin(2*time.Second)) {
+		// The interfaces went with their lab: that, not the read, is news.
+		return res, fmt.Errorf("lab %q was taken down: the capture ended", c.lab)
+	}
 	if err != nil {
 		var names []string
 		for _, i := range c.Interfaces {

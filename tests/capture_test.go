@@ -480,3 +480,28 @@ func TestCaptureTopologyFile(t *testing.T) {
 		require.False(t, namespaceExists(name+".r1"), "nothing is built")
 	}
 }
+
+// A lab taken down under a capture ends it, with the counts and the
+// reason (exit 1), instead of leaving it to wait on namespaces only its
+// sockets keep.
+func TestCaptureLabTakenDown(t *testing.T) {
+	t.Parallel()
+	name := uniqueName("capdown")
+	_, stderr, code := cli(t, "", "up", "--topo", "single,2", "--name", name)
+	require.Equal(t, 0, code, stderr)
+	cmd, _, capErr := startCapture(t, name, "h1")
+	_, stderr, code = cli(t, "", "down", name)
+	require.Equal(t, 0, code, stderr)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		require.ErrorAs(t, err, &ee)
+		require.Equal(t, 1, ee.ExitCode(), capErr.String())
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the capture goes on after its lab was taken down: %s", capErr)
+	}
+	require.Contains(t, capErr.String(), "packets captured")
+	require.Contains(t, capErr.String(), fmt.Sprintf("lab %q was taken down: the capture ended", name))
+}
