@@ -37,10 +37,11 @@ type Lab struct {
 	Up   Split `json:"up"`
 	Down Split `json:"down"`
 	Gone Split `json:"gone"`
-	// GoneTimedOut counts the reps whose sysfs count did not come back
-	// within the limit (another program making interfaces meanwhile).
-	GoneTimedOut int `json:"gone_timed_out,omitempty"`
-	B2B          B2B `json:"back_to_back"`
+	// GoneSettled counts the reps whose sysfs count did not come back to
+	// its value before the lab (another program made interfaces
+	// meanwhile): their Gone ends at the count's last drop.
+	GoneSettled int `json:"gone_settled,omitempty"`
+	B2B         B2B `json:"back_to_back"`
 }
 
 // B2B is Cycles of `nslab up` then `nslab down`, each cycle at once after
@@ -150,8 +151,8 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, l := range r.Labs {
 		gone := fmt.Sprintf("%.0f", l.Gone.WallMS)
-		if l.GoneTimedOut > 0 {
-			gone += fmt.Sprintf(" (%d timed out)", l.GoneTimedOut)
+		if l.GoneSettled > 0 {
+			gone += fmt.Sprintf(" (%d of %d: last drop)", l.GoneSettled, r.Reps)
 		}
 		cycle := fmt.Sprintf("%.0f", l.B2B.CycleMS)
 		if l.B2B.Failed > 0 {

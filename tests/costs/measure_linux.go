@@ -85,6 +85,10 @@ func (m *measurer) run(ctx context.Context, args ...string) (child, error) {
 	cmd := exec.CommandContext(ctx, m.nslab, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	// Interrupted, nslab rolls its build back (a killed one would leave
+	// the lab behind).
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = time.Minute
 	t0 := time.Now()
 	err := cmd.Run()
 	c := child{wall: time.Since(t0)}
@@ -128,16 +132,14 @@ func (m *measurer) name() string {
 	return fmt.Sprintf("costs-%d-%d", os.Getpid()%100000, m.seq)
 }
 
-// quiet waits for the kernel to have freed every namespace released
-// before and for the rtnl lock to be free, so that the next measurement
-// starts on a quiet kernel.
+// quiet waits for the kernel to have freed the namespaces released
+// before (or to make no more progress at it) and for the rtnl lock to be
+// free, so that the next measurement starts on a quiet kernel.
 func (m *measurer) quiet(netnsBase int) error {
-	ok, err := waitFreed(netnsBase, m.timeout)
-	if err != nil {
+	if _, ok, err := drained("net_namespace", netnsBase+1, m.timeout, true); err != nil {
 		return err
-	}
-	if !ok {
-		m.logf("namespaces not freed within %v: going on", m.timeout)
+	} else if !ok {
+		m.logf("namespaces: %d before, not back to that (other programs' labs?): going on", netnsBase)
 	}
 	return m.rtnlQuiet(m.timeout)
 }
@@ -191,16 +193,12 @@ func (m *measurer) lab(ctx context.Context, spec string, reps, cycles int) (Lab,
 		if err != nil {
 			return l, err
 		}
-		ok, err := waitSysfs(sysfs, m.timeout)
+		s3, ok, err := drained("kernfs_node_cache", sysfs, m.timeout, false)
 		if err != nil {
 			return l, err
 		}
 		if !ok {
-			l.GoneTimedOut++
-		}
-		s3, err := take()
-		if err != nil {
-			return l, err
+			l.GoneSettled++
 		}
 		ups = append(ups, m.split(s0, s1, up))
 		downs = append(downs, m.split(s1, s2, down))
@@ -249,10 +247,7 @@ func (m *measurer) lab(ctx context.Context, spec string, reps, cycles int) (Lab,
 		downw = append(downw, float64(down.wall.Microseconds())/1000)
 	}
 	loop := time.Since(s0.at)
-	if _, err := waitSysfs(sysfs, m.timeout); err != nil {
-		return l, err
-	}
-	s1, err := take()
+	s1, _, err := drained("kernfs_node_cache", sysfs, m.timeout, false)
 	if err != nil {
 		return l, err
 	}

@@ -132,55 +132,64 @@ func slabObjects(cache string) (int, error) {
 	return strconv.Atoi(f[0])
 }
 
-// waitSysfs waits until the kernfs nodes in use are back to base: every
-// interface has sysfs entries, made at registration and removed at
-// unregistration, so the count comes back once the kernel has removed the
-// lab's last interface. It counts the whole machine: another program
-// making interfaces meanwhile delays it, and after limit it gives up and
-// reports false.
-func waitSysfs(base int, limit time.Duration) (bool, error) {
+// The kernel's leftover work is followed by counting objects in two slab
+// caches: kernfs nodes (every interface has sysfs entries, made at
+// registration and removed at unregistration) and network namespaces.
+// Both count the whole machine, and other programs may be making
+// interfaces and namespaces meanwhile, so "done" is either the count back
+// to where it was before the lab, or no drop for settle: then the work
+// ended at the last drop.
+const settle = time.Second
+
+// drained follows one cache's count down to base. It returns the
+// snapshot taken within 25 ms after the last drop (or when the count
+// reached base), and whether the count did reach base. With nudge, a
+// stall of the count destroys a throwaway namespace (unshare -n true):
+// the kernel frees a batch of released namespaces only when its cleanup
+// runs again, so the last batch would otherwise wait for someone else's.
+func drained(cache string, base int, limit time.Duration, nudge bool) (snapshot, bool, error) {
 	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		n, err := slabObjects("kernfs_node_cache")
+	snap, err := take()
+	if err != nil {
+		return snap, false, err
+	}
+	last, err := slabObjects(cache)
+	if err != nil {
+		return snap, false, err
+	}
+	lastDrop, dirty := time.Now(), false
+	patience, nudged := 5*time.Millisecond, time.Now()
+	for {
+		n, err := slabObjects(cache)
 		if err != nil {
-			return false, err
+			return snap, false, err
 		}
 		if n <= base {
-			return true, nil
+			s, err := take()
+			return s, true, err
 		}
-		time.Sleep(time.Millisecond)
-	}
-	return false, nil
-}
-
-// waitFreed waits until the kernel has freed the namespaces released
-// since base was read (net_namespace objects back to base, or one more:
-// the throwaway namespace of the last nudge). The kernel frees a batch of
-// released namespaces only when its cleanup runs again, so after a stall
-// it destroys a throwaway namespace (unshare -n true) to run it, waiting
-// longer before each next nudge.
-func waitFreed(base int, limit time.Duration) (bool, error) {
-	deadline := time.Now().Add(limit)
-	last, stalled := -1, time.Now()
-	patience := 5 * time.Millisecond
-	for time.Now().Before(deadline) {
-		n, err := slabObjects("net_namespace")
-		if err != nil {
-			return false, err
+		now := time.Now()
+		if n < last {
+			lastDrop, dirty = now, true
+			patience = 5 * time.Millisecond
 		}
-		if n <= base+1 {
-			return true, nil
+		last = n
+		if dirty && now.Sub(snap.at) >= 25*time.Millisecond {
+			if snap, err = take(); err != nil {
+				return snap, false, err
+			}
+			dirty = false
 		}
-		if n != last {
-			last, stalled = n, time.Now()
-		} else if time.Since(stalled) > patience {
+		if now.Sub(lastDrop) > settle || now.After(deadline) {
+			return snap, false, nil
+		}
+		if nudge && now.Sub(lastDrop) > patience && now.Sub(nudged) > patience {
 			exec.Command("unshare", "-n", "true").Run()
-			stalled = time.Now()
+			nudged = time.Now()
 			patience = min(2*patience, 500*time.Millisecond)
 		}
 		time.Sleep(time.Millisecond)
 	}
-	return false, nil
 }
 
 // loadavg is the first field of /proc/loadavg.
