@@ -42,7 +42,17 @@ echo "== nslab benchmarks (go test -bench; medians per benchmark)"
   # Back to back: labs built, pinged once and torn down in a loop, each
   # cycle at once after the last (what a suite of many tests pays).
   go test -run '^$' -bench 'BackToBack' -benchtime "${B2B_CYCLES:-10}x" -timeout 30m ./tests/
+  # Two-port switches three ways (a bridge, a tc mirred wire, a direct
+  # veth): 100 built in throwaway namespaces and released, isolated and
+  # back to back (issue 18 point 3).
+  go test -run '^$' -bench 'TwoPortSwitch' -benchtime "$benchtime" -timeout 30m ./tests/
 } | tee "$out/go-bench.txt"
+
+# Where the time goes (issue 18 point 4): nslab up and down as processes
+# for single,100-1000 and linear,25-200, their CPU beside the kernel's,
+# isolated and back to back; a data file and a plot.
+echo "== where the time goes (tests/costs)"
+go run ./tests/costs -nslab ./bin/nslab -json "$out/costs.json" -svg "$out/scale.svg" -md "$out/costs.md" >/dev/null
 
 metric() { # metric BENCH UNIT -> value
   awk -v b="$1" -v u="$2" '$1 ~ "^"b"(-[0-9]+)?$" { for (i = 2; i < NF; i++) if ($(i+1) == u) print $i }' "$out/go-bench.txt"
@@ -98,6 +108,19 @@ mn_median() { # mn_median TOPO RUNS [TEST] -> median seconds of a whole mn run, 
   for b in Linear100:linear,100 Single100:single,100 Tree34:tree,3,4 NAT10:"NAT, 10 nodes"; do
     echo "| ${b#*:} | $(metric BenchmarkBackToBack${b%%:*} cycle-ms) | $(metric BenchmarkBackToBack${b%%:*} mean-ms) | $(metric BenchmarkBackToBack${b%%:*} drain-ms) |"
   done
+  echo
+  echo "Two-port switches, 100 built and released (a bridge as today, a tc mirred wire, a direct veth; tests/datapath_bench_test.go):"
+  echo
+  echo "| switch made of | build ms | gone ms after release | per switch ms (build + gone) | slowest namespace creation meanwhile ms | back to back: cycle ms | drain ms |"
+  echo "|---|---|---|---|---|---|---|"
+  for b in Bridge:"a Linux bridge" Wire:"tc mirred wire" Direct:"nothing: a direct veth"; do
+    k=BenchmarkTwoPortSwitch${b%%:*}
+    echo "| ${b#*:} | $(metric $k build-ms) | $(metric $k gone-ms) | $(metric $k per-switch-ms) | $(metric $k netns-ms) | $(metric $k cycle-ms) | $(metric $k drain-ms) |"
+  done
+  echo
+  cat "$out/costs.md"
+  echo
+  echo "Plot of up, down and back-to-back time against size: $out/scale.svg (data: $out/costs.json)."
   echo
   rss() { ./bin/nslab -v run --test none --name "bench-rss-$$" --topo "$1" 2>&1 | sed -n 's/.*max_rss_kib=\([0-9]*\).*/\1/p' | tail -1; }
   echo "Neighbour table limit during the benchmarks: net.ipv4.neigh.default.gc_thresh3 = $thresh3 (1,024 by default; at that limit a 50-host matrix runs in waves and every repeat is a first run)."
