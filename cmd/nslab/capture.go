@@ -150,10 +150,11 @@ func (g *globals) cmdCapture(c *cli.Context) error {
 	} else if out == "-" {
 		where = "pcapng to stdout"
 	}
-	fmt.Fprintf(g.stderr, "capturing on %s%s, %s\n", strings.Join(names, ", "), filterNote(filter), where)
-
+	// Ctrl-C is caught before the capture says it runs: a user (or a
+	// test) may press it as soon as the line shows.
 	sigctx, cancel := signalContext()
 	defer cancel()
+	fmt.Fprintf(g.stderr, "capturing on %s%s, %s\n", strings.Join(names, ", "), filterNote(filter), where)
 	ctx, stop := capture.Until(sigctx, c.Duration("duration"))
 	defer stop()
 	res, err := capt.Run(ctx, sink)
