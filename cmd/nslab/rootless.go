@@ -162,13 +162,18 @@ func (g *globals) forward(dir, lab string, args []string, tty bool) (int, error)
 	}
 	wd, _ := os.Getwd()
 	code, err := rootless.Forward(dir, lab, args, os.Environ(), wd, os.Stdin, stdout, stderr, tty)
+	if err == nil {
+		return code, nil
+	}
+	// A keeper killed a moment ago may still take a connection and then
+	// drop it: its record says whether it is gone.
+	if r, rerr := rootless.ReadRecord(dir, lab); rerr == nil && !r.Alive() {
+		return 0, fmt.Errorf("lab %q: its keeper is gone (killed?): remove what is left with `nslab clean %s`", lab, lab)
+	}
 	if errors.Is(err, rootless.ErrNoKeeper) {
-		if r, rerr := rootless.ReadRecord(dir, lab); rerr == nil && !r.Alive() {
-			return 0, fmt.Errorf("lab %q: its keeper is gone (killed?): remove what is left with `nslab clean %s`", lab, lab)
-		}
 		return 0, topo.BadInput(&emulator.NoSuchLabError{Lab: lab, Labs: rootless.Keepers(dir)})
 	}
-	return code, err
+	return 0, err
 }
 
 // rootlessForward runs this command line in the lab named by the first
