@@ -305,7 +305,7 @@ func TestRootlessTwoUsers(t *testing.T) {
 	require.Contains(t, string(o), "permission denied")
 	// Root, at a's socket: the keeper refuses (root is not the user it
 	// maps to root).
-	_, err := rootless.Forward(a.dir(), name, []string{"nslab", "status"}, nil, "/", os.Stdin, os.Stdout, os.Stderr, false)
+	_, err := rootless.Forward(a.dir(), name, rootless.Request{Args: []string{"nslab", "status"}, Dir: "/"}, os.Stdin, os.Stdout, os.Stderr)
 	require.ErrorContains(t, err, "this lab belongs to another user")
 
 	for _, u := range []*rlUser{a, b} {

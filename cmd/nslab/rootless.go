@@ -10,7 +10,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nslab/nslab/emulator"
@@ -145,13 +149,13 @@ func (g *globals) rootlessUp(c *cli.Context) error {
 			return err
 		}
 	}
-	return exitWith(g.forward(dir, lab, os.Args, false))
+	return exitWith(g.forward(dir, lab, rootless.Request{Args: os.Args}))
 }
 
-// forward runs args in lab through its keeper, on this process's stdin,
-// stdout and stderr; with tty, on a terminal of the lab's own relayed to
-// this one.
-func (g *globals) forward(dir, lab string, args []string, tty bool) (int, error) {
+// forward runs the request (its Args; its environment and working
+// directory are this process's) in lab through its keeper, on this
+// process's stdin, stdout and stderr.
+func (g *globals) forward(dir, lab string, req rootless.Request) (int, error) {
 	stdout, ok := asFile(g.stdout)
 	if !ok {
 		stdout = os.Stdout
@@ -160,8 +164,9 @@ func (g *globals) forward(dir, lab string, args []string, tty bool) (int, error)
 	if !ok {
 		stderr = os.Stderr
 	}
-	wd, _ := os.Getwd()
-	code, err := rootless.Forward(dir, lab, args, os.Environ(), wd, os.Stdin, stdout, stderr, tty)
+	req.Env = os.Environ()
+	req.Dir, _ = os.Getwd()
+	code, err := rootless.Forward(dir, lab, req, os.Stdin, stdout, stderr)
 	if err == nil {
 		return code, nil
 	}
@@ -192,8 +197,19 @@ func (g *globals) rootlessForward(c *cli.Context) error {
 	}
 	// A shell, and a program run from a terminal, get a terminal of
 	// their own in the lab: a controlling terminal, so job control works.
-	tty := (c.Command.Name == "shell" || c.Command.Name == "exec") && isTerminal(os.Stdin) && isTerminal(g.stdout)
-	return exitWith(g.forward(dir, name, os.Args, tty))
+	req := rootless.Request{Args: os.Args}
+	req.TTY = (c.Command.Name == "shell" || c.Command.Name == "exec") && isTerminal(os.Stdin) && isTerminal(g.stdout)
+	if args := c.Args().Slice(); c.Command.Name == "exec" && len(args) >= 3 {
+		// The keeper starts the program itself: one start of nslab less.
+		argv := args[2:]
+		if argv[0] == "--" {
+			argv = argv[1:]
+		}
+		if len(argv) > 0 {
+			req.Exec = &rootless.ExecRequest{Node: args[1], Argv: argv}
+		}
+	}
+	return exitWith(g.forward(dir, name, req))
 }
 
 // statusRow is a line of `nslab status`, as status.go prints it.
@@ -266,7 +282,7 @@ func (g *globals) capture(dir, lab string, args []string) ([]byte, error) {
 		out <- b
 	}()
 	wd, _ := os.Getwd()
-	code, err := rootless.Forward(dir, lab, args, os.Environ(), wd, os.Stdin, w, os.Stderr, false)
+	code, err := rootless.Forward(dir, lab, rootless.Request{Args: args, Env: os.Environ(), Dir: wd}, os.Stdin, w, os.Stderr)
 	w.Close()
 	b := <-out
 	if err == nil && code != 0 {
@@ -304,7 +320,7 @@ func (g *globals) rootlessClean(c *cli.Context) error {
 		case rerr != nil && !exists(rootless.SockPath(dir, n)):
 			fmt.Fprintf(g.stdout, "no lab %s: nothing to clean\n", n)
 		case rerr == nil && r.Alive():
-			code, err := g.forward(dir, n, []string{os.Args[0], "clean", n}, false)
+			code, err := g.forward(dir, n, rootless.Request{Args: []string{os.Args[0], "clean", n}})
 			if err == nil && code != 0 {
 				err = fmt.Errorf("exit %d", code)
 			}
@@ -350,6 +366,7 @@ func (g *globals) keeperCommand() *cli.Command {
 					return len(labs) > 0
 				},
 				Teardown: func() { emulator.Clean(lab, opts) },
+				Exec:     (&keeperExec{name: lab, opts: opts}).start,
 			}
 			// Readiness goes to up on stdout, a pipe that must then be
 			// closed: fd 1 becomes /dev/null (never left closed, where a
@@ -366,4 +383,76 @@ func (g *globals) keeperCommand() *cli.Command {
 			return k.Serve(ready, 10*time.Second)
 		},
 	}
+}
+
+// keeperExec starts the programs of `nslab exec` in the keeper's lab
+// itself, as cmdExec would through ExecReplace: in the node, with the
+// client's environment, directory and files.
+type keeperExec struct {
+	name string
+	opts emulator.Options
+	mu   sync.Mutex
+	lab  *emulator.Lab // opened on first use
+}
+
+func (k *keeperExec) start(r rootless.ExecRequest, env []string, dir string, stdin, stdout, stderr *os.File) (*exec.Cmd, int, error) {
+	k.mu.Lock()
+	if k.lab == nil {
+		lab, err := emulator.Open(k.name, k.opts)
+		if err != nil {
+			k.mu.Unlock()
+			return nil, exitCode(err), err
+		}
+		k.lab = lab
+	}
+	lab := k.lab
+	k.mu.Unlock()
+	path, err := lookPathIn(r.Argv[0], env)
+	if err != nil {
+		err = execStatus(topo.BadInput(&emulator.ProgramError{Node: r.Node, Program: r.Argv[0], Err: err}))
+		return nil, exitCode(err), err
+	}
+	cmd := &exec.Cmd{Path: path, Args: r.Argv, Env: env, Dir: dir, Stdin: stdin, Stdout: stdout, Stderr: stderr}
+	if err := lab.Start(r.Node, cmd); err != nil {
+		return nil, exitCode(err), err
+	}
+	return cmd, 0, nil
+}
+
+// exitCode is the code run gives err.
+func exitCode(err error) int {
+	var es *exitStatus
+	switch {
+	case errors.As(err, &es):
+		return es.code
+	case topo.IsBadInput(err):
+		return exitBadInput
+	}
+	return exitFailed
+}
+
+// lookPathIn finds a program as exec.LookPath does, in the PATH of env.
+func lookPathIn(file string, env []string) (string, error) {
+	if strings.Contains(file, "/") {
+		return exec.LookPath(file)
+	}
+	path := ""
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, d := range filepath.SplitList(path) {
+		if d == "" {
+			d = "."
+		}
+		p := filepath.Join(d, file)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			if !filepath.IsAbs(p) {
+				return "", &exec.Error{Name: file, Err: exec.ErrDot}
+			}
+			return p, nil
+		}
+	}
+	return "", &exec.Error{Name: file, Err: exec.ErrNotFound}
 }

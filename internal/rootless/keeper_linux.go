@@ -38,9 +38,10 @@ func RecordPath(dir, lab string) string { return filepath.Join(dir, lab+".keeper
 // LogPath is the keeper's stderr, removed when it ends as it should.
 func LogPath(dir, lab string) string { return filepath.Join(dir, lab+".log") }
 
-// request is what a client sends first, with its stdin, stdout and
-// stderr as SCM_RIGHTS.
-type request struct {
+// Request is what a client sends first, with its stdin, stdout and
+// stderr as SCM_RIGHTS: the command line to run in the lab (argv[0]
+// included), its environment and working directory.
+type Request struct {
 	Args []string `json:"args"`
 	Env  []string `json:"env"`
 	Dir  string   `json:"dir"`
@@ -50,6 +51,15 @@ type request struct {
 	TTY  bool `json:"tty,omitempty"`
 	Rows int  `json:"rows,omitempty"`
 	Cols int  `json:"cols,omitempty"`
+	// Exec, when set, is the same command as Args said more simply (a
+	// program in a node), for a keeper that starts it itself.
+	Exec *ExecRequest `json:"exec,omitempty"`
+}
+
+// ExecRequest is `nslab exec LAB NODE -- ARGV...`.
+type ExecRequest struct {
+	Node string   `json:"node"`
+	Argv []string `json:"argv"`
 }
 
 // message is every later message: a signal for the command (client to
@@ -187,6 +197,12 @@ type Keeper struct {
 	// Teardown removes the lab when the keeper is told to end (SIGTERM,
 	// SIGINT, SIGHUP).
 	Teardown func()
+	// Exec, if set, starts the program of an ExecRequest in the lab with
+	// the request's environment, directory and files, instead of running
+	// nslab again for it (one program start less). When it cannot, it
+	// returns the exit code the command would have had and its error,
+	// which the keeper writes on the request's stderr as nslab would.
+	Exec func(r ExecRequest, env []string, dir string, stdin, stdout, stderr *os.File) (*exec.Cmd, int, error)
 }
 
 // Serve writes the record, listens on the socket, reports "ok" (or the
@@ -344,12 +360,27 @@ func (k *Keeper) handle(c *net.UnixConn) {
 		send(message{Error: "keeper: a request needs stdin, stdout and stderr"})
 		return
 	}
-	var req request
+	var req Request
 	if err := json.Unmarshal(buf[:n], &req); err != nil || len(req.Args) == 0 {
 		send(message{Error: "keeper: bad request"})
 		return
 	}
-	cmd := &exec.Cmd{Path: k.Self, Args: req.Args, Env: append(req.Env, k.Env...), Dir: req.Dir,
+	env := append(req.Env, k.Env...)
+	if req.Exec != nil && k.Exec != nil && !req.TTY {
+		cmd, code, err := k.Exec(*req.Exec, env, req.Dir, files[0], files[1], files[2])
+		if err != nil {
+			fmt.Fprintf(files[2], "nslab: %v\n", err)
+			send(message{Exit: &code})
+			return
+		}
+		for _, f := range files {
+			f.Close()
+		}
+		files = nil
+		k.wait(c, cmd, send)
+		return
+	}
+	cmd := &exec.Cmd{Path: k.Self, Args: req.Args, Env: env, Dir: req.Dir,
 		Stdin: files[0], Stdout: files[1], Stderr: files[2]}
 	var master *os.File
 	if req.TTY {
@@ -380,6 +411,12 @@ func (k *Keeper) handle(c *net.UnixConn) {
 		c.WriteMsgUnix(data, unix.UnixRights(int(master.Fd())), nil)
 		master.Close()
 	}
+	k.wait(c, cmd, send)
+}
+
+// wait passes the client's signals to cmd until it ends (the client's end
+// is a hang-up), and sends its exit code.
+func (k *Keeper) wait(c *net.UnixConn, cmd *exec.Cmd, send func(message)) {
 	go func() {
 		// Signals from the client; its end (EOF, kill -9) is a hang-up.
 		b := make([]byte, 512)
@@ -444,23 +481,21 @@ func receiveFiles(oob []byte) ([]*os.File, error) {
 // ErrNoKeeper says that no keeper serves the lab.
 var ErrNoKeeper = errors.New("no keeper")
 
-// Forward runs args (argv[0] included) in the lab's namespaces through its
-// keeper in dir, with env, the working directory wd and the three files,
-// passing on the signals that end a program, and returns the command's
-// exit code. It returns an error wrapping ErrNoKeeper when no keeper
-// listens for the lab.
+// Forward runs the request in the lab's namespaces through its keeper in
+// dir, on the three files, passing on the signals that end a program, and
+// returns the command's exit code. It returns an error wrapping
+// ErrNoKeeper when no keeper listens for the lab.
 //
-// With tty (stdin and stdout must be a terminal), the command runs on a
+// With req.TTY (stdin and stdout must be a terminal), the command runs on a
 // terminal of the lab's own, as ssh -t does: this terminal is put in raw
 // mode and relays both ways (and its size) until the command ends.
-func Forward(dir, lab string, args, env []string, wd string, stdin, stdout, stderr *os.File, tty bool) (int, error) {
+func Forward(dir, lab string, req Request, stdin, stdout, stderr *os.File) (int, error) {
 	c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: SockPath(dir, lab), Net: "unixpacket"})
 	if err != nil {
 		return 0, fmt.Errorf("lab %q: %w (%v)", lab, ErrNoKeeper, err)
 	}
 	defer c.Close()
-	req := request{Args: args, Env: env, Dir: wd, TTY: tty}
-	if tty {
+	if req.TTY {
 		if ws, err := unix.IoctlGetWinsize(int(stdin.Fd()), unix.TIOCGWINSZ); err == nil {
 			req.Rows, req.Cols = int(ws.Row), int(ws.Col)
 		}
