@@ -102,6 +102,9 @@ func (g *globals) cmdCapture(c *cli.Context) error {
 	if c.IsSet("write") && out == "" {
 		return topo.BadInput(errors.New("-w needs a file, or - for stdout"))
 	}
+	if out == "-" && isTerminal(g.stdout) {
+		return topo.BadInput(errors.New("-w - writes pcapng, not text: pipe it into a reader (| wireshark -k -i -, | tcpdump -r -), or leave -w out for a line per packet"))
+	}
 	if out != "" && out != "-" {
 		// Check the file can be written before anything is opened; it is
 		// created (or truncated) only once the capture is open.
