@@ -42,9 +42,10 @@ it rejects never reaches nslab.
 
 The capture ends at Ctrl-C, after -c packets or after --duration; then
 the packets captured and the kernel's drops are reported on stderr.
-Exit 0 when it ran, 1 when the kernel refused, 2 on bad input (unknown
-lab, node or interface, a filter that does not parse, a file that cannot
-be written: then nothing is written).
+A topology file's [capture] table makes nslab run capture by itself.
+Exit 0 when it ran, 1 when the kernel refused or the lab was taken down
+under it, 2 on bad input (unknown lab, node or interface, a filter that
+does not parse, a file that cannot be written: then nothing is written).
 
    nslab capture lan h1
    nslab capture lab r1:eth0 r2:eth1 udp port 53 -c 10
@@ -52,10 +53,10 @@ be written: then nothing is written).
    (docs/capture.md)`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "write", Aliases: []string{"w"}, Usage: "write pcapng to `FILE` ('-': stdout) instead of printing a line per packet"},
-			&cli.IntFlag{Name: "count", Aliases: []string{"c"}, Usage: "stop after `N` packets"},
-			&cli.DurationFlag{Name: "duration", Usage: "stop after `D` (as 500ms, 10s, 1m)"},
-			&cli.IntFlag{Name: "snaplen", Aliases: []string{"s"}, Usage: "keep the first `BYTES` of each packet (default 262144: all)"},
-			&cli.IntFlag{Name: "buffer", Aliases: []string{"B"}, Usage: "each socket's kernel buffer, in `KIB` (default 4096)"},
+			&cli.IntFlag{Name: "count", Aliases: []string{"c"}, Usage: "stop after `N` packets", DefaultText: "no limit"},
+			&cli.DurationFlag{Name: "duration", Usage: "stop after `D` (as 500ms, 10s, 1m)", DefaultText: "until Ctrl-C"},
+			&cli.IntFlag{Name: "snaplen", Aliases: []string{"s"}, Usage: "keep the first `BYTES` of each packet", DefaultText: "262144: all"},
+			&cli.IntFlag{Name: "buffer", Aliases: []string{"B"}, Usage: "each socket's kernel buffer, in `KIB`", DefaultText: "4096"},
 		},
 		OnUsageError: usageError,
 		Action:       g.cmdCapture,
