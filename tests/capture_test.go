@@ -505,3 +505,17 @@ func TestCaptureLabTakenDown(t *testing.T) {
 	require.Contains(t, capErr.String(), "packets captured")
 	require.Contains(t, capErr.String(), fmt.Sprintf("lab %q was taken down: the capture ended", name))
 }
+
+// A capture leaves nothing open once its test ends: no socket, no
+// goroutine, no file. Not parallel: the counts are of the whole process.
+func TestCaptureLeavesNothingOpen(t *testing.T) {
+	requireNothingLeftOpen(t, func(t *testing.T) {
+		lab := nslabtest.Start(t, captureTopology("capleak"))
+		lab.Capture("r1", "h1")
+		c := lab.CaptureWith(emulator.CaptureOptions{Filter: "icmp"}, "h2")
+		lab.RequireReachable("h1", "h2")
+		_, err := c.Stop()
+		require.NoError(t, err)
+		lab.RequireReachable("h1", "h3")
+	})
+}
