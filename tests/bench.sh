@@ -48,6 +48,25 @@ echo "== nslab benchmarks (go test -bench; medians per benchmark)"
   go test -run '^$' -bench 'TwoPortSwitch' -benchtime "$benchtime" -timeout 30m ./tests/
 } | tee "$out/go-bench.txt"
 
+# Without root (docs/rootless.md): the same builds and exec in
+# tests/rootlessmain, run as root and as an ordinary user (uid 65534, in a
+# user namespace of its own), alternately, side by side.
+echo "== root and an ordinary user (tests/rootlessmain)"
+go test -c -o "$out/rootlessmain.test" ./tests/rootlessmain/
+chmod 755 "$out" "$out/rootlessmain.test"
+rl_test=$(realpath "$out/rootlessmain.test")
+rl_home=$(mktemp -d)
+chown 65534:65534 "$rl_home"
+: >"$out/rootless-bench.txt"
+for who in root user root user; do
+  if [ "$who" = root ]; then as=(); else as=(setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$rl_home" XDG_RUNTIME_DIR="$rl_home"); fi
+  (cd tests/rootlessmain &&
+    "${as[@]}" "$rl_test" -test.run '^$' -test.bench 'UpDown' -test.benchtime "$benchtime" &&
+    "${as[@]}" "$rl_test" -test.run '^$' -test.bench 'ExecTrue' -test.benchtime 500x) |
+    sed -n "s/^Benchmark/$who-Benchmark/p" | tee -a "$out/rootless-bench.txt"
+done
+rm -rf "$rl_home"
+
 # Where the time goes (issue 18 point 4): nslab up and down as processes
 # for single,100-1000 and linear,25-200, their CPU beside the kernel's,
 # isolated and back to back; a data file and a plot.
@@ -89,6 +108,19 @@ mn_median() { # mn_median TOPO RUNS [TEST] -> median seconds of a whole mn run, 
   echo "| pingall, 50 hosts, the first on a new lab (no neighbour entry yet) | $(metric BenchmarkPingAll50Cold median-ms) |"
   echo "| a 10-host lab up and down through nslabtest | $(metric BenchmarkNslabtestLab10 median-ms) |"
   echo "| one hole punch: both mappings learned, punched at once (target < 50) | $(metric BenchmarkPunch median-ms) |"
+  echo
+  rl() { # rl WHO BENCH UNIT -> median of the runs
+    awk -v b="$1-$2" -v u="$3" '$1 ~ "^"b"(-[0-9]+)?$" { for (i = 2; i < NF; i++) if ($(i+1) == u) print $i }' "$out/rootless-bench.txt" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+  }
+  echo "Without root (docs/rootless.md): the same labs as root and as an ordinary user in a user namespace of its own (tests/rootlessmain; medians; target: within 20 %, exec under 2 ms)."
+  echo
+  echo "| | root | ordinary user |"
+  echo "|---|---|---|"
+  for b in Single100:single,100 Linear100:linear,100; do
+    echo "| ${b#*:} up ms | $(rl root BenchmarkUpDown${b%%:*} up-ms) | $(rl user BenchmarkUpDown${b%%:*} up-ms) |"
+    echo "| ${b#*:} down ms | $(rl root BenchmarkUpDown${b%%:*} down-ms) | $(rl user BenchmarkUpDown${b%%:*} down-ms) |"
+  done
+  echo "| exec of /bin/true ms | $(rl root BenchmarkExecTrue median-ms) | $(rl user BenchmarkExecTrue median-ms) |"
   echo
   echo "impair linear,100: up plain $(metric BenchmarkImpairUpLinear100 plain-up-ms) ms, with rate $(metric BenchmarkImpairUpLinear100 rate-up-ms) ms (+$(metric BenchmarkImpairUpLinear100 rate-added-ms)), with rate+loss $(metric BenchmarkImpairUpLinear100 loss-up-ms) ms (+$(metric BenchmarkImpairUpLinear100 loss-added-ms)); one change: median $(metric BenchmarkImpairChangeRate median-us) µs (target: under 50 ms added, under 1,000 µs a change)."
   echo "(The impairments phase alone: $(metric BenchmarkImpairUpLinear100 rate-phase-ms) ms with rate, $(metric BenchmarkImpairUpLinear100 loss-phase-ms) ms with rate+loss, eBPF loss where the kernel has no netem; one change of rate and loss: median $(metric BenchmarkImpairChangeRateLoss median-us) µs.)"
