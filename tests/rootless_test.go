@@ -64,6 +64,12 @@ func (u *rlUser) command(name string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// cleanOnExit removes the user's lab when the test ends, whatever
+// happened (nslab clean is idempotent).
+func (u *rlUser) cleanOnExit(t *testing.T, lab string) {
+	t.Cleanup(func() { u.cli(t, "clean", lab) })
+}
+
 // cli runs nslab as the user.
 func (u *rlUser) cli(t testing.TB, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
@@ -184,6 +190,7 @@ func TestRootlessCLILifecycle(t *testing.T) {
 	t.Parallel()
 	u := newRLUser(t, 65534)
 	name := uniqueName("rl")
+	u.cleanOnExit(t, name)
 	out, errs, code := u.cli(t, "up", "../topologies/lan.toml", "--name", name)
 	require.Equal(t, 0, code, errs)
 	require.Contains(t, out, "lab "+name+": ")
@@ -250,6 +257,7 @@ func TestRootlessCleanAfterKill9(t *testing.T) {
 	t.Parallel()
 	u := newRLUser(t, 65534)
 	name := uniqueName("rlk")
+	u.cleanOnExit(t, name)
 	_, errs, code := u.cli(t, "up", "../topologies/p2p.toml", "--name", name)
 	require.Equal(t, 0, code, errs)
 	rec := u.keeperRecord(t, name)
@@ -285,6 +293,7 @@ func TestRootlessTwoUsers(t *testing.T) {
 	a, b := newRLUser(t, 65534), newRLUser(t, 65533)
 	name := uniqueName("rlu")
 	for _, u := range []*rlUser{a, b} {
+		u.cleanOnExit(t, name)
 		_, errs, code := u.cli(t, "up", "--topo", "single,2", "--name", name)
 		require.Equal(t, 0, code, errs)
 	}
