@@ -9,6 +9,8 @@ package rootlessmain
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -111,6 +113,57 @@ func TestHundredHosts(t *testing.T) {
 	m := lab.RequireMatrix("h1", "h50", "h100")
 	probes, ok := m.Counts()
 	require.Equal(t, probes, ok)
+}
+
+// A host attachment goes to the network namespace the tests run in: under
+// root the machine's, without root the test binary's own (docs/rootless.md).
+// Either way the test process reaches the lab through it: a UDP exchange
+// between the test process and a socket in node a.
+func TestHostAttachment(t *testing.T) {
+	t.Parallel()
+	top, err := topo.Decode("rlhost.toml", []byte(`name = "rlhost"
+[[nodes]]
+name = "s1"
+kind = "switch"
+[[nodes]]
+name = "a"
+[[links]]
+endpoints = ["a", "s1"]
+[host]
+node = "s1"
+interface = "nslabrlh0"
+`))
+	require.NoError(t, err)
+	lab := nslabtest.Start(t, top)
+	_, err = net.InterfaceByName("nslabrlh0")
+	require.NoError(t, err, "the host end is in this process's namespace")
+	a, err := lab.Engine().ListenUDP("a", netip.AddrPort{})
+	require.NoError(t, err)
+	defer a.Close()
+	addr := lab.Plan().Node("a").Ifaces[0].Addrs[0].Addr()
+	me, err := net.ListenUDP("udp4", nil)
+	require.NoError(t, err)
+	defer me.Close()
+	to := netip.AddrPortFrom(addr, uint16(a.LocalAddr().(*net.UDPAddr).Port))
+	go func() {
+		buf := make([]byte, 64)
+		n, from, err := a.ReadFromUDPAddrPort(buf)
+		if err == nil {
+			a.WriteToUDPAddrPort(buf[:n], from)
+		}
+	}()
+	me.SetDeadline(time.Now().Add(5 * time.Second))
+	var got []byte
+	for i := 0; i < 50 && got == nil; i++ {
+		_, err := me.WriteToUDPAddrPort([]byte("hi"), to)
+		require.NoError(t, err)
+		me.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		buf := make([]byte, 64)
+		if n, _, err := me.ReadFromUDPAddrPort(buf); err == nil {
+			got = buf[:n]
+		}
+	}
+	require.Equal(t, "hi", string(got))
 }
 
 func natLab(profile string) *topo.Topology {
