@@ -28,6 +28,9 @@
 // probes (Ping, PingAll, Probe) open their sockets inside the source
 // node's namespace and need no ping binary; NAT and firewalls are
 // compiled by internal/nftrules and sent through the node's handle.
+// Packet capture (Lab.OpenCapture, package capture) opens an AF_PACKET
+// socket per captured interface inside its node the same way, with a
+// kernel filter, and ends when the lab is taken down under it.
 //
 // Nothing here changes the process that imports the package, except what
 // it calls: the echo service of a node is this program run again, and it
