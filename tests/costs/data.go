@@ -37,9 +37,11 @@ type Lab struct {
 	Up   Split `json:"up"`
 	Down Split `json:"down"`
 	Gone Split `json:"gone"`
-	// GoneSettled counts the reps whose sysfs count did not come back to
-	// its value before the lab (another program made interfaces
-	// meanwhile): their Gone ends at the count's last drop.
+	// Gone ends when the kernel has deleted three sentinel veths the
+	// measurer put between a namespace of its own and the lab's first,
+	// middle and last node. GoneSettled counts the reps after which the
+	// machine's sysfs count was still above its value before the lab
+	// (another program's interfaces, or the lab's not all gone yet).
 	GoneSettled int `json:"gone_settled,omitempty"`
 	B2B         B2B `json:"back_to_back"`
 }
@@ -152,7 +154,7 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 	for _, l := range r.Labs {
 		gone := fmt.Sprintf("%.0f", l.Gone.WallMS)
 		if l.GoneSettled > 0 {
-			gone += fmt.Sprintf(" (%d of %d: last drop)", l.GoneSettled, r.Reps)
+			gone += fmt.Sprintf(" (%d of %d: sysfs still above)", l.GoneSettled, r.Reps)
 		}
 		cycle := fmt.Sprintf("%.0f", l.B2B.CycleMS)
 		if l.B2B.Failed > 0 {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"github.com/nslab/nslab/internal/netns"
 	"github.com/nslab/nslab/internal/rtnl"
 	"github.com/nslab/nslab/topo"
+	"golang.org/x/sys/unix"
 )
 
 // measurer runs nslab as a child process and accounts for the machine's
@@ -26,9 +28,10 @@ type measurer struct {
 	// probe is a namespace of the measurer's own with a route socket in
 	// it: setting its loopback up takes the rtnl lock, which every
 	// interface change on the machine takes.
-	probe   *netns.NS
-	probeRt *rtnl.Conn
-	gated   time.Duration // time spent waiting for a quiet kernel
+	probe    *netns.NS
+	probeRt  *rtnl.Conn
+	gated    time.Duration // time spent waiting for a quiet kernel
+	sentinel int
 }
 
 func (m *measurer) open() error {
@@ -42,6 +45,52 @@ func (m *measurer) open() error {
 		return fmt.Errorf("probe namespace: %w", err)
 	}
 	return nil
+}
+
+// sentinels puts a veth between the probe namespace and three of the
+// lab's namespaces (its first, middle and last node), both ends down:
+// when the kernel dismantles those namespaces it deletes the veths, and
+// their ends in the probe namespace go with them, which the probe sees
+// without any count of the whole machine (which other programs' labs
+// move). They return the probe ends' indexes.
+func (m *measurer) sentinels(lab string, nodes []string) ([]int, error) {
+	var idx []int
+	for _, node := range []string{nodes[0], nodes[len(nodes)/2], nodes[len(nodes)-1]} {
+		ns, err := netns.Open("/run/netns/" + topo.NamespaceName(lab, node))
+		if err != nil {
+			return idx, fmt.Errorf("sentinel in %s: %w", node, err)
+		}
+		m.sentinel++
+		i := 1000 + m.sentinel
+		err = m.probeRt.VethAdd(rtnl.VethEnd{Name: fmt.Sprintf("s%d", i), Index: i},
+			rtnl.VethEnd{Name: "costs-sentinel", NsFd: ns.Fd()})
+		ns.Close()
+		if err != nil {
+			return idx, fmt.Errorf("sentinel in %s: %w", node, err)
+		}
+		idx = append(idx, i)
+	}
+	return idx, nil
+}
+
+// sentinelsGone waits until the kernel has deleted every sentinel and
+// takes a snapshot then.
+func (m *measurer) sentinelsGone(idx []int) (snapshot, error) {
+	deadline := time.Now().Add(m.timeout)
+	for len(idx) > 0 {
+		_, err := m.probeRt.LinkGet(idx[0])
+		switch {
+		case errors.Is(err, unix.ENODEV):
+			idx = idx[1:]
+			continue
+		case err != nil:
+			return snapshot{}, fmt.Errorf("sentinel %d: %w", idx[0], err)
+		case time.Now().After(deadline):
+			return snapshot{}, fmt.Errorf("the kernel did not dismantle the lab within %v", m.timeout)
+		}
+		time.Sleep(500 * time.Microsecond)
+	}
+	return take()
 }
 
 func (m *measurer) close() {
@@ -154,7 +203,9 @@ func (m *measurer) lab(ctx context.Context, spec string, reps, cycles int) (Lab,
 	fam, _, _ := strings.Cut(spec, ",")
 	l := Lab{Spec: spec, Family: fam, Nodes: len(top.Nodes)}
 	fmt.Sscanf(spec[len(fam)+1:], "%d", &l.N)
+	var nodes []string
 	for _, n := range top.Nodes {
+		nodes = append(nodes, n.Name)
 		if n.Kind == topo.KindSwitch {
 			l.Bridges++
 		}
@@ -185,6 +236,15 @@ func (m *measurer) lab(ctx context.Context, spec string, reps, cycles int) (Lab,
 		if err != nil {
 			return l, err
 		}
+		sent, err := m.sentinels(name, nodes)
+		if err != nil {
+			m.run(ctx, "down", name)
+			return l, err
+		}
+		s1b, err := take()
+		if err != nil {
+			return l, err
+		}
 		down, err := m.run(ctx, "down", name)
 		if err != nil {
 			return l, err
@@ -193,15 +253,15 @@ func (m *measurer) lab(ctx context.Context, spec string, reps, cycles int) (Lab,
 		if err != nil {
 			return l, err
 		}
-		s3, ok, err := drained("kernfs_node_cache", sysfs, m.timeout, false)
+		s3, err := m.sentinelsGone(sent)
 		if err != nil {
 			return l, err
 		}
-		if !ok {
+		if n, err := slabObjects("kernfs_node_cache"); err == nil && n > sysfs {
 			l.GoneSettled++
 		}
 		ups = append(ups, m.split(s0, s1, up))
-		downs = append(downs, m.split(s1, s2, down))
+		downs = append(downs, m.split(s1b, s2, down))
 		gones = append(gones, m.split(s2, s3))
 	}
 	l.Up, l.Down, l.Gone = medianSplit(ups), medianSplit(downs), medianSplit(gones)
@@ -209,12 +269,9 @@ func (m *measurer) lab(ctx context.Context, spec string, reps, cycles int) (Lab,
 	if err := m.quiet(netnsBase); err != nil {
 		return l, err
 	}
-	sysfs, err := slabObjects("kernfs_node_cache")
-	if err != nil {
-		return l, err
-	}
 	var cyc, upw, downw []float64
 	var kids []child
+	var sent []int
 	s0, err := take()
 	if err != nil {
 		return l, err
@@ -237,6 +294,13 @@ func (m *measurer) lab(ctx context.Context, spec string, reps, cycles int) (Lab,
 			m.logf("%s cycle %d: %v", spec, i+1, err)
 			continue
 		}
+		if i == cycles-1 {
+			// The loop's last lab is the last the kernel dismantles.
+			if sent, err = m.sentinels(name, nodes); err != nil {
+				m.run(ctx, "down", name)
+				return l, err
+			}
+		}
 		down, err := m.run(ctx, "down", name)
 		if err != nil {
 			return l, err
@@ -247,7 +311,10 @@ func (m *measurer) lab(ctx context.Context, spec string, reps, cycles int) (Lab,
 		downw = append(downw, float64(down.wall.Microseconds())/1000)
 	}
 	loop := time.Since(s0.at)
-	s1, _, err := drained("kernfs_node_cache", sysfs, m.timeout, false)
+	s1, err := take()
+	if sent != nil {
+		s1, err = m.sentinelsGone(sent)
+	}
 	if err != nil {
 		return l, err
 	}
