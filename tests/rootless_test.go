@@ -203,6 +203,11 @@ func TestRootlessCLILifecycle(t *testing.T) {
 	out, errs, code = u.cli(t, "status", name)
 	require.Equal(t, 0, code, errs)
 	require.Contains(t, out, "lab "+name+" (up)")
+	// Tab completes the user's labs and their nodes.
+	out, _, _ = u.cli(t, "__complete", "exec", "")
+	require.Contains(t, out, name+"\tup, ")
+	out, _, _ = u.cli(t, "__complete", "exec", name, "")
+	require.Contains(t, out, "h1\thost\n")
 	out, errs, code = u.cli(t, "exec", name, "h1", "--", "hostname")
 	require.Equal(t, 0, code, errs)
 	require.Equal(t, "h1\n", out)

@@ -78,6 +78,9 @@ func (g *globals) rootlessBefore(c *cli.Context) error {
 				}
 				return orig(c)
 			}
+		case "__complete":
+			orig := cmd.Action
+			cmd.Action = func(c *cli.Context) error { return g.rootlessComplete(c, orig) }
 		case "down", "exec", "shell", "attach", "ping", "pingall", "serve", "probe", "punch", "link", "iperf", "capture":
 			orig := cmd.Action
 			cmd.Action = func(c *cli.Context) error {
@@ -455,4 +458,56 @@ func lookPathIn(file string, env []string) (string, error) {
 		}
 	}
 	return "", &exec.Error{Name: file, Err: exec.ErrNotFound}
+}
+
+// rootlessComplete is the hidden __complete without root: the labs and
+// their nodes are in the keepers' namespaces, so the words are completed
+// by the keeper of the lab they name, or, before a lab is named, by every
+// keeper, their candidates put together. It never fails (see
+// completeCommand).
+func (g *globals) rootlessComplete(c *cli.Context, orig cli.ActionFunc) error {
+	dir, err := rootless.Dir()
+	if err != nil {
+		return orig(c)
+	}
+	labs := rootless.Keepers(dir)
+	live := labs[:0]
+	for _, lab := range labs {
+		if r, err := rootless.ReadRecord(dir, lab); err == nil && r.Alive() {
+			live = append(live, lab)
+		}
+	}
+	if len(live) == 0 {
+		return orig(c)
+	}
+	for _, w := range c.Args().Slice() {
+		if slices.Contains(live, w) {
+			live = []string{w}
+			break
+		}
+	}
+	var lines []string
+	directive := ""
+	for _, lab := range live {
+		out, err := g.capture(dir, lab, os.Args)
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+			switch {
+			case strings.HasPrefix(l, ":"):
+				directive = l
+			case l != "" && !slices.Contains(lines, l):
+				lines = append(lines, l)
+			}
+		}
+	}
+	if directive == "" {
+		return orig(c)
+	}
+	for _, l := range lines {
+		fmt.Fprintln(g.stdout, l)
+	}
+	fmt.Fprintln(g.stdout, directive)
+	return nil
 }
