@@ -45,7 +45,7 @@ echo "== nslab benchmarks (go test -bench; medians per benchmark)"
   # Two-port switches three ways (a bridge, a tc mirred wire, a direct
   # veth): 100 built in throwaway namespaces and released, isolated and
   # back to back (issue 18 point 3).
-  go test -run '^$' -bench 'TwoPortSwitch' -benchtime "$benchtime" -timeout 30m ./tests/
+  go test -run '^$' -bench 'TwoPortSwitches' -benchtime "$benchtime" -timeout 30m ./tests/
 } | tee "$out/go-bench.txt"
 
 # Without root (docs/rootless.md): the same builds and exec in
@@ -145,9 +145,9 @@ mn_median() { # mn_median TOPO RUNS [TEST] -> median seconds of a whole mn run, 
   echo
   echo "| switch made of | build ms | gone ms after release | per switch ms (build + gone) | slowest namespace creation meanwhile ms | back to back: cycle ms | drain ms |"
   echo "|---|---|---|---|---|---|---|"
-  for b in Bridge:"a Linux bridge" Wire:"tc mirred wire" Direct:"nothing: a direct veth"; do
-    k=BenchmarkTwoPortSwitch${b%%:*}
-    echo "| ${b#*:} | $(metric $k build-ms) | $(metric $k gone-ms) | $(metric $k per-switch-ms) | $(metric $k netns-ms) | $(metric $k cycle-ms) | $(metric $k drain-ms) |"
+  for b in bridge:"a Linux bridge" wire:"tc mirred wire" direct:"nothing: a direct veth"; do
+    k=${b%%:*} t=BenchmarkTwoPortSwitches
+    echo "| ${b#*:} | $(metric $t $k-build-ms) | $(metric $t $k-gone-ms) | $(metric $t $k-per-switch-ms) | $(metric $t $k-netns-ms) | $(metric $t $k-cycle-ms) | $(metric $t $k-drain-ms) |"
   done
   echo
   cat "$out/costs.md"
