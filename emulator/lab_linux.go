@@ -270,6 +270,40 @@ func (l *Lab) addLink(k *topo.Link) error {
 			return fmt.Errorf("attach %q to bridge of switch %q: %w", b.Name, b.Node, err)
 		}
 	}
+	for _, e := range [][2]*nodeHandle{{ha, hb}, {hb, ha}} {
+		if err := floodToRings(e[0], e[1], k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// floodToRings makes a big switch's floods reach the far end of a port
+// without the CPU's backlog, when sw is a switch of more than one bridge
+// (topo.Trunk) and the link k joins it to far: a bridge's flood queues a
+// copy per port at once on the backlog (net.core.netdev_max_backlog,
+// 1,000), so that floods of several hosts at once on a 10,000-port switch
+// were dropped (a sampled pingall of 20 hosts of single,3000: 300 of 380
+// pairs answered). With GRO on the far end, a veth takes what its peer
+// sends into a ring of the far end's own (its NAPI), as long as the
+// sending end has no TSO (veth_skb_is_eligible_for_gro): so TSO is off on
+// the switch's port (a TCP stream through it is segmented by the kernel
+// at the port) and GRO on the far end (`ethtool -K PORT tso off`,
+// `ethtool -K IF gro on`). With it, 380 of 380.
+func floodToRings(sw, far *nodeHandle, k *topo.Link) error {
+	if len(sw.node.Trunks) == 0 {
+		return nil
+	}
+	port, end := k.A, k.B
+	if port.Node != sw.node.Name {
+		port, end = end, port
+	}
+	if err := sw.rt.SetOffload(port.Name, rtnl.OffloadTSO, false); err != nil {
+		return fmt.Errorf("port %q of switch %q: %w", port.Name, sw.node.Name, err)
+	}
+	if err := far.rt.SetOffload(end.Name, rtnl.OffloadGRO, true); err != nil {
+		return fmt.Errorf("interface %q of node %q: %w", end.Name, far.node.Name, err)
+	}
 	return nil
 }
 

@@ -8,10 +8,12 @@ import (
 	"testing"
 
 	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/internal/netns"
+	"github.com/nslab/nslab/internal/rtnl"
 	"github.com/nslab/nslab/topo"
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+	vnetns "github.com/vishvananda/netns"
 )
 
 // A switch of more than 1,000 ports is a chain of bridges (topo.Trunk):
@@ -30,7 +32,7 @@ func TestBigSwitchIsAChainOfBridges(t *testing.T) {
 		require.Positive(t, res.Received, "%s -> %s", pair[0], pair[1])
 	}
 
-	s1, err := netns.GetFromPath("/run/netns/" + lab.Plan.Node("s1").Namespace)
+	s1, err := vnetns.GetFromPath("/run/netns/" + lab.Plan.Node("s1").Namespace)
 	require.NoError(t, err)
 	defer s1.Close()
 	h, err := netlink.NewHandleAt(s1)
@@ -46,8 +48,25 @@ func TestBigSwitchIsAChainOfBridges(t *testing.T) {
 	}
 	require.ElementsMatch(t, []string{"s1", "trunk1", "trunk2"}, bridges)
 
+	// A big switch's floods reach the hosts through their own rings:
+	// TSO off on its ports, GRO on the hosts' ends (floodToRings).
+	for _, h := range []string{"h1", "h1100"} {
+		sw, err := rtnl.Dial(mustOpen(t, lab.Plan.Node("s1").Namespace))
+		require.NoError(t, err)
+		tso, err := sw.Offload(h, rtnl.OffloadTSO)
+		sw.Close()
+		require.NoError(t, err)
+		require.False(t, tso, "port %s", h)
+		c, err := rtnl.Dial(mustOpen(t, lab.Plan.Node(h).Namespace))
+		require.NoError(t, err)
+		gro, err := c.Offload("eth0", rtnl.OffloadGRO)
+		c.Close()
+		require.NoError(t, err)
+		require.True(t, gro, "%s:eth0", h)
+	}
+
 	for i := 1; i <= 1100; i += 99 {
-		ns, err := netns.GetFromPath("/run/netns/" + lab.Plan.Node(fmt.Sprintf("h%d", i)).Namespace)
+		ns, err := vnetns.GetFromPath("/run/netns/" + lab.Plan.Node(fmt.Sprintf("h%d", i)).Namespace)
 		require.NoError(t, err)
 		hh, err := netlink.NewHandleAt(ns)
 		ns.Close()
@@ -57,6 +76,15 @@ func TestBigSwitchIsAChainOfBridges(t *testing.T) {
 		require.NoError(t, err)
 		require.Zero(t, l.Attrs().Statistics.RxDropped, "h%d dropped packets", i)
 	}
+}
+
+// mustOpen opens a namespace of /run/netns, closed when the test ends.
+func mustOpen(t *testing.T, name string) *netns.NS {
+	t.Helper()
+	ns, err := netns.Open("/run/netns/" + name)
+	require.NoError(t, err)
+	t.Cleanup(func() { ns.Close() })
+	return ns
 }
 
 // A lab with more nodes than the process may hold two descriptors for

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/nslab/nslab/internal/netns"
 	"github.com/nslab/nslab/topo"
@@ -665,4 +667,54 @@ func RetryDump[T any](f func() (T, error)) (T, error) {
 		}
 	}
 	return v, err
+}
+
+// Offload is a device feature SetOffload turns on or off.
+type Offload uint32
+
+// The legacy ethtool commands that set one feature (linux/ethtool.h);
+// each one's get command is one less.
+const (
+	OffloadTSO Offload = 0x1f // ETHTOOL_STSO: TCP segmentation offload
+	OffloadGRO Offload = 0x2c // ETHTOOL_SGRO: generic receive offload
+)
+
+// SetOffload turns a feature of the interface called name on or off, as
+// `ethtool -K NAME tso|gro on|off` does: the SIOCETHTOOL ioctl, sent on
+// this netlink socket (an ioctl on any socket reaches the devices of the
+// socket's namespace), so that no other socket is opened in the node.
+func (c *Conn) SetOffload(name string, f Offload, on bool) error {
+	v := uint32(0)
+	if on {
+		v = 1
+	}
+	_, err := c.ethtool(name, uint32(f), v)
+	return err
+}
+
+// Offload reports whether the feature is on (`ethtool -k NAME`).
+func (c *Conn) Offload(name string, f Offload) (bool, error) {
+	v, err := c.ethtool(name, uint32(f)-1, 0)
+	return v != 0, err
+}
+
+// ethtool sends one struct ethtool_value command and returns its data.
+func (c *Conn) ethtool(name string, cmd, data uint32) (uint32, error) {
+	if len(name) >= unix.IFNAMSIZ {
+		return 0, fmt.Errorf("interface name %q is too long", name)
+	}
+	// struct ethtool_value { __u32 cmd; __u32 data; }, on the heap so
+	// that it stays where the ifreq points while the kernel reads it.
+	val := &[2]uint32{cmd, data}
+	// struct ifreq: the name, then ifr_data (a pointer) at offset 16.
+	ifr := new([40]byte)
+	copy(ifr[:], name)
+	*(*uintptr)(unsafe.Pointer(&ifr[16])) = uintptr(unsafe.Pointer(val))
+	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(c.sh.Socket.GetFd()), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(ifr)))
+	runtime.KeepAlive(val)
+	runtime.KeepAlive(ifr)
+	if errno != 0 {
+		return 0, fmt.Errorf("ethtool %s: %w", name, errno)
+	}
+	return val[1], nil
 }

@@ -128,3 +128,23 @@ func TestRetryDump(t *testing.T) {
 	_, err = RetryDump(func() (int, error) { return 0, netlink.ErrDumpInterrupted })
 	require.True(t, errors.Is(err, netlink.ErrDumpInterrupted), "gives up after a few tries")
 }
+
+// SetOffload turns a veth's TSO and GRO off and on through the netlink
+// socket of its namespace, and Offload reads them back; a name that is
+// no interface of that namespace is an error.
+func TestOffload(t *testing.T) {
+	nsA, a := testNS(t)
+	nsB, _ := testNS(t)
+	_ = nsA
+	require.NoError(t, a.VethAdd(VethEnd{Name: "a0", Index: 10}, VethEnd{Name: "b0", Index: 11, NsFd: nsB.Fd()}))
+	for _, tc := range []struct {
+		f  Offload
+		on bool
+	}{{OffloadTSO, false}, {OffloadGRO, true}, {OffloadTSO, true}, {OffloadGRO, false}} {
+		require.NoError(t, a.SetOffload("a0", tc.f, tc.on))
+		got, err := a.Offload("a0", tc.f)
+		require.NoError(t, err)
+		require.Equal(t, tc.on, got, "feature %#x", tc.f)
+	}
+	require.ErrorContains(t, a.SetOffload("b0", OffloadGRO, true), "ethtool b0: no such device", "b0 is in the other namespace")
+}

@@ -1,0 +1,75 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nslab/nslab/emulator"
+	"github.com/nslab/nslab/topo"
+	"github.com/stretchr/testify/require"
+)
+
+// The big labs of issue 18: single,10000 (a switch of 10,000 ports, a
+// chain of 21 bridges) and a k = 16 fat-tree (1,024 hosts, 320 routers)
+// come up, answer a sampled pingall across the whole lab, and go away
+// leaving nothing. Not parallel: each is most of the machine for a while.
+func TestBigLabs(t *testing.T) {
+	for _, tc := range []struct {
+		spec   string
+		sample func(p *topo.Plan) []string
+	}{
+		{"single,10000", func(*topo.Plan) []string {
+			var s []string
+			for i := 1; i <= 10000; i += 555 {
+				s = append(s, fmt.Sprintf("h%d", i))
+			}
+			return append(s, "h10000")
+		}},
+		{"fattree,16", func(*topo.Plan) []string {
+			var s []string
+			for i := 1; i <= 1024; i += 73 {
+				s = append(s, fmt.Sprintf("h%d", i))
+			}
+			return append(s, "h1024")
+		}},
+	} {
+		t.Run(tc.spec, func(t *testing.T) {
+			name := uniqueName("big")
+			top, err := topo.Generate(tc.spec, name)
+			require.NoError(t, err)
+			plan, err := topo.Resolve(top)
+			require.NoError(t, err)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			t0 := time.Now()
+			lab, err := emulator.Up(ctx, plan, emulator.Options{})
+			require.NoError(t, err)
+			up := time.Since(t0)
+			downed := false
+			defer func() {
+				if !downed {
+					lab.Down()
+				}
+			}()
+			m, err := lab.PingAll(ctx, tc.sample(plan), emulator.PingOptions{})
+			require.NoError(t, err)
+			probes, ok := m.Counts()
+			require.Equal(t, probes, ok, "every pair of the sample answers")
+			t1 := time.Now()
+			downed = true
+			require.NoError(t, lab.Down())
+			t.Logf("%s: up %v, down %v", tc.spec, up.Round(time.Millisecond), time.Since(t1).Round(time.Millisecond))
+			left, _ := filepath.Glob("/run/netns/" + name + ".*")
+			require.Empty(t, left)
+			ents, _ := os.ReadDir("/run/nslab")
+			for _, e := range ents {
+				require.False(t, strings.HasPrefix(e.Name(), name), "left %s", e.Name())
+			}
+		})
+	}
+}
