@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/nslab/nslab/internal/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -147,8 +148,15 @@ func Setup() (p Paths, ok bool, err error) {
 		return Paths{}, true, explainInside(fmt.Errorf("mount a tmpfs on %s: %w", mnt, err))
 	}
 	p = Paths{Dir: dir, StateDir: filepath.Join(mnt, "state"), NetnsDir: filepath.Join(mnt, "netns")}
-	for _, d := range []string{p.StateDir, p.NetnsDir} {
-		if err := os.Mkdir(d, 0o755); err != nil {
+	// Each directory is made a mount of its own at once, as the engine
+	// wants them (the state directory private, the namespace directory
+	// shared, as ip netns makes it): so it never has to mount or unmount
+	// them per lab, which costs an RCU grace period each time.
+	for _, d := range []struct {
+		path string
+		prop uintptr
+	}{{p.StateDir, unix.MS_PRIVATE}, {p.NetnsDir, unix.MS_SHARED}} {
+		if _, err := netns.EnsureMountDir(d.path, d.prop); err != nil {
 			return Paths{}, true, fmt.Errorf("rootless: %w", err)
 		}
 	}
