@@ -198,7 +198,11 @@ type capturePin struct {
 func (c *Capture) labGone() bool {
 	for _, p := range c.pins {
 		p.h.mu.RLock()
-		ok := !p.h.closed && p.h.ns.PinnedAt(p.path)
+		ok := !p.h.closed
+		if ok {
+			ns, err := p.h.namespace() // opened again if a lean build released it
+			ok = err == nil && ns.PinnedAt(p.path)
+		}
 		p.h.mu.RUnlock()
 		if !ok {
 			return true
