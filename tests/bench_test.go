@@ -147,7 +147,7 @@ func netnsObjects() (int, error) { return slabObjects("net_namespace") }
 // stays allocated until some other namespace is destroyed: after 5 ms
 // without progress it destroys a throwaway one (unshare -n true), then
 // waits twice as long before the next.
-func waitNetnsObjects(b *testing.B, base int) {
+func waitNetnsObjects(b testing.TB, base int) {
 	deadline := time.Now().Add(60 * time.Second)
 	last, stalled := -1, time.Now()
 	// Each nudge is itself a namespace to free: nudge again only after a

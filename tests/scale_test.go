@@ -39,6 +39,12 @@ func TestBigLabs(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.spec, func(t *testing.T) {
+			// The kernel dismantles a big lab's namespaces for seconds after
+			// Down returns, slowing every namespace made meanwhile: wait for
+			// it, so that the tests after this one do not pay for it.
+			base, err := netnsObjects()
+			require.NoError(t, err)
+			defer waitNetnsObjects(t, base)
 			name := uniqueName("big")
 			top, err := topo.Generate(tc.spec, name)
 			require.NoError(t, err)
