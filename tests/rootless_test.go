@@ -311,15 +311,23 @@ func TestRootlessTwoUsers(t *testing.T) {
 		require.Equal(t, 0, code, errs)
 		require.Regexp(t, fmt.Sprintf(`^ +0 +%d +1\n$`, u.uid), out)
 	}
-	// b pointed at a's directory: refused, not a's lab.
+	// b with a's XDG_RUNTIME_DIR (as sudo -u keeps it): not b's, so b's
+	// labs are in /tmp/nslab-65533, and a's stay out of reach.
 	cmd := b.command(nslabBin, "status", name)
-	cmd.Env = append(b.env(), "XDG_RUNTIME_DIR="+a.runtime)
+	cmd.Env = append(b.env(), "XDG_RUNTIME_DIR="+a.runtime, "TMPDIR="+b.home)
 	o, _ := cmd.CombinedOutput()
 	require.NotContains(t, string(o), "lab "+name+" (up)")
-	require.Contains(t, string(o), "permission denied")
+	require.Contains(t, string(o), `no lab "`+name+`"`)
+	require.DirExists(t, filepath.Join(b.home, "nslab-65533"))
+	// b at a's socket itself: a's directory is closed to b.
+	_, err := os.Stat(a.dir())
+	require.NoError(t, err)
+	cmd = b.command("cat", rootless.SockPath(a.dir(), name))
+	o, _ = cmd.CombinedOutput()
+	require.Contains(t, string(o), "Permission denied")
 	// Root, at a's socket: the keeper refuses (root is not the user it
 	// maps to root).
-	_, err := rootless.Forward(a.dir(), name, rootless.Request{Args: []string{"nslab", "status"}, Dir: "/"}, os.Stdin, os.Stdout, os.Stderr)
+	_, err = rootless.Forward(a.dir(), name, rootless.Request{Args: []string{"nslab", "status"}, Dir: "/"}, os.Stdin, os.Stdout, os.Stderr)
 	require.ErrorContains(t, err, "this lab belongs to another user")
 
 	for _, u := range []*rlUser{a, b} {

@@ -51,13 +51,22 @@ func TestDirRefuses(t *testing.T) {
 	}
 }
 
-// Without XDG_RUNTIME_DIR the directory is /tmp/nslab-UID.
+// Without XDG_RUNTIME_DIR, or with one that is not the user's, the
+// directory is /tmp/nslab-UID.
 func TestDirFallback(t *testing.T) {
-	t.Setenv("XDG_RUNTIME_DIR", "")
-	t.Setenv("TMPDIR", t.TempDir())
-	got, err := Dir()
-	require.NoError(t, err)
-	require.Equal(t, filepath.Join(os.TempDir(), fmt.Sprintf("nslab-%d", os.Geteuid())), got)
+	for _, xdg := range []string{"", "relative", "/nonexistent", "other"} {
+		t.Run(xdg, func(t *testing.T) {
+			if xdg == "other" {
+				xdg = t.TempDir()
+				require.NoError(t, os.Chown(xdg, 65534, 65534))
+			}
+			t.Setenv("XDG_RUNTIME_DIR", xdg)
+			t.Setenv("TMPDIR", t.TempDir())
+			got, err := Dir()
+			require.NoError(t, err)
+			require.Equal(t, filepath.Join(os.TempDir(), fmt.Sprintf("nslab-%d", os.Geteuid())), got)
+		})
+	}
 }
 
 // Needed: missing capabilities always; --rootless only where it would not

@@ -56,14 +56,16 @@ func Needed(missing []string, force bool) bool {
 func Forced() bool { return os.Getenv(ForceEnv) == "1" }
 
 // Dir returns the user's own directory for rootless labs, creating it:
-// $XDG_RUNTIME_DIR/nslab when XDG_RUNTIME_DIR is set, else
-// /tmp/nslab-UID. It must be a directory owned by the user and closed to
-// everyone else (mode 0700), not a symbolic link: one user can never
-// reach another's labs, and another user cannot plant one.
+// $XDG_RUNTIME_DIR/nslab when XDG_RUNTIME_DIR is set (and is the user's:
+// `sudo -u` keeps the caller's), else /tmp/nslab-UID. It must be a
+// directory owned by the user and closed to everyone else (mode 0700),
+// not a symbolic link: one user can never reach another's labs, and
+// another user cannot plant one.
 func Dir() (string, error) {
 	base := os.Getenv("XDG_RUNTIME_DIR")
+	var st unix.Stat_t
 	var dir string
-	if base != "" && filepath.IsAbs(base) {
+	if base != "" && filepath.IsAbs(base) && unix.Stat(base, &st) == nil && int(st.Uid) == os.Geteuid() {
 		dir = filepath.Join(base, "nslab")
 	} else {
 		dir = filepath.Join(os.TempDir(), "nslab-"+strconv.Itoa(os.Geteuid()))
