@@ -161,8 +161,9 @@ func (m *measurer) split(a, b snapshot, kids ...child) Split {
 		sys += k.sys
 	}
 	busy := (b.user - a.user) + (b.system - a.system) + (b.irq - a.irq) + (b.softirq - a.softirq)
-	kw := b.kworker - a.kworker
-	kt := (b.ksoftirqd - a.ksoftirqd) + (b.rcu - a.rcu) + (b.kthreadOf - a.kthreadOf)
+	d := kthreadDelta(a, b)
+	kw := d[kworker]
+	kt := d[ksoftirqd] + d[rcuThread] + d[otherThread]
 	other := busy - user - sys - kw - kt - (b.self - a.self)
 	return Split{
 		WallMS:      ms(b.at.Sub(a.at)),

@@ -24,10 +24,39 @@ const pfKthread = 0x00200000
 // machine from /proc/stat, the kernel threads from /proc/PID/stat, and
 // this process's own use (so that the measurer is not billed to others).
 type snapshot struct {
-	at                                 time.Time
-	user, system, idle, irq, softirq   time.Duration // all CPUs; user includes nice, idle includes iowait
-	kworker, ksoftirqd, rcu, kthreadOf time.Duration // kernel threads by name
-	self                               time.Duration // this process, user + system
+	at                               time.Time
+	user, system, idle, irq, softirq time.Duration   // all CPUs; user includes nice, idle includes iowait
+	kthreads                         map[int]kthread // by pid
+	self                             time.Duration   // this process, user + system
+}
+
+// kthread is one kernel thread's kind (by name) and CPU time.
+type kthread struct {
+	kind int // kworker, ksoftirqd, rcu or other
+	cpu  time.Duration
+}
+
+const (
+	kworker = iota
+	ksoftirqd
+	rcuThread
+	otherThread
+)
+
+// kthreadDelta is the CPU the kernel threads spent between a and b, by
+// kind: for each thread of b, what it has more than in a (a thread that
+// ended meanwhile takes its time with it: the figures are lower bounds;
+// kworkers come and go, but the pool keeps most).
+func kthreadDelta(a, b snapshot) (d [4]time.Duration) {
+	for pid, t := range b.kthreads {
+		prev, ok := a.kthreads[pid]
+		if ok && prev.kind == t.kind && prev.cpu <= t.cpu {
+			d[t.kind] += t.cpu - prev.cpu
+		} else if !ok {
+			d[t.kind] += t.cpu
+		}
+	}
+	return d
 }
 
 func ticks(s string) (time.Duration, error) {
@@ -56,7 +85,7 @@ func take() (snapshot, error) {
 		}
 	}
 	s.user, s.system, s.idle, s.irq, s.softirq = v[0]+v[1], v[2], v[3]+v[4], v[5], v[6]
-	if err := s.kthreads(); err != nil {
+	if err := s.readKthreads(); err != nil {
 		return s, err
 	}
 	var ru unix.Rusage
@@ -67,10 +96,9 @@ func take() (snapshot, error) {
 	return s, nil
 }
 
-// kthreads adds up the CPU time of every kernel thread by kind. A thread
-// that ended between two snapshots takes its time with it: the figures
-// are lower bounds (kworkers come and go, but the pool keeps most).
-func (s *snapshot) kthreads() error {
+// readKthreads reads the CPU time of every kernel thread.
+func (s *snapshot) readKthreads() error {
+	s.kthreads = map[int]kthread{}
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return err
@@ -102,16 +130,20 @@ func (s *snapshot) kthreads() error {
 		if err1 != nil || err2 != nil {
 			continue
 		}
-		switch t := u + st; {
-		case strings.HasPrefix(comm, "kworker"):
-			s.kworker += t
-		case strings.HasPrefix(comm, "ksoftirqd"):
-			s.ksoftirqd += t
-		case strings.HasPrefix(comm, "rcu"):
-			s.rcu += t
-		default:
-			s.kthreadOf += t
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
 		}
+		kind := otherThread
+		switch {
+		case strings.HasPrefix(comm, "kworker"):
+			kind = kworker
+		case strings.HasPrefix(comm, "ksoftirqd"):
+			kind = ksoftirqd
+		case strings.HasPrefix(comm, "rcu"):
+			kind = rcuThread
+		}
+		s.kthreads[pid] = kthread{kind: kind, cpu: u + st}
 	}
 	return nil
 }
