@@ -349,6 +349,7 @@ func TestRootlessRun(t *testing.T) {
 	require.Equal(t, 0, code, errs)
 	require.Contains(t, out, "6/6 received")
 	require.Contains(t, out, "lab "+name+" torn down")
+	u.requireKeeperGone(t, name)
 	requireNothingOnMachine(t, name)
 	for _, l := range links() {
 		require.Contains(t, linksBefore, l, "a link appeared on the machine")
@@ -416,4 +417,31 @@ func TestRootlessForbidden(t *testing.T) {
 	}
 	ents, _ := os.ReadDir(u.dir())
 	require.Empty(t, ents, "nothing made")
+}
+
+// nslab run without root holds its lab through a keeper too: while it
+// runs, the user's other commands reach the lab; killed with kill -9, it
+// leaves nothing (its command in the keeper gets a hang-up and tears the
+// lab down, and the keeper ends).
+func TestRootlessRunKilled(t *testing.T) {
+	t.Parallel()
+	u := newRLUser(t, 65534)
+	name := uniqueName("rlrk")
+	u.cleanOnExit(t, name)
+	run := u.command(nslabBin, "run", "--topo", "single,2", "--name", name, "--script", "-")
+	run.Stdin = strings.NewReader("sleep 30s\n")
+	require.NoError(t, run.Start())
+	require.Eventually(t, func() bool {
+		out, _, code := u.cli(t, "exec", name, "h1", "--", "hostname")
+		return code == 0 && out == "h1\n"
+	}, 10*time.Second, 20*time.Millisecond, "the lab of run is reached from another command")
+	out, _, _ := u.cli(t, "status")
+	require.Regexp(t, name+` +up`, out)
+	rec := u.keeperRecord(t, name)
+	require.NoError(t, run.Process.Kill())
+	run.Wait()
+	u.requireKeeperGone(t, name)
+	require.Eventually(t, func() bool { return len(inUserNS(rec.UserNS)) == 0 }, 5*time.Second, 10*time.Millisecond, "the user namespace ended")
+	out, _, _ = u.cli(t, "status")
+	require.Equal(t, "no labs are up\n", out)
 }

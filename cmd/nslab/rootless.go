@@ -37,8 +37,8 @@ func rootlessFlag() cli.Flag {
 // rootless command it sets the child up (its tmpfs, its state and
 // namespace directories). Where nslab lacks the capabilities, or
 // --rootless asks, it gives every command that builds or enters a lab its
-// rootless action: run in a user namespace of its own, up through a new
-// keeper, the others through the lab's keeper.
+// rootless action: run and up through a new keeper, the others through
+// the lab's keeper.
 func (g *globals) rootlessBefore(c *cli.Context) error {
 	p, child, err := rootless.Setup()
 	if child {
@@ -54,10 +54,8 @@ func (g *globals) rootlessBefore(c *cli.Context) error {
 	}
 	for _, cmd := range c.App.Commands {
 		switch cmd.Name {
-		case "run":
-			cmd.Action = g.rootlessRun
-		case "up":
-			cmd.Action = g.rootlessUp
+		case "run", "up":
+			cmd.Action = g.rootlessBuild
 		case "clean":
 			cmd.Action = g.rootlessClean
 		case "status":
@@ -129,26 +127,12 @@ func exitWith(code int, err error) error {
 	return nil
 }
 
-// rootlessRun is `nslab run` without root: the same command in a user
-// namespace that ends with it, so that the lab does.
-func (g *globals) rootlessRun(c *cli.Context) error {
-	plan, err := g.loadPlan(c)
-	if err != nil {
-		return err
-	}
-	if err := hostNeedsRoot(plan); err != nil {
-		return err
-	}
-	dir, err := rootless.Dir()
-	if err != nil {
-		return err
-	}
-	return exitWith(rootless.Run(rootless.Command(dir, self, os.Args)))
-}
-
-// rootlessUp is `nslab up` without root: a keeper for the lab, which then
-// runs this command inside.
-func (g *globals) rootlessUp(c *cli.Context) error {
+// rootlessBuild is `nslab up` and `nslab run` without root: a keeper for
+// the lab, which then runs this command inside. A lab of run is torn down
+// when run ends (its keeper then ends too), but while it runs the user's
+// other commands reach it, as under root; if run is killed, its command
+// in the keeper gets a hang-up and tears the lab down.
+func (g *globals) rootlessBuild(c *cli.Context) error {
 	plan, err := g.loadPlan(c)
 	if err != nil {
 		return err
