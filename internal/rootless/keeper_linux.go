@@ -210,7 +210,7 @@ type Keeper struct {
 // left (or none was made within idle of the start) or a signal ends it.
 // It removes its files before it returns.
 func (k *Keeper) Serve(ready io.WriteCloser, idle time.Duration) error {
-	err := k.listen()
+	err := k.writeRecord()
 	if err != nil {
 		fmt.Fprintf(ready, "%v\n", err)
 		ready.Close()
@@ -297,8 +297,8 @@ func (k *Keeper) Serve(ready io.WriteCloser, idle time.Duration) error {
 	}
 }
 
-// listen writes the keeper's record.
-func (k *Keeper) listen() error {
+// writeRecord writes the keeper's record (O_EXCL: one keeper a lab).
+func (k *Keeper) writeRecord() error {
 	start, err := startTime(os.Getpid())
 	if err != nil {
 		return fmt.Errorf("keeper: %w", err)
