@@ -354,6 +354,13 @@ func TestRootlessRun(t *testing.T) {
 	for _, l := range links() {
 		require.Contains(t, linksBefore, l, "a link appeared on the machine")
 	}
+	// Back to back under one name, as a loop of tests does: each run
+	// gets a keeper, also while the last one is ending.
+	for range 5 {
+		_, errs, code := u.cli(t, "run", "--topo", "single,2", "--name", name, "--test", "none")
+		require.Equal(t, 0, code, errs)
+	}
+	u.requireKeeperGone(t, name)
 	ents, _ := os.ReadDir(u.dir())
 	for _, e := range ents {
 		require.Equal(t, "mnt", e.Name())

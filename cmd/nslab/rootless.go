@@ -147,29 +147,58 @@ func (g *globals) rootlessBuild(c *cli.Context) error {
 	lab := plan.Lab
 	if r, err := rootless.ReadRecord(dir, lab); err == nil && !r.Alive() {
 		return fmt.Errorf("lab %q: its keeper is gone (killed?): remove what is left with `nslab clean %s`", lab, lab)
-	} else if err != nil {
-		if err := rootless.StartKeeper(dir, lab, self, []string{os.Args[0], "__keeper", lab}); err != nil {
-			return err
-		}
 	}
-	return exitWith(g.forward(dir, lab, rootless.Request{Args: os.Args}))
+	// A keeper found alive may be ending (its lab just went: run X; run
+	// X): it then closes the connection unanswered, and a new keeper is
+	// started.
+	for attempt := 0; ; attempt++ {
+		if _, err := rootless.ReadRecord(dir, lab); err != nil {
+			err := rootless.StartKeeper(dir, lab, self, []string{os.Args[0], "__keeper", lab})
+			if err != nil && (attempt >= 5 || !errors.Is(err, rootless.ErrKeeperExists)) {
+				return err
+			}
+		}
+		wd, _ := os.Getwd()
+		code, err := rootless.Forward(dir, lab, rootless.Request{Args: os.Args, Env: os.Environ(), Dir: wd}, os.Stdin, g.stdoutFile(), g.stderrFile())
+		if errors.Is(err, rootless.ErrNoKeeper) && attempt < 5 {
+			waitGone(dir, lab)
+			continue
+		}
+		return exitWith(code, err)
+	}
+}
+
+// waitGone waits a little for the keeper files of an ending keeper to go.
+func waitGone(dir, lab string) {
+	for i := 0; i < 100 && exists(rootless.RecordPath(dir, lab)); i++ {
+		if r, err := rootless.ReadRecord(dir, lab); err == nil && !r.Alive() {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (g *globals) stdoutFile() *os.File {
+	if f, ok := asFile(g.stdout); ok {
+		return f
+	}
+	return os.Stdout
+}
+
+func (g *globals) stderrFile() *os.File {
+	if f, ok := asFile(g.stderr); ok {
+		return f
+	}
+	return os.Stderr
 }
 
 // forward runs the request (its Args; its environment and working
 // directory are this process's) in lab through its keeper, on this
 // process's stdin, stdout and stderr.
 func (g *globals) forward(dir, lab string, req rootless.Request) (int, error) {
-	stdout, ok := asFile(g.stdout)
-	if !ok {
-		stdout = os.Stdout
-	}
-	stderr, ok := asFile(g.stderr)
-	if !ok {
-		stderr = os.Stderr
-	}
 	req.Env = os.Environ()
 	req.Dir, _ = os.Getwd()
-	code, err := rootless.Forward(dir, lab, req, os.Stdin, stdout, stderr)
+	code, err := rootless.Forward(dir, lab, req, os.Stdin, g.stdoutFile(), g.stderrFile())
 	if err == nil {
 		return code, nil
 	}

@@ -177,10 +177,23 @@ func StartKeeper(dir, lab, self string, args []string) error {
 		if msg == "" {
 			msg = "the keeper ended before it was ready (see " + LogPath(dir, lab) + ")"
 		}
+		if strings.Contains(msg, ErrKeeperExists.Error()) {
+			return &keeperError{msg, ErrKeeperExists}
+		}
 		return errors.New(msg)
 	}
 	return nil
 }
+
+// keeperError is an error the keeper reported on its way up, as text,
+// that is still one of this package's errors.
+type keeperError struct {
+	msg string
+	is  error
+}
+
+func (e *keeperError) Error() string { return e.msg }
+func (e *keeperError) Unwrap() error { return e.is }
 
 // Keeper is the server side, run by the keeper process after Setup.
 type Keeper struct {
@@ -221,7 +234,7 @@ func (k *Keeper) Serve(ready io.WriteCloser, idle time.Duration) error {
 	if err != nil {
 		os.Remove(RecordPath(k.Dir, k.Lab))
 		if errors.Is(err, unix.EADDRINUSE) {
-			err = fmt.Errorf("lab %q has a keeper already (nslab status lists it; nslab clean %s removes it)", k.Lab, k.Lab)
+			err = fmt.Errorf("lab %q %w (nslab status lists it; nslab clean %s removes it)", k.Lab, ErrKeeperExists, k.Lab)
 		}
 		fmt.Fprintf(ready, "%v\n", err)
 		ready.Close()
@@ -242,6 +255,7 @@ func (k *Keeper) Serve(ready io.WriteCloser, idle time.Duration) error {
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
 	var mu sync.Mutex
 	active := 0
+	closing := false            // decided to end: no new command starts
 	done := make(chan struct{}) // closed when the keeper is to end
 	var once sync.Once
 	end := func() { once.Do(func() { close(done); l.Close() }) }
@@ -249,6 +263,7 @@ func (k *Keeper) Serve(ready io.WriteCloser, idle time.Duration) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if active == 0 && !k.LabsLeft() {
+			closing = true
 			end()
 		}
 	}
@@ -284,6 +299,13 @@ func (k *Keeper) Serve(ready io.WriteCloser, idle time.Duration) error {
 			continue
 		}
 		mu.Lock()
+		if closing {
+			// Taken just before the end: closed unanswered, which the
+			// client reads as no keeper (and up or run start a new one).
+			mu.Unlock()
+			c.Close()
+			continue
+		}
 		active++
 		mu.Unlock()
 		go func() {
@@ -312,7 +334,7 @@ func (k *Keeper) writeRecord() error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		if errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("lab %q has a keeper already (nslab status lists it; nslab clean %s removes it)", k.Lab, k.Lab)
+			return fmt.Errorf("lab %q %w (nslab status lists it; nslab clean %s removes it)", k.Lab, ErrKeeperExists, k.Lab)
 		}
 		return fmt.Errorf("keeper record: %w", err)
 	}
@@ -481,6 +503,9 @@ func receiveFiles(oob []byte) ([]*os.File, error) {
 // ErrNoKeeper says that no keeper serves the lab.
 var ErrNoKeeper = errors.New("no keeper")
 
+// ErrKeeperExists says that the lab has a keeper already (StartKeeper).
+var ErrKeeperExists = errors.New("has a keeper already")
+
 // Forward runs the request in the lab's namespaces through its keeper in
 // dir, on the three files, passing on the signals that end a program, and
 // returns the command's exit code. It returns an error wrapping
@@ -527,6 +552,10 @@ func Forward(dir, lab string, req Request, stdin, stdout, stderr *os.File) (int,
 	for {
 		n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
 		if err != nil || n == 0 {
+			if relayed == nil {
+				// Nothing was started: as good as no keeper.
+				return 0, fmt.Errorf("lab %q: %w (it closed the connection)", lab, ErrNoKeeper)
+			}
 			return 0, fmt.Errorf("lab %q: its keeper went away", lab)
 		}
 		var m message
