@@ -452,3 +452,21 @@ func TestRootlessRunKilled(t *testing.T) {
 	out, _, _ = u.cli(t, "status")
 	require.Equal(t, "no labs are up\n", out)
 }
+
+// A keeper that fails on its way up (here its tmpfs cannot be mounted:
+// the user's directory has a file where it goes) says why, in one line,
+// and leaves no keeper files.
+func TestRootlessKeeperFailsEarly(t *testing.T) {
+	t.Parallel()
+	u := newRLUser(t, 65534)
+	name := uniqueName("rlkf")
+	_, errs, code := u.cli(t, "status") // makes the user's directory
+	require.Equal(t, 0, code, errs)
+	require.NoError(t, os.WriteFile(filepath.Join(u.dir(), "mnt"), nil, 0o600))
+	require.NoError(t, os.Chown(filepath.Join(u.dir(), "mnt"), 65534, 65534))
+	_, errs, code = u.cli(t, "up", "--topo", "single,2", "--name", name)
+	require.Equal(t, 1, code, errs)
+	require.Equal(t, "nslab: mount a tmpfs on "+filepath.Join(u.dir(), "mnt")+": not a directory\n", errs)
+	ents, _ := os.ReadDir(u.dir())
+	require.Len(t, ents, 1, "only the planted file")
+}

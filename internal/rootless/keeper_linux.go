@@ -175,7 +175,13 @@ func StartKeeper(dir, lab, self string, args []string) error {
 	line, _ := io.ReadAll(io.LimitReader(r, 4096))
 	if msg := strings.TrimSpace(string(line)); msg != "ok" {
 		if msg == "" {
-			msg = "the keeper ended before it was ready (see " + LogPath(dir, lab) + ")"
+			// It ended before it could say: its last word is in its log
+			// (a refused namespace, a mount that failed).
+			msg = lastLine(LogPath(dir, lab))
+			os.Remove(LogPath(dir, lab))
+		}
+		if msg == "" {
+			msg = "the keeper of lab " + lab + " ended before it was ready"
 		}
 		if strings.Contains(msg, ErrKeeperExists.Error()) {
 			return &keeperError{msg, ErrKeeperExists}
@@ -183,6 +189,17 @@ func StartKeeper(dir, lab, self string, args []string) error {
 		return errors.New(msg)
 	}
 	return nil
+}
+
+// lastLine is the last line of the file at path, without nslab's
+// "nslab: " prefix, or "".
+func lastLine(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	return strings.TrimPrefix(strings.TrimSpace(lines[len(lines)-1]), "nslab: ")
 }
 
 // keeperError is an error the keeper reported on its way up, as text,
