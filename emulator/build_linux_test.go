@@ -30,7 +30,7 @@ func TestEveryJournalKindHasOnePhase(t *testing.T) {
 // undo runs the phases' undos last phase first, each with its own
 // journal entries in the journal's order, and only for the phases given
 // (a rollback of a build that stopped early); then the state directory
-// goes. A new phase gets rollback and clean that way, with no other code.
+// goes, unless an undo failed. A new phase gets rollback and clean that way, with no other code.
 func TestUndoRunsPhasesInReverse(t *testing.T) {
 	o := Options{StateDir: t.TempDir(), NetnsDir: t.TempDir()}.withDefaults()
 	var calls []string
@@ -65,16 +65,17 @@ func TestUndoRunsPhasesInReverse(t *testing.T) {
 	}
 
 	write()
-	err := undo(o, "demo", list, nil)
+	err := undo(o, "demo", list, nil, true)
 	require.ErrorContains(t, err, "b failed", "a failing undo is reported")
 	require.Equal(t, []string{"c(kc=3)", "b(kb=2,kb2=4)", "a(ka=1,ka=5)"}, calls, "every undo runs, even after one failed")
 	_, err = os.Stat(labDir(o.StateDir, "demo"))
-	require.True(t, os.IsNotExist(err), "the state directory goes")
+	require.NoError(t, err, "after a failed undo the journal stays, for clean to try again")
 
 	calls = nil
-	write()
-	require.NoError(t, undo(o, "demo", list[:2], nil), "a rollback of the phases started")
+	require.NoError(t, undo(o, "demo", list[:2], nil, true), "a rollback of the phases started")
 	require.Equal(t, []string{"a(ka=1,ka=5)"}, calls)
+	_, err = os.Stat(labDir(o.StateDir, "demo"))
+	require.True(t, os.IsNotExist(err), "the state directory goes once every undo worked")
 }
 
 // The runner reports each phase's progress as it starts, stops at the

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nslab/nslab/capture"
+	"github.com/nslab/nslab/internal/netns"
 	"github.com/nslab/nslab/topo"
 	"golang.org/x/sys/unix"
 )
@@ -200,8 +201,12 @@ func (c *Capture) labGone() bool {
 		p.h.mu.RLock()
 		ok := !p.h.closed
 		if ok {
-			ns, err := p.h.namespace() // opened again if a lean build released it
-			ok = err == nil && ns.PinnedAt(p.path)
+			ok = p.h.withNamespace(func(ns *netns.NS) error {
+				if !ns.PinnedAt(p.path) {
+					return errors.New("replaced")
+				}
+				return nil
+			}) == nil
 		}
 		p.h.mu.RUnlock()
 		if !ok {

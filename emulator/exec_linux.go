@@ -213,10 +213,10 @@ func mountNodeSysfs() error {
 	if err := unix.Mount("", "/", "none", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("make node mounts private: %w", err)
 	}
-	var flags uintptr
+	flags := uintptr(unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
 	var vfs unix.Statfs_t
 	if unix.Statfs("/sys", &vfs) == nil && vfs.Flags&unix.ST_RDONLY != 0 {
-		flags = unix.MS_RDONLY
+		flags |= unix.MS_RDONLY
 	}
 	if err := unix.Unmount("/sys", unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
 		return fmt.Errorf("unmount the machine's /sys: %w", err)

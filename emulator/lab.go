@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,7 +66,23 @@ func (o Options) withDefaults() Options {
 	if o.ReadyTimeout <= 0 {
 		o.ReadyTimeout = 10 * time.Second
 	}
+	// Absolute and clean, as a record must name them (ReadRecord refuses
+	// anything else): "/tmp/x/netns/" or "netns" would make a lab no
+	// command could remove.
+	o.NetnsDir, o.StateDir = absClean(o.NetnsDir), absClean(o.StateDir)
+	if o.HostNetns != "" {
+		o.HostNetns = absClean(o.HostNetns)
+	}
 	return o
+}
+
+// absClean makes p absolute and clean (it stays as it is if the working
+// directory cannot be read).
+func absClean(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return filepath.Clean(p)
 }
 
 // Progress reports how far a build has got.

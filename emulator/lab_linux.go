@@ -85,7 +85,7 @@ func Up(ctx context.Context, plan *topo.Plan, opts Options) (*Lab, error) {
 	started, err := l.build(ctx, phases)
 	if err != nil {
 		opts.Logger.Debug("build failed, rolling back", "lab", plan.Lab, "err", err)
-		if rerr := l.teardown(phases[:started]); rerr != nil {
+		if rerr := l.teardown(phases[:started], true); rerr != nil {
 			err = fmt.Errorf("%w (and rollback: %v)", err, rerr)
 		}
 		lock.release()
@@ -100,11 +100,16 @@ func Up(ctx context.Context, plan *topo.Plan, opts Options) (*Lab, error) {
 // lab that exists. It returns with the lock held.
 func (l *Lab) claim() (*labLock, error) {
 	o := l.opts
-	if _, err := netns.EnsureMountDir(o.NetnsDir, unix.MS_SHARED); err != nil {
+	// Checked before it is mounted on: a directory nslab refuses gets no
+	// mount either.
+	if err := os.MkdirAll(o.NetnsDir, 0o755); err != nil {
 		return nil, fmt.Errorf("prepare namespace directory: %w", err)
 	}
 	if err := checkDir(o.NetnsDir); err != nil {
 		return nil, fmt.Errorf("namespace directory: %w", err)
+	}
+	if _, err := netns.EnsureMountDir(o.NetnsDir, unix.MS_SHARED); err != nil {
+		return nil, fmt.Errorf("prepare namespace directory: %w", err)
 	}
 	done, err := enterStateDir(o.StateDir)
 	if err != nil {
@@ -278,9 +283,14 @@ func (l *Lab) addLink(k *topo.Link) error {
 	return nil
 }
 
+// ringPorts is the size past which a switch's floods go to rings: two
+// floods of a bridge of more ports than half the backlog overflow it.
+const ringPorts = 500
+
 // floodToRings makes a big switch's floods reach the far end of a port
-// without the CPU's backlog, when sw is a switch of more than one bridge
-// (topo.Trunk) and the link k joins it to far: a bridge's flood queues a
+// without the CPU's backlog, when sw is a switch of more than ringPorts
+// ports (or of more than one bridge, topo.Trunk) and the link k joins it
+// to far: a bridge's flood queues a
 // copy per port at once on the backlog (net.core.netdev_max_backlog,
 // 1,000), so that floods of several hosts at once on a 10,000-port switch
 // were dropped (a sampled pingall of 20 hosts of single,3000: 300 of 380
@@ -291,7 +301,7 @@ func (l *Lab) addLink(k *topo.Link) error {
 // at the port) and GRO on the far end (`ethtool -K PORT tso off`,
 // `ethtool -K IF gro on`). With it, 380 of 380.
 func floodToRings(sw, far *nodeHandle, k *topo.Link) error {
-	if len(sw.node.Trunks) == 0 {
+	if sw.node.Kind != topo.KindSwitch || (len(sw.node.Trunks) == 0 && len(sw.node.Ifaces) <= ringPorts) {
 		return nil
 	}
 	port, end := k.A, k.B

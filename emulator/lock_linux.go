@@ -148,7 +148,9 @@ func enterStateDir(stateDir string) (done func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("prepare state directory: %w", err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH); err != nil {
+	// Exclusive while mounting, so that two builders never both find no
+	// mount and stack two; then shared while the lab's directory is made.
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("prepare state directory: lock: %w", err)
 	}
@@ -161,6 +163,10 @@ func enterStateDir(stateDir string) (done func(), err error) {
 		if m, err := openFile(filepath.Join(stateDir, mountedMark), os.O_WRONLY|os.O_CREATE, 0o644); err == nil {
 			m.Close()
 		}
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("prepare state directory: lock: %w", err)
 	}
 	return func() { f.Close() }, nil
 }

@@ -3,6 +3,7 @@ package emulator
 import (
 	"fmt"
 
+	"github.com/nslab/nslab/internal/netns"
 	"github.com/nslab/nslab/internal/nftrules"
 )
 
@@ -19,11 +20,7 @@ func (l *Lab) applyNftables(h *nodeHandle) error {
 	if err != nil {
 		return fmt.Errorf("nftables in node %q: %w", n.Name, err)
 	}
-	ns, err := h.namespace()
-	if err != nil {
-		return err
-	}
-	if err := nftrules.Send(ns, msgs); err != nil {
+	if err := h.withNamespace(func(ns *netns.NS) error { return nftrules.Send(ns, msgs) }); err != nil {
 		return fmt.Errorf("add nftables table %q to node %q: %w", nftTable(l.Plan.Lab), n.Name, nftrules.Explain(err))
 	}
 	return nil

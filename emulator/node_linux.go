@@ -28,10 +28,10 @@ type nodeHandle struct {
 	node *topo.Node
 	ns   *netns.NS  // nil once released (releaseNamespace): see namespace
 	rt   *rtnl.Conn // made with the namespace, or opened on first use
-	// path is where the namespace is pinned, from which namespace opens
-	// it again.
-	path string
-	nsMu sync.Mutex
+	// path is where the namespace is pinned, from which withNamespace
+	// opens it again once released, and id its identity then.
+	path, id string
+	nsMu     sync.Mutex
 
 	// opened says the handle was opened from the namespace's path, which
 	// another process may have unpinned since (its lab torn down).
@@ -46,33 +46,46 @@ type nodeHandle struct {
 
 var errNodeClosed = errors.New("the node's handle is closed")
 
-// namespace returns the node's namespace, opened again from its pinned
-// path if the builder released it. Call it with h.mu held for reading (or
-// from the builder, which owns its handles).
-func (h *nodeHandle) namespace() (*netns.NS, error) {
+// withNamespace runs fn with the node's namespace. If the builder
+// released it (releaseNamespace), it is opened again from its pinned path
+// for this one use, checked to be the same namespace, and closed after,
+// so that a lean lab keeps to one descriptor per node. Call it with h.mu
+// held for reading (or from the builder, which owns its handles).
+func (h *nodeHandle) withNamespace(fn func(ns *netns.NS) error) error {
 	h.nsMu.Lock()
-	defer h.nsMu.Unlock()
-	if h.ns == nil {
-		ns, err := netns.Open(h.path)
-		if err != nil {
-			return nil, fmt.Errorf("open namespace of node %q: %w", h.node.Name, err)
-		}
-		h.ns = ns
+	ns := h.ns
+	h.nsMu.Unlock()
+	if ns != nil {
+		return fn(ns)
 	}
-	return h.ns, nil
+	ns, err := netns.Open(h.path)
+	if err != nil {
+		return fmt.Errorf("open namespace of node %q: %w", h.node.Name, err)
+	}
+	defer ns.Close()
+	if id, err := ns.ID(); err != nil || id != h.id {
+		return fmt.Errorf("namespace %s of node %q is no longer the one nslab made (it was replaced)", h.path, h.node.Name)
+	}
+	return fn(ns)
 }
 
 // releaseNamespace closes the namespace's descriptor, to be opened again
-// on first use: the builder of a lab with more nodes than it may hold two
-// descriptors for (raiseFileLimit) keeps only each node's netlink socket
-// once the namespaces are pinned and cabled.
+// for each later use (withNamespace): the builder of a lab with more
+// nodes than it may hold two descriptors for (raiseFileLimit) keeps only
+// each node's netlink socket once the namespaces are pinned and cabled.
 func (h *nodeHandle) releaseNamespace() {
 	h.nsMu.Lock()
 	defer h.nsMu.Unlock()
-	if h.path != "" {
-		h.ns.Close()
-		h.ns = nil
+	if h.path == "" || h.ns == nil {
+		return
 	}
+	id, err := h.ns.ID()
+	if err != nil {
+		return // kept: it cannot be told again
+	}
+	h.id = id
+	h.ns.Close()
+	h.ns = nil
 }
 
 // do runs fn inside the node's namespace (netns.NS.Do).
@@ -82,11 +95,7 @@ func (h *nodeHandle) do(fn func() error) error {
 	if h.closed {
 		return errNodeClosed
 	}
-	ns, err := h.namespace()
-	if err != nil {
-		return err
-	}
-	return ns.Do(fn)
+	return h.withNamespace(func(ns *netns.NS) error { return ns.Do(fn) })
 }
 
 // discard runs fn on a thread that is discarded afterwards (netns.Discard),
@@ -97,11 +106,9 @@ func (h *nodeHandle) discard(fn func(ns *netns.NS) error) error {
 	if h.closed {
 		return errNodeClosed
 	}
-	ns, err := h.namespace()
-	if err != nil {
-		return err
-	}
-	return netns.Discard(func() error { return fn(ns) })
+	return h.withNamespace(func(ns *netns.NS) error {
+		return netns.Discard(func() error { return fn(ns) })
+	})
 }
 
 // route runs fn with the node's route netlink connection, opening it on
@@ -114,12 +121,11 @@ func (h *nodeHandle) route(fn func(c *rtnl.Conn) error) error {
 	}
 	h.rtOnce.Lock()
 	if h.rt == nil {
-		ns, err := h.namespace()
-		if err != nil {
-			h.rtOnce.Unlock()
+		var rt *rtnl.Conn
+		err := h.withNamespace(func(ns *netns.NS) (err error) {
+			rt, err = rtnl.Dial(ns)
 			return err
-		}
-		rt, err := rtnl.Dial(ns)
+		})
 		if err != nil {
 			h.rtOnce.Unlock()
 			return fmt.Errorf("netlink socket in node %q: %w", h.node.Name, err)
@@ -139,12 +145,11 @@ func (h *nodeHandle) netlink(fn func(nh *netlink.Handle) error) error {
 	if h.closed {
 		return errNodeClosed
 	}
-	ns, err := h.namespace()
-	if err != nil {
+	var nh *netlink.Handle
+	if err := h.withNamespace(func(ns *netns.NS) (err error) {
+		nh, err = rtnl.NewHandle(ns)
 		return err
-	}
-	nh, err := rtnl.NewHandle(ns)
-	if err != nil {
+	}); err != nil {
 		return err
 	}
 	defer nh.Close()
@@ -188,6 +193,7 @@ func (l *Lab) node(name string) (*nodeHandle, error) {
 	if h != nil {
 		delete(l.nodes, name)
 		go h.close() // once its users are done
+		l.ids = nil  // the lab may have been built again: read its journal again
 	}
 	ns, err := netns.Open(path)
 	if err != nil {
@@ -206,8 +212,9 @@ func (l *Lab) node(name string) (*nodeHandle, error) {
 // the lab's journal recorded under that name (someone removed the lab's
 // and pinned another there: `ip netns del; ip netns add`), so that exec,
 // status and probes never enter a namespace nslab did not make. The
-// journal's identities are read once; a journal without them (an older
-// nslab's) checks nothing.
+// journal's identities are read once (and again when a handle finds its
+// namespace replaced); a namespace the journal does not name is refused,
+// but for an older nslab's record, whose journal names no identities.
 func (l *Lab) checkIdentity(name string, ns *netns.NS) error {
 	if l.ids == nil {
 		l.ids = map[string]string{}
@@ -222,7 +229,10 @@ func (l *Lab) checkIdentity(name string, ns *netns.NS) error {
 	}
 	want, ok := l.ids[name]
 	if !ok {
-		return nil
+		if l.Record != nil && l.Record.Version >= recordVersion {
+			return fmt.Errorf("namespace %s: the journal of lab %q has no record of it (the lab is gone or half torn down: run nslab clean %s)", name, l.Plan.Lab, l.Plan.Lab)
+		}
+		return nil // an older nslab's journal names namespaces only
 	}
 	got, err := ns.ID()
 	if err != nil {

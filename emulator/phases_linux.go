@@ -1,11 +1,13 @@
 package emulator
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -72,7 +74,21 @@ func (b *builder) namespaces(ctx context.Context) error {
 		b.pins <- h
 		return h, nil
 	}
-	err := parallel(b.pipeline, len(p.Nodes), o.Workers, func(i int) error {
+	// In a lean build, the nodes that many links meet (switches, routers)
+	// are made first: a host's namespace descriptor is then released as
+	// soon as its links are made, whatever the order of the file (hosts
+	// written before their switch would all wait for it, holding theirs).
+	order := make([]int, len(p.Nodes))
+	for i := range order {
+		order[i] = i
+	}
+	if l.lean {
+		slices.SortStableFunc(order, func(a, b int) int {
+			return cmp.Compare(kindRank(p.Nodes[a].Kind), kindRank(p.Nodes[b].Kind))
+		})
+	}
+	err := parallel(b.pipeline, len(p.Nodes), o.Workers, func(k int) error {
+		i := order[k]
 		h, err := mk(i)
 		if err != nil {
 			return err
@@ -100,6 +116,18 @@ func (b *builder) namespaces(ctx context.Context) error {
 		return lerr
 	}
 	return err
+}
+
+// kindRank orders node kinds for a lean build: switches, then routers and
+// other nodes, then hosts.
+func kindRank(k topo.Kind) int {
+	switch k {
+	case topo.KindSwitch:
+		return 0
+	case topo.KindHost:
+		return 2
+	}
+	return 1
 }
 
 // waitLinks waits until the link worker has stopped, and returns its
@@ -266,8 +294,8 @@ func addBridges(h *nodeHandle, lab string) error {
 		if err := h.rt.BridgeAdd(t.Bridge, t.Index, bridgeMAC(lab, n.Name+"/"+t.Bridge)); err != nil {
 			return fmt.Errorf("add bridge %q to switch %q: %w", t.Bridge, n.Name, err)
 		}
-		down := rtnl.VethEnd{Name: t.Down, Index: t.DownIndex, Master: t.Index, Up: true}
-		up := rtnl.VethEnd{Name: t.Up, Index: t.UpIndex, NsFd: h.ns.Fd()}
+		down := rtnl.VethEnd{Name: t.Down, Index: t.DownIndex, Master: t.Index, MTU: t.MTU, Up: true}
+		up := rtnl.VethEnd{Name: t.Up, Index: t.UpIndex, MTU: t.MTU, NsFd: h.ns.Fd()}
 		if err := h.rt.VethAdd(down, up); err != nil {
 			return fmt.Errorf("join bridge %q to the one before in switch %q: %w", t.Bridge, n.Name, err)
 		}

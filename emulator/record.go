@@ -146,11 +146,16 @@ func PeekRecord(stateDir, lab string) (*Record, error) {
 	if !safeName(lab) || lab == "" {
 		return nil, fmt.Errorf("bad lab name %q", lab)
 	}
-	f, err := os.OpenFile(filepath.Join(stateDir, lab, "record.json"), os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	// Non-blocking and a regular file only: a FIFO planted there must not
+	// hang a Tab.
+	f, err := os.OpenFile(filepath.Join(stateDir, lab, "record.json"), os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("record of lab %q is not a regular file", lab)
+	}
 	return parseRecord(f, lab)
 }
 

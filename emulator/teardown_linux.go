@@ -18,22 +18,41 @@ import (
 
 // Down tears the lab down: it stops every process inside the lab's
 // namespaces and removes exactly the objects its record lists. Calling it
-// again does nothing.
-// It holds the lab's lock while it works (see lockLab).
+// again does nothing. It holds the lab's lock while it works (see
+// lockLab).
+//
+// A lab whose record on disk is no longer the one this Lab was built or
+// opened with (it was cleaned and built again by another process since)
+// is not this Lab's to remove: a Lab this process built removes only what
+// it made itself, from memory, and a Lab from Open says it was replaced.
 func (l *Lab) Down() error {
 	lock, err := lockLab(l.opts.StateDir, l.Plan.Lab, lockWait)
 	if err != nil {
 		return err
 	}
-	err = l.teardown(phases)
-	lock.release()
-	leaveStateDir(l.opts.StateDir)
-	return err
+	defer leaveStateDir(l.opts.StateDir)
+	defer lock.release()
+	disk := true
+	if l.Record != nil {
+		if r, err := ReadRecord(l.opts.StateDir, l.Plan.Lab); err == nil && !sameLab(r, l.Record) {
+			if l.journal == nil {
+				return fmt.Errorf("lab %q was built again (by process %d at %s) since this process opened it: not removed", l.Plan.Lab, r.PID, r.Created.Format(time.RFC3339))
+			}
+			disk = false
+		}
+	}
+	return l.teardown(phases, disk)
+}
+
+// sameLab reports whether two records are of one build of a lab.
+func sameLab(a, b *Record) bool {
+	return a.PID == b.PID && a.PIDStart == b.PIDStart && a.Created.Equal(b.Created)
 }
 
 // teardown closes what this process holds of the lab and undoes the
-// given phases (all of them for Down, those started for a failed Up).
-func (l *Lab) teardown(done []phase) error {
+// given phases (all of them for Down, those started for a failed Up);
+// disk says the lab's directory is this lab's (see Down).
+func (l *Lab) teardown(done []phase, disk bool) error {
 	l.mu.Lock()
 	if l.done {
 		l.mu.Unlock()
@@ -51,7 +70,7 @@ func (l *Lab) teardown(done []phase) error {
 	for _, h := range nodes {
 		h.close()
 	}
-	err := undo(l.opts, l.Plan.Lab, done, l.journal.entries())
+	err := undo(l.opts, l.Plan.Lab, done, l.journal.entries(), disk)
 	for _, c := range procs {
 		c.Wait() // reap what we started; removeLab killed it
 	}
@@ -72,7 +91,7 @@ func (l *Lab) teardown(done []phase) error {
 // outside the lab's namespaces, the host attachment's end in the host
 // namespace, is deleted first and waited for (deleteHostLink), so that it
 // can be taken again as soon as Down returns.
-func removeLab(o Options, lab string) error { return undo(o, lab, phases, nil) }
+func removeLab(o Options, lab string) error { return undo(o, lab, phases, nil, true) }
 
 // undo removes what the given phases made of lab, the last phase first,
 // from the lab's journal and mem (what the builder, if it is this
@@ -80,19 +99,27 @@ func removeLab(o Options, lab string) error { return undo(o, lab, phases, nil) }
 // lab's state directory. Each phase's undo is given the journal entries
 // of its kinds, in the journal's order. The record says first that the
 // lab is being torn down, so that a teardown killed midway is seen as
-// such.
-func undo(o Options, lab string, done []phase, mem []journalEntry) error {
-	u, ents, err := newUndoer(o, lab, mem)
-	if err != nil {
-		return err
+// such; if a phase's undo fails, the directory stays with that record,
+// so that `nslab status` shows the lab half torn down and `nslab clean`
+// can try again. With disk false, the lab's directory is not this
+// lab's: only mem is undone, and the directory is left alone.
+func undo(o Options, lab string, done []phase, mem []journalEntry, disk bool) error {
+	u, ents, diskErr := newUndoer(o, lab, mem, disk)
+	if u == nil {
+		return diskErr
+	}
+	if diskErr != nil {
+		disk = false // not trusted: undo what this process made, touch nothing else
 	}
 	// Progress: one step per namespace, the bulk of a big lab's teardown.
 	u.progress = &progress{fn: o.Progress, total: len(u.paths)}
-	if r, err := ReadRecord(o.StateDir, lab); err == nil && r.State != StateTearingDown {
-		r.State, r.TearPID, r.TearStart = StateTearingDown, os.Getpid(), selfStart()
-		writeRecord(u.dir, r)
+	if disk {
+		if r, err := ReadRecord(o.StateDir, lab); err == nil && r.State != StateTearingDown {
+			r.State, r.TearPID, r.TearStart = StateTearingDown, os.Getpid(), selfStart()
+			writeRecord(u.dir, r)
+		}
 	}
-	var errs []error
+	errs := []error{diskErr}
 	for i := len(done) - 1; i >= 0; i-- {
 		ph := done[i]
 		if ph.undo == nil {
@@ -110,10 +137,13 @@ func undo(o Options, lab string, done []phase, mem []journalEntry) error {
 		}
 		o.Logger.Debug("undone", "lab", lab, "phase", ph.name, "took", time.Since(t0))
 	}
-	if err := os.RemoveAll(u.dir); err != nil {
-		errs = append(errs, err)
+	failed := errors.Join(errs...)
+	if disk && failed == nil {
+		if err := os.RemoveAll(u.dir); err != nil {
+			return err
+		}
 	}
-	return errors.Join(errs...)
+	return failed
 }
 
 // undoer is what the phases' undo functions know of the lab being
@@ -130,38 +160,32 @@ type undoer struct {
 	// the processes inside them are found.
 	paths  []string
 	inodes map[uint64]bool
+	// ids are the namespaces' recorded identities, by name.
+	ids map[string]string
 	// progress reports the teardown (Options.Progress).
 	progress *progress
 }
 
-func newUndoer(o Options, lab string, mem []journalEntry) (*undoer, []journalEntry, error) {
+// The returned error says why the lab's directory was not read: with no
+// entries in mem, the undoer is nil and nothing can be done; with some,
+// the undoer holds those alone (a rollback always removes what its
+// builder made).
+func newUndoer(o Options, lab string, mem []journalEntry, disk bool) (*undoer, []journalEntry, error) {
 	u := &undoer{lab: lab, dir: labDir(o.StateDir, lab), netnsDir: o.NetnsDir, hostNetns: o.HostNetns,
-		claimed: map[string]bool{}, pinfiles: map[string]bool{}, inodes: map[uint64]bool{}, progress: &progress{}}
+		claimed: map[string]bool{}, pinfiles: map[string]bool{}, inodes: map[uint64]bool{}, ids: map[string]string{}, progress: &progress{}}
 	var ents []journalEntry
-	_, err := trustedLabDir(o.StateDir, lab)
-	switch {
-	case err == nil:
-		if ents, err = readJournal(u.dir); err != nil {
-			return nil, nil, fmt.Errorf("read journal of lab %q: %w", lab, err)
-		}
-		r, err := ReadRecord(o.StateDir, lab)
-		if err == nil {
-			if r.NetnsDir != "" {
-				u.netnsDir = r.NetnsDir
+	var diskErr error
+	if disk {
+		ents, diskErr = u.readDisk(o, lab)
+		if diskErr != nil {
+			if len(mem) == 0 {
+				return nil, nil, diskErr
 			}
-			if r.HostNetns != "" {
-				u.hostNetns = r.HostNetns
-			}
-		} else if !errors.Is(err, os.ErrNotExist) {
-			return nil, nil, err
+			ents, u.netnsDir, u.hostNetns = nil, o.NetnsDir, o.HostNetns
 		}
-	case errors.Is(err, os.ErrNotExist):
-		// No state directory: only what this process knows is removed.
-	default:
-		return nil, nil, err
 	}
 	ents = mergeEntries(ents, mem)
-	ids := map[string]string{} // namespace name -> "DEV:INO" recorded
+	ids := u.ids // namespace name -> identity recorded
 	for _, e := range ents {
 		switch e.kind {
 		case jPinFile:
@@ -202,7 +226,41 @@ func newUndoer(o Options, lab string, mem []journalEntry) (*undoer, []journalEnt
 			u.inodes[ino] = true
 		}
 	}
-	return u, ents, nil
+	return u, ents, diskErr
+}
+
+// readDisk reads the lab's journal and record (where its namespaces are
+// pinned). A missing directory or record is no error: what the journal or
+// the caller's memory lists is all there is. A record that cannot be
+// parsed leaves the namespace directory at the caller's; one that names
+// paths nslab does not trust is an error.
+func (u *undoer) readDisk(o Options, lab string) ([]journalEntry, error) {
+	if _, err := trustedLabDir(o.StateDir, lab); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	ents, err := readJournal(u.dir)
+	if err != nil {
+		return nil, fmt.Errorf("read journal of lab %q: %w", lab, err)
+	}
+	r, err := ReadRecord(o.StateDir, lab)
+	var unsafe *UnsafeError
+	switch {
+	case err == nil:
+		if r.NetnsDir != "" {
+			u.netnsDir = r.NetnsDir
+		}
+		if r.HostNetns != "" {
+			u.hostNetns = r.HostNetns
+		}
+	case errors.As(err, &unsafe):
+		return nil, err
+	default:
+		o.Logger.Warn("lab record unreadable: its journal is undone with the namespace directory given", "lab", lab, "err", err)
+	}
+	return ents, nil
 }
 
 // mergeEntries returns disk's entries followed by those of mem that disk
@@ -244,6 +302,14 @@ func undoNamespaces(u *undoer, entries []journalEntry) error {
 	var errs []error
 	u.progress.setPhase("namespaces")
 	for _, p := range u.paths {
+		// Again at the last moment: the name may have been replaced while
+		// processes were stopped and the host link went.
+		if want := u.ids[filepath.Base(p)]; want != "" && netns.IsNamespaceFile(p) {
+			if id, err := netns.ID(p); err != nil || id != want {
+				u.progress.step()
+				continue
+			}
+		}
 		if err := netns.Unpin(p); err != nil {
 			errs = append(errs, fmt.Errorf("remove namespace %s: %w", filepath.Base(p), err))
 		}

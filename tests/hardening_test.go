@@ -329,3 +329,47 @@ func TestNodeSysfsIsTheNodes(t *testing.T) {
 		return string(data) == "eth0\nlo\n"
 	}, 5*time.Second, 10*time.Millisecond, "a start command sees the node's /sys")
 }
+
+// A Lab whose lab was cleaned and built again by another process since
+// does not remove the new one when it goes down: the record on disk is
+// not its own, so it removes only what it made (nothing is left of it).
+func TestStaleLabDownLeavesNewLab(t *testing.T) {
+	t.Parallel()
+	top := loadTopology(t, "lan.toml")
+	old := startLabIn(t, top, emulator.Options{})
+	_, errs, code := cli(t, "", "clean", top.Name)
+	require.Equal(t, 0, code, errs)
+	f := writeTopology(t, strings.Replace(mustRead(t, "../topologies/lan.toml"), `name = "lan"`, fmt.Sprintf("name = %q", top.Name), 1))
+	_, errs, code = cli(t, "", "up", f)
+	require.Equal(t, 0, code, errs)
+	defer cli(t, "", "down", top.Name)
+
+	require.NoError(t, old.Down())
+	require.Len(t, labNamespaces(top.Name), 4, "the new lab's namespaces stay")
+	out, errs, code := cli(t, "", "status", top.Name)
+	require.Equal(t, 0, code, "%s%s", out, errs)
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	return string(data)
+}
+
+// Directories given with a trailing slash or as relative paths are made
+// absolute and clean before they are recorded: the lab goes down as any
+// other (a record must name absolute, clean paths).
+func TestDirectoriesRecordedClean(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	name := uniqueName("dirs")
+	state, nsdir := filepath.Join(dir, "state")+"/", filepath.Join(dir, "netns")+"//"
+	t.Cleanup(func() { netns.UnmountDir(filepath.Join(dir, "netns")) }) // a shared mount, as ip netns leaves it
+	_, errs, code := cli(t, "", "--state-dir", state, "--netns-dir", nsdir, "up", "--topo", "single,2", "--name", name)
+	require.Equal(t, 0, code, errs)
+	_, errs, code = cli(t, "", "--state-dir", state, "--netns-dir", nsdir, "down", name)
+	require.Equal(t, 0, code, errs)
+	left, _ := filepath.Glob(filepath.Join(dir, "netns", "*"))
+	require.Empty(t, left)
+}

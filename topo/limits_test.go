@@ -88,3 +88,16 @@ func TestKernelLimitsAtValidation(t *testing.T) {
 	require.ErrorContains(t, err, "start command 1 is 131077 bytes, and the kernel takes at most 131071 in one argument")
 	require.Less(t, len(err.Error()), 400, "the message does not quote the command")
 }
+
+// The pairs joining a big switch's bridges take the largest MTU of its
+// links, so that no frame a port takes is dropped between bridges.
+func TestBigSwitchTrunkMTU(t *testing.T) {
+	top, err := topo.Generate("single,1001", "")
+	require.NoError(t, err)
+	top.Links[7].MTU = 9000
+	p, err := topo.Resolve(top)
+	require.NoError(t, err)
+	for _, tr := range p.Node("s1").Trunks {
+		require.Equal(t, 9000, tr.MTU, tr.Bridge)
+	}
+}

@@ -83,6 +83,9 @@ type Trunk struct {
 	Up, Down           string
 	UpIndex, DownIndex int
 	UpMaster           int
+	// MTU is the pair's, the largest of the switch's links (0: the
+	// kernel's default), so that no frame a port takes is too big for it.
+	MTU int
 }
 
 // Iface is one interface of a node (or of the host, for a host attachment).
@@ -580,8 +583,13 @@ func (r *resolver) assignNames() {
 		if n.Kind != KindSwitch {
 			continue
 		}
+		mtu := 0
+		for _, i := range n.Ifaces {
+			mtu = max(mtu, i.MTU)
+		}
 		prev := 2
 		for _, t := range n.Trunks {
+			t.MTU = mtu
 			t.Index, t.UpIndex, t.DownIndex, t.UpMaster = next, next+1, next+2, prev
 			prev = t.Index
 			next += 3

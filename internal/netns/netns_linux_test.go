@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -174,4 +175,43 @@ func TestMainThreadNeverEnters(t *testing.T) {
 		require.NoError(t, ns.Do(func() error { return nil }))
 	}
 	require.Equal(t, before, self(), "the main thread is still where the process started")
+}
+
+// A namespace's identity is never another's: the kernel reuses a freed
+// namespace's inode number for the next one (`ip netns del X; ip netns
+// add X` got the same), but the identity includes the nsfs inode's
+// change time, which a new namespace's inode does not share.
+func TestIDNeverReused(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	mounted, err := EnsureMountDir(dir, unix.MS_SHARED)
+	require.NoError(t, err)
+	if mounted {
+		t.Cleanup(func() { UnmountDir(dir) })
+	}
+	path := filepath.Join(dir, "x")
+	seen := map[string]bool{}
+	inodes := map[uint64]int{}
+	reused := 0
+	for i := 0; i < 12; i++ {
+		ns, err := New(nil)
+		require.NoError(t, err)
+		require.NoError(t, Pin(ns.Fd(), path))
+		id, err := ID(path)
+		require.NoError(t, err)
+		own, err := ns.ID()
+		require.NoError(t, err)
+		require.Equal(t, own, id, "the path and the descriptor agree")
+		require.False(t, seen[id], "identity %s seen before", id)
+		seen[id] = true
+		ino, err := Inode(path)
+		require.NoError(t, err)
+		if inodes[ino]++; inodes[ino] > 1 {
+			reused++
+		}
+		require.NoError(t, Unpin(path))
+		require.NoError(t, ns.Close())
+		time.Sleep(50 * time.Millisecond) // let the kernel free it
+	}
+	t.Logf("%d of 12 namespaces got an inode number used before", reused)
 }

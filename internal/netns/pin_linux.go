@@ -63,6 +63,9 @@ func mountedOnItself(dir string) bool {
 		return false
 	}
 	abs, _ := filepath.Abs(dir)
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	}
 	for _, line := range strings.Split(string(data), "\n") {
 		f := strings.Fields(line)
 		if len(f) > 4 && unescapeMount(f[4]) == abs {
@@ -98,9 +101,9 @@ const (
 	// to be linked to that file, and may not be ours if it exists.
 	PinTry
 	// Pinned: the name is ours; the namespace is mounted on it next. The
-	// argument is "NAME DEV:INO": the name and the identity of the
-	// namespace (see ID), so that a namespace someone else pinned under
-	// the name later is never taken for it.
+	// argument is "NAME ID": the name and the identity of the namespace
+	// (see ID), so that a namespace someone else pinned under the name
+	// later is never taken for it.
 	Pinned
 )
 
@@ -166,6 +169,16 @@ func (p *Pinner) tmpFile(dir string) int {
 
 func fileID(st unix.Stat_t) string { return fmt.Sprintf("%d:%d", st.Dev, st.Ino) }
 
+// nsID is a namespace's identity: its nsfs file's device and inode and
+// the inode's change time. The kernel reuses a freed namespace's inode
+// number for the next namespace made (`ip netns del X; ip netns add X`
+// got the same one), but the nsfs inode of the new namespace is a new
+// one, made at another time; while the namespace is pinned its inode
+// stays, and with it the time.
+func nsID(st unix.Stat_t) string {
+	return fmt.Sprintf("%d:%d:%d.%09d", st.Dev, st.Ino, st.Ctim.Sec, st.Ctim.Nsec)
+}
+
 // The descriptor tables behind /proc/self/fd and /proc/thread-self/fd are
 // the same (nslab never unshares them): these paths do not depend on the
 // thread's namespaces.
@@ -214,7 +227,7 @@ func (p *Pinner) Pin(fd int, path string) error {
 	if err := p.mountPoint(path); err != nil {
 		return err
 	}
-	if err := p.note(Pinned, name+" "+fileID(st)); err != nil {
+	if err := p.note(Pinned, name+" "+nsID(st)); err != nil {
 		os.Remove(path)
 		return err
 	}
@@ -271,22 +284,31 @@ func Inode(path string) (uint64, error) {
 	return st.Ino, nil
 }
 
-// ID returns the identity of the namespace pinned at path, "DEV:INO" of
-// its nsfs file: what the Pinned step recorded. A path with no namespace
-// on it gives an error.
+// ID returns the identity of the namespace pinned at path (see nsID):
+// what the Pinned step recorded. A path with no namespace on it gives an
+// error. One open of the path serves both checks, so that they look at
+// the same file.
 func ID(path string) (string, error) {
-	if !IsNamespaceFile(path) {
-		return "", fmt.Errorf("%s: no namespace is pinned there", path)
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", &os.PathError{Op: "open", Path: path, Err: err}
 	}
+	defer unix.Close(fd)
+	var fs unix.Statfs_t
 	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
+	if err := unix.Fstatfs(fd, &fs); err != nil {
 		return "", err
 	}
-	return fileID(st), nil
+	if fs.Type != nsfsMagic {
+		return "", fmt.Errorf("%s: no namespace is pinned there", path)
+	}
+	if err := unix.Fstat(fd, &st); err != nil {
+		return "", err
+	}
+	return nsID(st), nil
 }
 
-// ID returns the identity of the namespace, "DEV:INO" as ID gives it for
-// its path.
+// ID returns the identity of the namespace, as ID gives it for its path.
 func (ns *NS) ID() (string, error) {
 	var st unix.Stat_t
 	if ns == nil || ns.fd < 0 {
@@ -295,8 +317,10 @@ func (ns *NS) ID() (string, error) {
 	if err := unix.Fstat(ns.fd, &st); err != nil {
 		return "", err
 	}
-	return fileID(st), nil
+	return nsID(st), nil
 }
+
+const nsfsMagic = 0x6e736673
 
 // IsNamespaceFile reports whether path has a namespace mounted on it (and
 // is not just the empty file it is mounted on).
@@ -305,7 +329,6 @@ func IsNamespaceFile(path string) bool {
 	if unix.Statfs(path, &st) != nil || unix.Statfs(filepath.Dir(path), &parent) != nil {
 		return false
 	}
-	const nsfsMagic = 0x6e736673
 	return st.Type == nsfsMagic
 }
 

@@ -703,15 +703,17 @@ func (c *Conn) ethtool(name string, cmd, data uint32) (uint32, error) {
 	if len(name) >= unix.IFNAMSIZ {
 		return 0, fmt.Errorf("interface name %q is too long", name)
 	}
-	// struct ethtool_value { __u32 cmd; __u32 data; }, on the heap so
-	// that it stays where the ifreq points while the kernel reads it.
+	// struct ethtool_value { __u32 cmd; __u32 data; }, and struct ifreq:
+	// the name, then ifr_data at offset 16, an unsafe.Pointer so that the
+	// runtime knows the value is referenced.
 	val := &[2]uint32{cmd, data}
-	// struct ifreq: the name, then ifr_data (a pointer) at offset 16.
-	ifr := new([40]byte)
-	copy(ifr[:], name)
-	*(*uintptr)(unsafe.Pointer(&ifr[16])) = uintptr(unsafe.Pointer(val))
+	ifr := &struct {
+		name [unix.IFNAMSIZ]byte
+		data unsafe.Pointer
+		_    [16]byte
+	}{data: unsafe.Pointer(val)}
+	copy(ifr.name[:], name)
 	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(c.sh.Socket.GetFd()), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(ifr)))
-	runtime.KeepAlive(val)
 	runtime.KeepAlive(ifr)
 	if errno != 0 {
 		return 0, fmt.Errorf("ethtool %s: %w", name, errno)
