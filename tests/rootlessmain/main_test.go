@@ -121,6 +121,9 @@ func TestHundredHosts(t *testing.T) {
 // between the test process and a socket in node a.
 func TestHostAttachment(t *testing.T) {
 	t.Parallel()
+	// Under root the host end is in the machine's namespace: its name
+	// must not collide with a parallel run of this test.
+	iface := fmt.Sprintf("nsrl%d", os.Getpid()%1000000)
 	top, err := topo.Decode("rlhost.toml", []byte(`name = "rlhost"
 [[nodes]]
 name = "s1"
@@ -131,11 +134,11 @@ name = "a"
 endpoints = ["a", "s1"]
 [host]
 node = "s1"
-interface = "nslabrlh0"
+interface = "`+iface+`"
 `))
 	require.NoError(t, err)
 	lab := nslabtest.Start(t, top)
-	_, err = net.InterfaceByName("nslabrlh0")
+	_, err = net.InterfaceByName(iface)
 	require.NoError(t, err, "the host end is in this process's namespace")
 	a, err := lab.Engine().ListenUDP("a", netip.AddrPort{})
 	require.NoError(t, err)
