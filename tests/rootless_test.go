@@ -164,7 +164,7 @@ func TestRootlessGoTest(t *testing.T) {
 			require.NoError(t, err, string(out))
 			cmd := u.command(exe, "-test.count=1", "-test.v")
 			cmd.Dir = filepath.Join(root, pkg)
-			cmd.Env = u.env("NSLAB_EXPECT_ROOTLESS=1", "NSLAB_EXPECT_UID=65534")
+			cmd.Env = u.env("NSLAB_EXPECT_ROOTLESS=1", "NSLAB_EXPECT_UID=65534", "NSLAB_EXPECT_MACHINE_NETNS="+startNetns)
 			out, err = cmd.CombinedOutput()
 			require.NoError(t, err, string(out))
 			require.Contains(t, string(out), "\nPASS\n")

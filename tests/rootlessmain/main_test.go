@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -20,6 +21,8 @@ import (
 
 	"github.com/nslab/nslab/emulator"
 	"github.com/nslab/nslab/emulator/nslabtest"
+	"github.com/nslab/nslab/internal/netns"
+	"github.com/nslab/nslab/internal/rootless"
 	"github.com/nslab/nslab/topo"
 	"github.com/stretchr/testify/require"
 )
@@ -115,14 +118,14 @@ func TestHundredHosts(t *testing.T) {
 	require.Equal(t, probes, ok)
 }
 
-// A host attachment goes to the network namespace the tests run in: under
-// root the machine's, without root the test binary's own (docs/rootless.md).
-// Either way the test process reaches the lab through it: a UDP exchange
-// between the test process and a socket in node a.
+// A host attachment goes to the network namespace the tests run in: without
+// root the test binary's own (docs/rootless.md), which the test process
+// reaches the lab from, as it would the machine's under root; here a UDP
+// exchange between the test process and a socket in node a. Under root
+// the machine's namespace is left alone: the attachment goes to a
+// namespace made for the test, where the test's socket is opened.
 func TestHostAttachment(t *testing.T) {
 	t.Parallel()
-	// Under root the host end is in the machine's namespace: its name
-	// must not collide with a parallel run of this test.
 	iface := fmt.Sprintf("nsrl%d", os.Getpid()%1000000)
 	top, err := topo.Decode("rlhost.toml", []byte(`name = "rlhost"
 [[nodes]]
@@ -137,17 +140,30 @@ node = "s1"
 interface = "`+iface+`"
 `))
 	require.NoError(t, err)
-	lab := nslabtest.Start(t, top)
-	_, err = net.InterfaceByName(iface)
-	require.NoError(t, err, "the host end is in this process's namespace")
+	inHost := func(fn func() error) error { return fn() }
+	lab := nslabtest.NewUnstarted(t, top)
+	if !rootless.InUserNS() {
+		ns, err := netns.New(nil)
+		require.NoError(t, err)
+		path := filepath.Join(t.TempDir(), "host")
+		require.NoError(t, netns.Pin(ns.Fd(), path))
+		t.Cleanup(func() { netns.Unpin(path); ns.Close() })
+		lab.Options.HostNetns = path
+		inHost = ns.Do
+	} else if os.Getenv("NSLAB_EXPECT_ROOTLESS") == "1" {
+		mine, err := os.Readlink("/proc/thread-self/ns/net")
+		require.NoError(t, err)
+		require.NotEqual(t, os.Getenv("NSLAB_EXPECT_MACHINE_NETNS"), mine, "not the machine's namespace")
+	}
+	lab.Start()
+	require.NoError(t, inHost(func() error { _, err := net.InterfaceByName(iface); return err }), "the host end")
 	a, err := lab.Engine().ListenUDP("a", netip.AddrPort{})
 	require.NoError(t, err)
 	defer a.Close()
-	addr := lab.Plan().Node("a").Ifaces[0].Addrs[0].Addr()
-	me, err := net.ListenUDP("udp4", nil)
-	require.NoError(t, err)
+	var me *net.UDPConn
+	require.NoError(t, inHost(func() (err error) { me, err = net.ListenUDP("udp4", nil); return err }))
 	defer me.Close()
-	to := netip.AddrPortFrom(addr, uint16(a.LocalAddr().(*net.UDPAddr).Port))
+	to := netip.AddrPortFrom(lab.Plan().Node("a").Ifaces[0].Addrs[0].Addr(), uint16(a.LocalAddr().(*net.UDPAddr).Port))
 	go func() {
 		buf := make([]byte, 64)
 		n, from, err := a.ReadFromUDPAddrPort(buf)
@@ -155,7 +171,6 @@ interface = "`+iface+`"
 			a.WriteToUDPAddrPort(buf[:n], from)
 		}
 	}()
-	me.SetDeadline(time.Now().Add(5 * time.Second))
 	var got []byte
 	for i := 0; i < 50 && got == nil; i++ {
 		_, err := me.WriteToUDPAddrPort([]byte("hi"), to)
