@@ -9,13 +9,13 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/nslab/nslab/impair"
 	"github.com/nslab/nslab/internal/netns"
+	"github.com/nslab/nslab/internal/proc"
 	"github.com/nslab/nslab/internal/rtnl"
 	"github.com/nslab/nslab/topo"
 	"golang.org/x/sys/unix"
@@ -141,7 +141,7 @@ func (l *Lab) claim() (*labLock, error) {
 }
 
 func selfStart() uint64 {
-	st, _ := procStart(os.Getpid())
+	st, _ := proc.StartTime(os.Getpid())
 	return st
 }
 
@@ -165,32 +165,8 @@ func existsError(stateDir, lab string) error {
 func builderAlive(r *Record) bool { return alive(r.PID, r.PIDStart) }
 
 // alive reports whether process pid runs and started at start (so is not
-// a reused PID).
-func alive(pid int, start uint64) bool {
-	if pid <= 0 || unix.Kill(pid, 0) != nil {
-		return false
-	}
-	st, err := procStart(pid)
-	return err == nil && st == start
-}
-
-// procStart returns the start time of a process, in clock ticks after boot.
-func procStart(pid int) (uint64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, errors.New("bad stat")
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return 0, errors.New("bad stat")
-	}
-	return strconv.ParseUint(f[19], 10, 64)
-}
+// a reused PID, nor a zombie).
+func alive(pid int, start uint64) bool { return proc.Alive(pid, start) }
 
 // nodeSysctls are the settings written in a node's namespace at creation,
 // before any interface exists, so that they are the defaults of its

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nslab/nslab/internal/proc"
 	"golang.org/x/sys/unix"
 )
 
@@ -106,34 +107,12 @@ func (r *Record) Alive() bool {
 	if r.PID <= 0 {
 		return false
 	}
-	start, err := startTime(r.PID)
+	start, err := proc.StartTime(r.PID)
 	if err != nil || start != r.Start {
 		return false
 	}
 	id, err := userNSOf(r.PID)
 	return err == nil && id == r.UserNS
-}
-
-// startTime is field 22 of /proc/PID/stat, or an error for a process
-// that has ended (a zombie too).
-func startTime(pid int) (uint64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, errors.New("bad stat")
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return 0, errors.New("bad stat")
-	}
-	if f[0] == "Z" || f[0] == "X" {
-		return 0, errors.New("exited")
-	}
-	return strconv.ParseUint(f[19], 10, 64)
 }
 
 // userNSOf is the identity, DEV:INO, of the user namespace of pid.
@@ -338,7 +317,7 @@ func (k *Keeper) Serve(ready io.WriteCloser, idle time.Duration) error {
 
 // writeRecord writes the keeper's record (O_EXCL: one keeper a lab).
 func (k *Keeper) writeRecord() error {
-	start, err := startTime(os.Getpid())
+	start, err := proc.StartTime(os.Getpid())
 	if err != nil {
 		return fmt.Errorf("keeper: %w", err)
 	}
@@ -706,7 +685,7 @@ func inUserNS(id string) []int {
 		if unix.Stat("/proc/"+e.Name(), &st) != nil || int(st.Uid) != os.Geteuid() {
 			continue
 		}
-		if _, err := startTime(pid); err != nil {
+		if _, err := proc.StartTime(pid); err != nil {
 			continue // ended: a zombie holds no namespace
 		}
 		if ns, err := userNSOf(pid); err == nil && ns == id {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/nslab/nslab/internal/proc"
 	"github.com/stretchr/testify/require"
 )
 
@@ -80,7 +81,7 @@ func TestNeeded(t *testing.T) {
 // A keeper record names a live keeper only while that process (same start
 // time) runs in the recorded user namespace.
 func TestRecordAlive(t *testing.T) {
-	start, err := startTime(os.Getpid())
+	start, err := proc.StartTime(os.Getpid())
 	require.NoError(t, err)
 	ns, err := userNSOf(os.Getpid())
 	require.NoError(t, err)
