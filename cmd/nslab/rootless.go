@@ -244,16 +244,6 @@ func (g *globals) rootlessForward(c *cli.Context) error {
 	return exitWith(g.forward(dir, name, req))
 }
 
-// statusRow is a line of `nslab status`, as status.go prints it.
-type statusRow struct {
-	Lab     string    `json:"lab"`
-	State   string    `json:"state"`
-	Note    string    `json:"note,omitempty"`
-	Nodes   int       `json:"nodes"`
-	PID     int       `json:"pid"`
-	Created time.Time `json:"created"`
-}
-
 // rootlessStatus is `nslab status` without a lab: every keeper of the
 // user is asked for its lab.
 func (g *globals) rootlessStatus(c *cli.Context) error {
@@ -279,25 +269,7 @@ func (g *globals) rootlessStatus(c *cli.Context) error {
 		}
 		rows = append(rows, these...)
 	}
-	if c.Bool("json") {
-		writeJSON(g.stdout, rows)
-		return nil
-	}
-	if len(rows) == 0 {
-		fmt.Fprintln(g.stdout, "no labs are up")
-		return nil
-	}
-	fmt.Fprintf(g.stdout, "%-20s %-10s %6s  %s\n", "LAB", "STATE", "NODES", "CREATED")
-	for _, r := range rows {
-		created := ""
-		if !r.Created.IsZero() {
-			created = r.Created.Local().Format(time.DateTime)
-		}
-		fmt.Fprintf(g.stdout, "%-20s %-10s %6d  %s\n", r.Lab, r.State, r.Nodes, created)
-		if r.Note != "" {
-			fmt.Fprintf(g.stdout, "  %s\n", r.Note)
-		}
-	}
+	g.printStatusRows(rows, c.Bool("json"))
 	return nil
 }
 

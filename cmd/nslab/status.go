@@ -29,25 +29,53 @@ addresses and routes live from the kernel.
 	}
 }
 
+// statusRow is a lab in the list `nslab status` prints.
+type statusRow struct {
+	Lab     string    `json:"lab"`
+	State   string    `json:"state"`
+	Note    string    `json:"note,omitempty"`
+	Nodes   int       `json:"nodes"`
+	PID     int       `json:"pid"`
+	Created time.Time `json:"created"`
+}
+
+// printStatusRows prints the list of labs, as a table or as JSON.
+func (g *globals) printStatusRows(rows []statusRow, asJSON bool) {
+	if asJSON {
+		if rows == nil {
+			rows = []statusRow{}
+		}
+		writeJSON(g.stdout, rows)
+		return
+	}
+	if len(rows) == 0 {
+		fmt.Fprintln(g.stdout, "no labs are up")
+		return
+	}
+	fmt.Fprintf(g.stdout, "%-20s %-10s %6s  %s\n", "LAB", "STATE", "NODES", "CREATED")
+	for _, r := range rows {
+		created := ""
+		if !r.Created.IsZero() {
+			created = r.Created.Local().Format(time.DateTime)
+		}
+		fmt.Fprintf(g.stdout, "%-20s %-10s %6d  %s\n", r.Lab, r.State, r.Nodes, created)
+		if r.Note != "" {
+			fmt.Fprintf(g.stdout, "  %s\n", r.Note)
+		}
+	}
+}
+
 func (g *globals) cmdStatus(c *cli.Context) error {
 	if c.NArg() == 0 {
 		labs, err := emulator.ListLabs(g.opts.StateDir)
 		if err != nil {
 			return err
 		}
-		type row struct {
-			Lab     string    `json:"lab"`
-			State   string    `json:"state"`
-			Note    string    `json:"note,omitempty"`
-			Nodes   int       `json:"nodes"`
-			PID     int       `json:"pid"`
-			Created time.Time `json:"created"`
-		}
-		var rows []row
+		var rows []statusRow
 		for _, name := range labs {
 			r, err := emulator.ReadRecord(g.opts.StateDir, name)
 			if err != nil {
-				rows = append(rows, row{Lab: name, State: "half-built", Note: "no record: run nslab clean " + name})
+				rows = append(rows, statusRow{Lab: name, State: "half-built", Note: "no record: run nslab clean " + name})
 				continue
 			}
 			n := 0
@@ -55,26 +83,9 @@ func (g *globals) cmdStatus(c *cli.Context) error {
 				n = len(r.Topology.Nodes)
 			}
 			state, note := r.Condition(r.BuilderAlive())
-			rows = append(rows, row{name, state, note, n, r.PID, r.Created})
+			rows = append(rows, statusRow{name, state, note, n, r.PID, r.Created})
 		}
-		if c.Bool("json") {
-			if rows == nil {
-				rows = []row{}
-			}
-			writeJSON(g.stdout, rows)
-			return nil
-		}
-		if len(rows) == 0 {
-			fmt.Fprintln(g.stdout, "no labs are up")
-			return nil
-		}
-		fmt.Fprintf(g.stdout, "%-20s %-10s %6s  %s\n", "LAB", "STATE", "NODES", "CREATED")
-		for _, r := range rows {
-			fmt.Fprintf(g.stdout, "%-20s %-10s %6d  %s\n", r.Lab, r.State, r.Nodes, r.Created.Local().Format(time.DateTime))
-			if r.Note != "" {
-				fmt.Fprintf(g.stdout, "  %s\n", r.Note)
-			}
-		}
+		g.printStatusRows(rows, c.Bool("json"))
 		return nil
 	}
 	if err := needCaps(false); err != nil {
