@@ -30,10 +30,10 @@ import (
 //	        one today (multicast snooping off, fixed MAC, IPv6 off in the
 //	        switch's namespace, ports joined while it is down)
 //	wire    the two veth ends in a namespace of their own, joined by a tc
-//	        mirred redirect each way: an ingress qdisc on each port and a
-//	        u32 match-all filter whose action redirects to the other
-//	        port's egress (mirred is built in on this kernel; gact and
-//	        matchall are not)
+//	        mirred redirect each way: a clsact qdisc on each port and a
+//	        u32 match-all filter on its ingress hook whose action
+//	        redirects to the other port's egress (mirred is built in on
+//	        this kernel; gact and matchall are not)
 //	direct  no switch: one veth between the two hosts
 //
 // Metrics (medians; N = 100 switches), each named after its kind
@@ -250,16 +250,20 @@ func (t *twoPort) ready(deadline time.Time) error {
 }
 
 // wire joins two interfaces with a tc mirred redirect each way: `tc qdisc
-// add dev A ingress; tc filter add dev A ingress u32 match u32 0 0 action
-// mirred egress redirect dev B`, and the same from B to A.
+// add dev A clsact; tc filter add dev A ingress u32 match u32 0 0 action
+// mirred egress redirect dev B`, and the same from B to A. clsact, not
+// the ingress qdisc: a device takes only one of the two, and the loss
+// classifiers of link impairments (package impair) sit on clsact's
+// egress hook, so a wire on clsact leaves its ports impairable.
 func wire(h *netlink.Handle, a, b int) error {
 	for _, d := range [][2]int{{a, b}, {b, a}} {
-		q := &netlink.Ingress{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: d[0], Parent: netlink.HANDLE_INGRESS, Handle: netlink.MakeHandle(0xffff, 0)}}
+		q := &netlink.GenericQdisc{QdiscType: "clsact",
+			QdiscAttrs: netlink.QdiscAttrs{LinkIndex: d[0], Parent: netlink.HANDLE_CLSACT, Handle: netlink.MakeHandle(0xffff, 0)}}
 		if err := h.QdiscAdd(q); err != nil {
-			return fmt.Errorf("ingress qdisc on %d: %w", d[0], err)
+			return fmt.Errorf("clsact qdisc on %d: %w", d[0], err)
 		}
 		f := &netlink.U32{
-			FilterAttrs: netlink.FilterAttrs{LinkIndex: d[0], Parent: netlink.MakeHandle(0xffff, 0), Priority: 1, Protocol: unix.ETH_P_ALL},
+			FilterAttrs: netlink.FilterAttrs{LinkIndex: d[0], Parent: netlink.HANDLE_MIN_INGRESS, Priority: 1, Protocol: unix.ETH_P_ALL},
 			Actions: []netlink.Action{&netlink.MirredAction{
 				ActionAttrs:  netlink.ActionAttrs{Action: netlink.TC_ACT_STOLEN},
 				MirredAction: netlink.TCA_EGRESS_REDIR,
