@@ -5,10 +5,12 @@
 // the kernel threads' (/proc/PID/stat: kworkers, where the namespace
 // cleanup runs, and the others), the rest of the machine and the idle
 // time (/proc/stat). Three stretches are measured on a quiet kernel (the
-// previous lab's namespaces freed): up, down, and the kernel's work after
-// down returned until every interface of the lab is gone (sysfs back to
-// its count). Then the same size back to back: up then down in a loop,
-// each cycle at once after the last, and the drain after it.
+// previous lab's namespaces freed, the rtnl lock free): up, down, and the
+// kernel's work after down returned until it has dismantled the lab (three
+// sentinel veths from a namespace of the measurer's own into the lab's
+// first, middle and last node deleted). Then the same size back to back:
+// up then down in a loop, each cycle at once after the last, and the
+// drain after it.
 //
 //	go run ./tests/costs [-nslab bin/nslab] [-labs single,100;linear,25;...]
 //	    [-reps 3] [-cycles 5] [-json bench-out/costs.json] [-svg bench-out/scale.svg] [-md FILE]
