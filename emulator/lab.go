@@ -37,7 +37,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Progress, if set, is called as the build goes on.
 	Progress func(Progress)
-	// ReadyTimeout bounds the wait for every interface to be up (default 10s).
+	// ReadyTimeout bounds the wait for every interface to be up (default
+	// 10s and 5ms a node).
 	ReadyTimeout time.Duration
 	// NoEtc skips the lab's mount namespace, its /etc/hosts and per-node
 	// hostnames: commands then run with the machine's own.

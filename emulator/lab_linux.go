@@ -59,6 +59,13 @@ type Lab struct {
 // phases started are undone, see phases) and the error names the object
 // that failed.
 func Up(ctx context.Context, plan *topo.Plan, opts Options) (*Lab, error) {
+	if opts.ReadyTimeout <= 0 {
+		// 10 s, and 5 ms more a node: a big lab's ports come up as the
+		// kernel gets to their link events, later still while it is
+		// dismantling an earlier lab (single,1000 back to back once
+		// waited past 10 s for 449 ports).
+		opts.ReadyTimeout = 10*time.Second + time.Duration(len(plan.Nodes))*5*time.Millisecond
+	}
 	opts = opts.withDefaults()
 	if _, child := os.LookupEnv(echoEnv); child {
 		// Started as a node's echo service but past Dispatch: a program
