@@ -132,7 +132,7 @@ func Start(t testing.TB, top *topo.Topology) *Lab {
 func NewUnstarted(t testing.TB, top *topo.Topology) *Lab {
 	t.Helper()
 	if missing := emulator.MissingCapabilities(true); len(missing) > 0 {
-		require.FailNow(t, fmt.Sprintf("nslabtest: building a lab needs %s: run the tests as root (sudo go test ...)", strings.Join(missing, ", ")))
+		require.FailNow(t, fmt.Sprintf("nslabtest: building a lab needs %s: run the tests as root (sudo go test ...), or make the package's TestMain nslabtest.Main(m), which runs them without root in a user namespace of their own", strings.Join(missing, ", ")))
 	}
 	cp := *top
 	cp.Origin, cp.Name = top.Name, UniqueName(top.Name)
