@@ -113,11 +113,9 @@ func undo(o Options, lab string, done []phase, mem []journalEntry, disk bool) er
 	}
 	// Progress: one step per namespace, the bulk of a big lab's teardown.
 	u.progress = &progress{fn: o.Progress, total: len(u.paths)}
-	if disk {
-		if r, err := ReadRecord(o.StateDir, lab); err == nil && r.State != StateTearingDown {
-			r.State, r.TearPID, r.TearStart = StateTearingDown, os.Getpid(), selfStart()
-			writeRecord(u.dir, r)
-		}
+	if r := u.record; disk && r != nil && r.State != StateTearingDown {
+		r.State, r.TearPID, r.TearStart = StateTearingDown, os.Getpid(), selfStart()
+		writeRecord(u.dir, r)
 	}
 	errs := []error{diskErr}
 	for i := len(done) - 1; i >= 0; i-- {
@@ -162,6 +160,8 @@ type undoer struct {
 	inodes map[uint64]bool
 	// ids are the namespaces' recorded identities, by name.
 	ids map[string]string
+	// record is the lab's record as read from disk (nil if none).
+	record *Record
 	// progress reports the teardown (Options.Progress).
 	progress *progress
 }
@@ -249,6 +249,7 @@ func (u *undoer) readDisk(o Options, lab string) ([]journalEntry, error) {
 	var unsafe *UnsafeError
 	switch {
 	case err == nil:
+		u.record = r
 		if r.NetnsDir != "" {
 			u.netnsDir = r.NetnsDir
 		}
