@@ -32,7 +32,7 @@ func TestBigSwitchIsAChainOfBridges(t *testing.T) {
 		require.Positive(t, res.Received, "%s -> %s", pair[0], pair[1])
 	}
 
-	s1, err := vnetns.GetFromPath("/run/netns/" + lab.Plan.Node("s1").Namespace)
+	s1, err := vnetns.GetFromPath(netnsPath(lab.Plan.Node("s1").Namespace))
 	require.NoError(t, err)
 	defer s1.Close()
 	h, err := netlink.NewHandleAt(s1)
@@ -66,7 +66,7 @@ func TestBigSwitchIsAChainOfBridges(t *testing.T) {
 	}
 
 	for i := 1; i <= 1100; i += 99 {
-		ns, err := vnetns.GetFromPath("/run/netns/" + lab.Plan.Node(fmt.Sprintf("h%d", i)).Namespace)
+		ns, err := vnetns.GetFromPath(netnsPath(lab.Plan.Node(fmt.Sprintf("h%d", i)).Namespace))
 		require.NoError(t, err)
 		hh, err := netlink.NewHandleAt(ns)
 		ns.Close()
@@ -78,10 +78,10 @@ func TestBigSwitchIsAChainOfBridges(t *testing.T) {
 	}
 }
 
-// mustOpen opens a namespace of /run/netns, closed when the test ends.
+// mustOpen opens a namespace of this run (netnsDir), closed when the test ends.
 func mustOpen(t *testing.T, name string) *netns.NS {
 	t.Helper()
-	ns, err := netns.Open("/run/netns/" + name)
+	ns, err := netns.Open(netnsPath(name))
 	require.NoError(t, err)
 	t.Cleanup(func() { ns.Close() })
 	return ns

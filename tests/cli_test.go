@@ -207,7 +207,7 @@ func TestKill9ThenClean(t *testing.T) {
 	require.NoError(t, cmd.Start())
 	// Wait until the build is well under way: some namespaces exist.
 	require.Eventually(t, func() bool {
-		ents, _ := filepath.Glob("/run/netns/" + name + ".h*")
+		ents, _ := filepath.Glob(netnsPath(name + ".h*"))
 		return len(ents) > 20
 	}, 20*time.Second, time.Millisecond)
 	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
@@ -220,9 +220,9 @@ func TestKill9ThenClean(t *testing.T) {
 	out, errs, code = cli(t, "", "clean", name)
 	require.Equal(t, 0, code, errs)
 	require.Contains(t, out, "lab "+name+" cleaned")
-	left, _ := filepath.Glob("/run/netns/" + name + ".*")
+	left, _ := filepath.Glob(netnsPath(name + ".*"))
 	require.Empty(t, left)
-	_, err := os.Stat("/run/nslab/" + name)
+	_, err := os.Stat(filepath.Join(stateDir(), name))
 	require.True(t, os.IsNotExist(err))
 	// Idempotent.
 	_, errs, code = cli(t, "", "clean", name)
@@ -281,7 +281,7 @@ func TestCLISigtermRollsBack(t *testing.T) {
 	cmd.Stderr = &stderr
 	require.NoError(t, cmd.Start())
 	require.Eventually(t, func() bool {
-		ents, _ := filepath.Glob("/run/netns/" + name + ".h*")
+		ents, _ := filepath.Glob(netnsPath(name + ".h*"))
 		return len(ents) > 20
 	}, 20*time.Second, time.Millisecond)
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
@@ -289,9 +289,9 @@ func TestCLISigtermRollsBack(t *testing.T) {
 	var ee *exec.ExitError
 	require.ErrorAs(t, err, &ee, "an interrupted build is a failure")
 	require.Contains(t, stderr.String(), "interrupted: lab "+`"`+name+`"`+" rolled back")
-	left, _ := filepath.Glob("/run/netns/" + name + ".*")
+	left, _ := filepath.Glob(netnsPath(name + ".*"))
 	require.Empty(t, left)
-	_, err = os.Stat("/run/nslab/" + name)
+	_, err = os.Stat(filepath.Join(stateDir(), name))
 	require.True(t, os.IsNotExist(err))
 }
 

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -222,23 +223,23 @@ func processesWith(marker string) []int {
 // namespace stands in for the machine's own.
 func TestHostAttachment(t *testing.T) {
 	t.Parallel()
-	hostNS := "nslab-host-" + tag
-	out, err := exec.Command("ip", "netns", "add", hostNS).CombinedOutput()
-	require.NoError(t, err, string(out))
-	defer exec.Command("ip", "netns", "delete", hostNS).Run()
+	hostPath := standInHost(t)
 	ifname := "nt" + tag
 	require.LessOrEqual(t, len(ifname), 15)
 
 	top := loadTopology(t, "lan.toml")
 	top.Host = &topo.HostSpec{Node: "s1", Interface: ifname, Addresses: []string{"10.0.0.100/24"}}
-	lab := startLab(t, top, emulator.Options{HostNetns: "/run/netns/" + hostNS})
+	lab := startLab(t, top, emulator.Options{HostNetns: hostPath})
 
-	out, err = exec.Command("ip", "-n", hostNS, "-o", "addr", "show", "dev", ifname).CombinedOutput()
+	out, err := inNetns(hostPath, "ip", "-o", "addr", "show", "dev", ifname).CombinedOutput()
 	require.NoError(t, err, string(out))
 	require.Contains(t, string(out), "10.0.0.100/24")
-	// Nothing appeared in the real host namespace.
+	// Nothing appeared in the real host namespace, nor where the tests
+	// run (in the rootless run, the user namespace's own).
 	_, err = os.Stat("/sys/class/net/" + ifname)
 	require.True(t, os.IsNotExist(err), "the attachment went to the stand-in namespace only")
+	_, err = net.InterfaceByName(ifname)
+	require.Error(t, err, "the attachment went to the stand-in namespace only")
 
 	r, err := lab.Ping(context.Background(), "h2", "", emulator.PingOptions{Target: netip.MustParseAddr("10.0.0.100"), Count: 2})
 	require.NoError(t, err)
@@ -246,7 +247,7 @@ func TestHostAttachment(t *testing.T) {
 
 	require.NoError(t, lab.Down())
 	require.Eventually(t, func() bool {
-		return exec.Command("ip", "-n", hostNS, "link", "show", ifname).Run() != nil
+		return inNetns(hostPath, "ip", "link", "show", ifname).Run() != nil
 	}, 5*time.Second, 10*time.Millisecond, "the host end goes with the lab")
 }
 
@@ -281,9 +282,7 @@ func TestRollbackOnKernelError(t *testing.T) {
 	t.Parallel()
 	top := loadTopology(t, "lan.toml")
 	foreign := top.Name + ".h2"
-	out, err := exec.Command("ip", "netns", "add", foreign).CombinedOutput()
-	require.NoError(t, err, string(out))
-	defer exec.Command("ip", "netns", "delete", foreign).Run()
+	newNetns(t, foreign)
 
 	plan, err := topo.Resolve(top)
 	require.NoError(t, err)
@@ -295,7 +294,7 @@ func TestRollbackOnKernelError(t *testing.T) {
 		require.False(t, namespaceExists(top.Name+"."+n), "rolled back: %s", n)
 	}
 	require.True(t, namespaceExists(foreign), "not ours: untouched")
-	_, err = os.Stat(filepath.Join("/run/nslab", top.Name))
+	_, err = os.Stat(filepath.Join(stateDir(), top.Name))
 	require.True(t, os.IsNotExist(err), "no record left")
 }
 
@@ -318,11 +317,11 @@ func TestLinkFailureRollsBack(t *testing.T) {
 	assert.Contains(t, err.Error(), `add veth`)
 	assert.Contains(t, err.Error(), `"bad/name"`)
 	assert.Contains(t, err.Error(), "invalid argument")
-	ents, _ := os.ReadDir("/run/netns")
+	ents, _ := os.ReadDir(netnsDir())
 	for _, e := range ents {
 		assert.False(t, strings.HasPrefix(e.Name(), top.Name+"."), "left behind: %s", e.Name())
 	}
-	_, err = os.Stat(filepath.Join("/run/nslab", top.Name))
+	_, err = os.Stat(filepath.Join(stateDir(), top.Name))
 	assert.True(t, os.IsNotExist(err), "no record left")
 }
 
@@ -345,7 +344,7 @@ func TestCancelRollsBack(t *testing.T) {
 		lab.Down()
 	}
 	require.ErrorIs(t, err, context.Canceled)
-	ents, _ := os.ReadDir("/run/netns")
+	ents, _ := os.ReadDir(netnsDir())
 	for _, e := range ents {
 		require.False(t, strings.HasPrefix(e.Name(), top.Name+"."), "left behind: %s", e.Name())
 	}

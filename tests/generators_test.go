@@ -103,9 +103,9 @@ func TestCLIGenerate(t *testing.T) {
 	}
 	_, err = os.Stat(file + ".no")
 	require.True(t, os.IsNotExist(err), "no file written for a bad spec")
-	_, err = os.Stat(filepath.Join("/run/nslab", name))
+	_, err = os.Stat(filepath.Join(stateDir(), name))
 	require.True(t, os.IsNotExist(err), "no lab record left")
-	ents, err := os.ReadDir("/run/netns")
+	ents, err := os.ReadDir(netnsDir())
 	if err == nil {
 		for _, e := range ents {
 			require.False(t, strings.HasPrefix(e.Name(), name), "namespace %s left", e.Name())

@@ -24,9 +24,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// labNamespaces lists the namespaces named for lab in /run/netns.
+// labNamespaces lists the namespaces named for lab in this run's netnsDir.
 func labNamespaces(lab string) []string {
-	m, _ := filepath.Glob("/run/netns/" + lab + ".*")
+	m, _ := filepath.Glob(netnsPath(lab + ".*"))
 	return m
 }
 
@@ -63,9 +63,9 @@ func TestCleanRacingUp(t *testing.T) {
 	_, errs, code := cli(t, "", "clean", name)
 	require.Equal(t, 0, code, errs)
 	require.Empty(t, labNamespaces(name), "nothing orphaned")
-	_, err := os.Lstat("/run/nslab/" + name)
+	_, err := os.Lstat(filepath.Join(stateDir(), name))
 	require.True(t, os.IsNotExist(err))
-	_, err = os.Lstat("/run/nslab/" + name + ".lock")
+	_, err = os.Lstat(filepath.Join(stateDir(), name+".lock"))
 	require.True(t, os.IsNotExist(err), "the lock file goes with the lab")
 }
 
@@ -104,12 +104,10 @@ func TestDownLeavesReplacedNamespace(t *testing.T) {
 	top := loadTopology(t, "lan.toml")
 	lab := startLabIn(t, top, emulator.Options{})
 	ns := lab.Plan.Node("h3").Namespace
-	path := "/run/netns/" + ns
+	path := netnsPath(ns)
 	require.NoError(t, netns.Unpin(path), "ip netns del")
-	out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput()
-	require.NoError(t, err, "ip netns add: %s", out)
-	t.Cleanup(func() { netns.Unpin(path) })
-	sleep := exec.Command("ip", "netns", "exec", ns, "sleep", "300")
+	newNetns(t, ns) // ip netns add
+	sleep := inNetns(path, "sleep", "300")
 	require.NoError(t, sleep.Start())
 	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
 
@@ -186,7 +184,7 @@ func TestStatusFailsOnBrokenNode(t *testing.T) {
 	_, errs, code := cli(t, "", "up", "--topo", "single,2", "--name", name)
 	require.Equal(t, 0, code, errs)
 	defer cli(t, "", "clean", name)
-	require.NoError(t, netns.Unpin("/run/netns/"+name+".h2"))
+	require.NoError(t, netns.Unpin(netnsPath(name+".h2")))
 	out, errs, code := cli(t, "", "status", name)
 	require.Equal(t, 1, code, out)
 	require.Contains(t, errs, "1 node could not be read (h2)")
@@ -225,6 +223,17 @@ func TestStateDirTrust(t *testing.T) {
 		}, "writable by its group or others"},
 		{"state dir owned by someone else", func(t *testing.T, state, victim string) string {
 			require.NoError(t, os.Mkdir(filepath.Join(state, "x"), 0o755))
+			if rootlessRun() {
+				// The user namespace maps no other uid to give it to:
+				// a directory of the machine's root, which it shows as
+				// owned by the overflow uid 65534, is mounted on it.
+				var st unix.Stat_t
+				require.NoError(t, unix.Stat("/usr", &st))
+				require.EqualValues(t, 65534, st.Uid)
+				require.NoError(t, unix.Mount("/usr", state, "", unix.MS_BIND, ""))
+				t.Cleanup(func() { unix.Unmount(state, unix.MNT_DETACH) })
+				return "x"
+			}
 			require.NoError(t, os.Chown(state, 65534, 65534))
 			return "x"
 		}, "owned by uid 65534"},
@@ -290,7 +299,7 @@ func TestStateDirMountGoesWithLastLab(t *testing.T) {
 
 	// A refused up on its own: a namespace of the lab's name is someone
 	// else's.
-	foreign := "/run/netns/" + name + ".h2"
+	foreign := netnsPath(name + ".h2")
 	require.NoError(t, os.WriteFile(foreign, nil, 0o444))
 	defer os.Remove(foreign)
 	_, errs, code = cli(t, "", "--state-dir", state, "up", "--topo", "single,2", "--name", name)
@@ -304,6 +313,9 @@ func TestStateDirMountGoesWithLastLab(t *testing.T) {
 // Inside a node /sys is a sysfs of the node's network namespace, as with
 // `ip netns exec`, for exec and for start commands alike: the node's
 // interfaces only, and a write changes the node's lo, not the machine's.
+// (The write is to ifalias: tx_queue_len needs the machine's
+// CAP_NET_ADMIN, which the rootless run does not have, and fails there
+// with EIO.)
 func TestNodeSysfsIsTheNodes(t *testing.T) {
 	t.Parallel()
 	out := filepath.Join(t.TempDir(), "start")
@@ -312,16 +324,16 @@ func TestNodeSysfsIsTheNodes(t *testing.T) {
 	_, errs, code := cli(t, "", "up", f)
 	require.Equal(t, 0, code, errs)
 	defer cli(t, "", "down", name)
-	before, err := os.ReadFile("/sys/class/net/lo/tx_queue_len")
+	before, err := os.ReadFile("/sys/class/net/lo/ifalias")
 	require.NoError(t, err)
 
 	list, errs, code := cli(t, "", "exec", name, "a", "--", "ls", "/sys/class/net")
 	require.Equal(t, 0, code, errs)
 	require.Equal(t, "eth0\nlo\n", list)
-	got, errs, code := cli(t, "", "exec", name, "a", "--", "sh", "-c", "echo 1001 > /sys/class/net/lo/tx_queue_len; cat /sys/class/net/lo/tx_queue_len")
+	got, errs, code := cli(t, "", "exec", name, "a", "--", "sh", "-c", "echo nslab-node > /sys/class/net/lo/ifalias; cat /sys/class/net/lo/ifalias")
 	require.Equal(t, 0, code, errs)
-	require.Equal(t, "1001\n", got, "the node's lo changed")
-	after, err := os.ReadFile("/sys/class/net/lo/tx_queue_len")
+	require.Equal(t, "nslab-node\n", got, "the node's lo changed")
+	after, err := os.ReadFile("/sys/class/net/lo/ifalias")
 	require.NoError(t, err)
 	require.Equal(t, string(before), string(after), "the machine's lo did not")
 	require.Eventually(t, func() bool {

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -18,13 +17,9 @@ import (
 
 // standInHost makes a throwaway network namespace that stands in for the
 // machine's own in a test of the host attachment, and returns its path.
-func standInHost(t *testing.T) (name, path string) {
+func standInHost(t *testing.T) string {
 	t.Helper()
-	name = uniqueName("nslab-host")
-	out, err := exec.Command("ip", "netns", "add", name).CombinedOutput()
-	require.NoError(t, err, string(out))
-	t.Cleanup(func() { exec.Command("ip", "netns", "delete", name).Run() })
-	return name, "/run/netns/" + name
+	return newNetns(t, uniqueName("nslab-host"))
 }
 
 // Issue 12, item 4: a lab with a host attachment is brought up again at
@@ -33,7 +28,7 @@ func standInHost(t *testing.T) (name, path string) {
 // is gone, so that the next Up can take the name again.
 func TestHostAttachmentUpDownCycles(t *testing.T) {
 	t.Parallel()
-	hostNS, hostPath := standInHost(t)
+	hostPath := standInHost(t)
 	ifname := "nt" + tag + "c"
 	require.LessOrEqual(t, len(ifname), 15)
 	top := loadTopology(t, "lan.toml")
@@ -47,7 +42,7 @@ func TestHostAttachmentUpDownCycles(t *testing.T) {
 		require.NoError(t, err, "up #%d", i+1)
 		require.NoError(t, lab.Down(), "down #%d", i+1)
 		// The name is free the moment Down returns.
-		out, err := exec.Command("ip", "-n", hostNS, "-o", "link", "show", "dev", ifname).CombinedOutput()
+		out, err := inNetns(hostPath, "ip", "-o", "link", "show", "dev", ifname).CombinedOutput()
 		require.Error(t, err, "after down #%d the host's end %q is still there: %s", i+1, ifname, strings.TrimSpace(string(out)))
 	}
 }
@@ -57,9 +52,9 @@ func TestHostAttachmentUpDownCycles(t *testing.T) {
 // rolls back, and leaves that interface as it was.
 func TestHostAttachmentNameTaken(t *testing.T) {
 	t.Parallel()
-	hostNS, hostPath := standInHost(t)
+	hostPath := standInHost(t)
 	ifname := "nt" + tag + "t"
-	out, err := exec.Command("ip", "-n", hostNS, "link", "add", ifname, "type", "veth", "peer", "name", ifname+"p").CombinedOutput()
+	out, err := inNetns(hostPath, "ip", "link", "add", ifname, "type", "veth", "peer", "name", ifname+"p").CombinedOutput()
 	require.NoError(t, err, string(out))
 	top := loadTopology(t, "lan.toml")
 	top.Host = &topo.HostSpec{Node: "s1", Interface: ifname, Addresses: []string{"10.0.0.100/24"}}
@@ -74,7 +69,7 @@ func TestHostAttachmentNameTaken(t *testing.T) {
 	require.Contains(t, err.Error(), `add veth "`+ifname+`" to the host`)
 	require.Contains(t, err.Error(), "already exists in the host namespace (not ours")
 	require.Less(t, time.Since(t0), time.Second, "a name that is not on its way out is not waited for")
-	out, err = exec.Command("ip", "-n", hostNS, "-o", "link", "show", "dev", ifname).CombinedOutput()
+	out, err = inNetns(hostPath, "ip", "-o", "link", "show", "dev", ifname).CombinedOutput()
 	require.NoError(t, err, "the interface that was there is left alone: %s", out)
 	require.False(t, namespaceExists(top.Name+"-s1"), "the build was rolled back")
 }
@@ -83,8 +78,7 @@ func TestHostAttachmentNameTaken(t *testing.T) {
 // after prefix.
 func loadTestdata(t testing.TB, file, prefix string) *topo.Topology {
 	t.Helper()
-	_, here, _, _ := runtime.Caller(0)
-	top, err := topo.LoadFile(filepath.Join(filepath.Dir(here), "testdata", file))
+	top, err := topo.LoadFile(filepath.Join("testdata", file))
 	require.NoError(t, err)
 	top.Name = uniqueName(prefix)
 	return top

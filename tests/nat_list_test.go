@@ -48,7 +48,7 @@ func TestNATRulesetLists(t *testing.T) {
 				}
 			}
 			require.NotEmpty(t, ns)
-			out, err := exec.Command("ip", "netns", "exec", ns, nft, "list", "ruleset").CombinedOutput()
+			out, err := inNetns(netnsPath(ns), nft, "list", "ruleset").CombinedOutput()
 			require.NoError(t, err, "nft list ruleset in %s:\n%s", ns, out)
 			table := "table ip " + "nslab-" + lab.Name() + " {"
 			require.Contains(t, string(out), "table inet nslab-"+lab.Name()+" {")
@@ -58,7 +58,7 @@ func TestNATRulesetLists(t *testing.T) {
 				require.Contains(t, ipTable, line)
 			}
 			// The table by itself lists too.
-			out, err = exec.Command("ip", "netns", "exec", ns, nft, "list", "table", "ip", "nslab-"+lab.Name()).CombinedOutput()
+			out, err = inNetns(netnsPath(ns), nft, "list", "table", "ip", "nslab-"+lab.Name()).CombinedOutput()
 			require.NoError(t, err, "%s", out)
 		})
 	}

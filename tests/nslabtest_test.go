@@ -94,10 +94,10 @@ func TestNslabtestParallelAndGone(t *testing.T) {
 	require.Len(t, names, 3)
 	for _, n := range names {
 		for _, node := range []string{"s1", "a", "b"} {
-			_, err := os.Stat(filepath.Join("/run/netns", n+"."+node))
+			_, err := os.Stat(filepath.Join(netnsDir(), n+"."+node))
 			require.True(t, os.IsNotExist(err), "%s-%s is gone", n, node)
 		}
-		_, err := os.Stat(filepath.Join("/run/nslab", n))
+		_, err := os.Stat(filepath.Join(stateDir(), n))
 		require.True(t, os.IsNotExist(err))
 	}
 }
@@ -191,7 +191,8 @@ func TestNslabtestKeepFlag(t *testing.T) {
 }
 
 // Without the capabilities, Start fails the test with one sentence naming
-// them (it does not skip). The test runs itself as nobody.
+// them (it does not skip). The test runs itself as nobody (in the rootless
+// run: as root of its user namespace without any capability).
 func TestNslabtestNotRoot(t *testing.T) {
 	if os.Getenv("NSLAB_CHILD") == "not-root" {
 		nslabtest.Start(t, topo.NewBuilder("noroot").Host("a").Topology())
@@ -207,9 +208,15 @@ func TestNslabtestNotRoot(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(bin, data, 0o755))
 	cmd := exec.Command(bin, "-test.run=^TestNslabtestNotRoot$", "-test.count=1")
+	if rootlessRun() {
+		// Root of the user namespace, which maps no other user: the
+		// same process without any capability.
+		cmd = exec.Command("setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", bin, "-test.run=^TestNslabtestNotRoot$", "-test.count=1")
+	} else {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	}
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "NSLAB_CHILD=not-root")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	require.ErrorAs(t, err, &ee, string(out))
@@ -241,7 +248,7 @@ func TestNslabtestUnstartedOptions(t *testing.T) {
 	require.Equal(t, nslabtest.StartTimeout, lab.Options.StartTimeout)
 	require.Equal(t, nslabtest.ExecTimeout, lab.Options.ExecTimeout)
 	require.Equal(t, nslabtest.ScriptTimeout, lab.Options.ScriptTimeout)
-	_, err := os.Stat(filepath.Join("/run/netns", lab.Name()+"-a"))
+	_, err := os.Stat(filepath.Join(netnsDir(), lab.Name()+"-a"))
 	require.True(t, os.IsNotExist(err), "nothing is built before Start")
 
 	lab.Options.NoEtc = true // the engine's option: no /etc/hosts of the lab's

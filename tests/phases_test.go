@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,7 +26,7 @@ func TestCancelAtEachPhaseRollsBack(t *testing.T) {
 	for i, at := range []string{"namespaces", "links", "addresses", "ready", "etc", "never"} {
 		t.Run(at, func(t *testing.T) {
 			t.Parallel()
-			hostNS, hostPath := standInHost(t)
+			hostPath := standInHost(t)
 			top := loadTopology(t, "p2p.toml")
 			ifname := fmt.Sprintf("nt%sp%d", tag, i)
 			top.Host = &topo.HostSpec{Node: "internet", Interface: ifname, Addresses: []string{"203.0.113.100/24"}}
@@ -63,13 +62,13 @@ func TestCancelAtEachPhaseRollsBack(t *testing.T) {
 				require.ErrorIs(t, err, context.Canceled, "cancelled at %q", at)
 			}
 
-			ents, _ := os.ReadDir("/run/netns")
+			ents, _ := os.ReadDir(netnsDir())
 			for _, e := range ents {
 				require.False(t, strings.HasPrefix(e.Name(), top.Name+"."), "left behind: namespace %s", e.Name())
 			}
-			_, err = os.Stat(filepath.Join("/run/nslab", top.Name))
+			_, err = os.Stat(filepath.Join(stateDir(), top.Name))
 			require.True(t, os.IsNotExist(err), "left behind: the lab's state directory")
-			out, err := exec.Command("ip", "-n", hostNS, "-o", "link", "show", "dev", ifname).CombinedOutput()
+			out, err := inNetns(hostPath, "ip", "-o", "link", "show", "dev", ifname).CombinedOutput()
 			require.Error(t, err, "left behind: the host end %s", out)
 			mounts, err := os.ReadFile("/proc/thread-self/mountinfo")
 			require.NoError(t, err)

@@ -21,6 +21,10 @@ import (
 // Go tests as ordinary users, uid 65534 and 65533, each with a HOME and an
 // XDG_RUNTIME_DIR of its own.
 
+// rootOnlyUsers is why these tests are root-only: the rootless run's user
+// namespace maps one user alone (to root), so it cannot become another.
+const rootOnlyUsers = "it runs nslab as ordinary users (uid 65534, 65533) through SysProcAttr.Credential, and the rootless run's user namespace maps one user alone"
+
 // rlUser is an ordinary user for a test.
 type rlUser struct {
 	uid     int
@@ -147,6 +151,7 @@ func requireNothingOnMachine(t *testing.T, lab string) {
 // hole punching, the examples and the helpers' own tests all pass, none
 // skipped.
 func TestRootlessGoTest(t *testing.T) {
+	rootOnly(t, rootOnlyUsers)
 	t.Parallel()
 	_, here, _, _ := runtime.Caller(0)
 	root := filepath.Dir(filepath.Dir(here))
@@ -187,6 +192,7 @@ func TestRootlessGoTest(t *testing.T) {
 // is in the machine's own namespaces; down removes the lab and the
 // keeper ends.
 func TestRootlessCLILifecycle(t *testing.T) {
+	rootOnly(t, rootOnlyUsers)
 	t.Parallel()
 	u := newRLUser(t, 65534)
 	name := uniqueName("rl")
@@ -259,6 +265,7 @@ func TestRootlessCLILifecycle(t *testing.T) {
 // orphaned, and clean stops every process of that user namespace (found
 // by its identity) and removes the keeper's files.
 func TestRootlessCleanAfterKill9(t *testing.T) {
+	rootOnly(t, rootOnlyUsers)
 	t.Parallel()
 	u := newRLUser(t, 65534)
 	name := uniqueName("rlk")
@@ -294,6 +301,7 @@ func TestRootlessCleanAfterKill9(t *testing.T) {
 // Two users' labs of one name are two labs that never meet; one user
 // cannot reach the other's, and root is refused by a user's keeper.
 func TestRootlessTwoUsers(t *testing.T) {
+	rootOnly(t, rootOnlyUsers)
 	t.Parallel()
 	a, b := newRLUser(t, 65534), newRLUser(t, 65533)
 	name := uniqueName("rlu")
@@ -341,6 +349,7 @@ func TestRootlessTwoUsers(t *testing.T) {
 // namespace of its own and leaves nothing on the machine or in the
 // user's directory; a host attachment is refused (it needs root).
 func TestRootlessRun(t *testing.T) {
+	rootOnly(t, rootOnlyUsers)
 	t.Parallel()
 	u := newRLUser(t, 65534)
 	name := uniqueName("rlr")
@@ -386,6 +395,7 @@ func links() []string {
 // --rootless makes root run as an ordinary user does: the lab is not in
 // /run/nslab.
 func TestRootlessFlagForRoot(t *testing.T) {
+	rootOnly(t, "it tests root's own --rootless (in the rootless run, nslab is root of a user namespace already)")
 	t.Parallel()
 	u := newRLUser(t, 0)
 	name := uniqueName("rlf")
@@ -404,6 +414,7 @@ func TestRootlessFlagForRoot(t *testing.T) {
 // the machine's own setting is left alone; inside it, nslab runs as uid
 // 65534.
 func TestRootlessForbidden(t *testing.T) {
+	rootOnly(t, "it makes a user namespace mapping uids 0 to 65535, to set user.max_user_namespaces = 0 there and run nslab as uid 65534")
 	t.Parallel()
 	u := newRLUser(t, 65534)
 	for _, args := range [][]string{{"run", "--topo", "single,2"}, {"up", "--topo", "single,2", "--name", uniqueName("rlz")}} {
@@ -431,6 +442,7 @@ func TestRootlessForbidden(t *testing.T) {
 // leaves nothing (its command in the keeper gets a hang-up and tears the
 // lab down, and the keeper ends).
 func TestRootlessRunKilled(t *testing.T) {
+	rootOnly(t, rootOnlyUsers)
 	t.Parallel()
 	u := newRLUser(t, 65534)
 	name := uniqueName("rlrk")
@@ -457,6 +469,7 @@ func TestRootlessRunKilled(t *testing.T) {
 // the user's directory has a file where it goes) says why, in one line,
 // and leaves no keeper files.
 func TestRootlessKeeperFailsEarly(t *testing.T) {
+	rootOnly(t, rootOnlyUsers)
 	t.Parallel()
 	u := newRLUser(t, 65534)
 	name := uniqueName("rlkf")

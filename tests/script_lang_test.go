@@ -170,7 +170,7 @@ func openListener(lab *emulator.Lab, node string, port int) (net.Listener, error
 			return
 		}
 		defer orig.Close()
-		ns, err := netns.GetFromName(lab.Plan.Node(node).Namespace)
+		ns, err := netns.GetFromPath(netnsPath(lab.Plan.Node(node).Namespace))
 		if err != nil {
 			ch <- result{nil, err}
 			return
