@@ -2,14 +2,15 @@
 #   make run    build nslab and run topologies/lan.toml (needs root);
 #               make run NAME=mylab names the lab, so that two users or CI
 #               jobs on one machine do not collide on the name "lan"
-#   make test   unit tests, integration tests (as root) and the leftover check
+#   make test   unit tests, integration tests (as root, then again as an
+#               ordinary user: make test-rootless) and the leftover check
 GO      ?= go
 BIN     := bin/nslab
 PKGS    := ./...
 # Integration tests build real labs; they run as root and must not skip.
 TESTFLAGS ?= -count=1 -timeout 20m
 
-.PHONY: all build run test test-netem test-without-tools unit integration vet fuzz bench clean-labs graphs
+.PHONY: all build run test test-rootless test-netem test-without-tools unit integration vet fuzz bench clean-labs graphs
 
 all: build
 
@@ -35,7 +36,16 @@ integration: build
 
 test: vet build
 	$(GO) test $(TESTFLAGS) ./...
+	$(MAKE) test-rootless
 	$(MAKE) test-netem
+
+# The integration suite of tests/ again as an ordinary user (run as root:
+# it builds the test binary and nslab, makes the user NSLAB_TEST_USER,
+# default nslab-test, if missing, and runs the suite as that user, in a
+# user namespace of its own; tests/rootless.sh, docs/rootless.md "Tests").
+# Only the tests that are root-only by nature skip, saying why.
+test-rootless:
+	./tests/rootless.sh $(GO)
 
 # The tests that need the kernel's netem (test files with //go:build netem):
 # natively where this kernel has sch_netem, otherwise in a throwaway qemu VM
