@@ -313,9 +313,8 @@ func TestStateDirMountGoesWithLastLab(t *testing.T) {
 // Inside a node /sys is a sysfs of the node's network namespace, as with
 // `ip netns exec`, for exec and for start commands alike: the node's
 // interfaces only, and a write changes the node's lo, not the machine's.
-// (The write is to ifalias: tx_queue_len needs the machine's
-// CAP_NET_ADMIN, which the rootless run does not have, and fails there
-// with EIO.)
+// (The write is to ifalias: tx_queue_len through sysfs needs the
+// machine's CAP_NET_ADMIN, which the rootless run does not have.)
 func TestNodeSysfsIsTheNodes(t *testing.T) {
 	t.Parallel()
 	out := filepath.Join(t.TempDir(), "start")

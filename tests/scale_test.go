@@ -45,7 +45,8 @@ func TestBigLabs(t *testing.T) {
 			// Down returns, slowing every namespace made meanwhile: wait for
 			// it, so that the tests after this one do not pay for it.
 			// The kernel's count needs root to read: the rootless run
-			// cannot wait.
+			// cannot wait, and make test-rootless runs this test last,
+			// by itself (tests/rootless.sh).
 			if base, err := netnsObjects(); !rootlessRun() || !errors.Is(err, fs.ErrPermission) {
 				require.NoError(t, err)
 				defer waitNetnsObjects(t, base)
