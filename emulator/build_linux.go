@@ -62,6 +62,9 @@ var phases = []phase{
 		kinds: []string{jNetns, jTry, jPinFile}, undo: undoNamespaces},
 	{name: "links", progress: linksLabel, build: (*builder).links,
 		kinds: []string{jHostLink}, undo: undoHostLinks},
+	// Switches of the "ebpf" datapath: the program on their ports, which
+	// goes with them (no undo).
+	{name: "ebpf switches", build: (*builder).ebpfSwitches},
 	// Link impairments: qdiscs on each direction's sending end, which go
 	// with the interfaces (no undo). Before the hosts' interfaces go up
 	// (addresses): a root qdisc put on an interface that is down spares

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nslab/nslab/impair"
+	"github.com/nslab/nslab/internal/ebpfswitch"
 	"github.com/nslab/nslab/internal/netns"
 	"github.com/nslab/nslab/internal/proc"
 	"github.com/nslab/nslab/internal/rtnl"
@@ -43,6 +44,9 @@ type Lab struct {
 	// kernel is what the kernel can do for link impairments, found once:
 	// at Up when the plan has impairments, else at the first change.
 	kernel *impair.Kernel
+	// ebpf is the eBPF switch program while the lab is built, for a plan
+	// with switches of the "ebpf" datapath (see ebpfswitch_linux.go).
+	ebpf *ebpfswitch.Switches
 	// loss is the loss program the lab's interfaces share where the
 	// kernel has no netem (loaded on first use, released at Down/Close).
 	loss impair.LossPrograms
@@ -82,7 +86,14 @@ func Up(ctx context.Context, plan *topo.Plan, opts Options) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Lab{Plan: plan, opts: opts, dir: labDir(opts.StateDir, plan.Lab), nodes: map[string]*nodeHandle{}, owned: true, kernel: k, lean: lean}
+	sw, err := loadEBPFSwitches(plan)
+	if err != nil {
+		return nil, err
+	}
+	// The filters hold the program once attached: the lab lets go of it
+	// when the build ends, whichever way.
+	defer sw.Close()
+	l := &Lab{Plan: plan, opts: opts, dir: labDir(opts.StateDir, plan.Lab), nodes: map[string]*nodeHandle{}, owned: true, kernel: k, lean: lean, ebpf: sw}
 	lock, err := l.claim()
 	if err != nil {
 		leaveStateDir(opts.StateDir)

@@ -93,7 +93,7 @@ func (b *builder) namespaces(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if h.node.Kind == topo.KindSwitch {
+		if h.node.Kind == topo.KindSwitch && h.node.Bridge != "" {
 			if err := addBridges(h, p.Lab); err != nil {
 				return err
 			}
@@ -311,6 +311,9 @@ func addBridges(h *nodeHandle, lab string) error {
 func (b *builder) bridgesUp(ctx context.Context) error {
 	for _, i := range b.switches {
 		h := b.handles[i]
+		if h.node.Bridge == "" {
+			continue // an eBPF switch: no bridge
+		}
 		if err := h.rt.LinkSetUp(2, true); err != nil {
 			return fmt.Errorf("set bridge %q of switch %q up: %w", h.node.Bridge, h.node.Name, err)
 		}

@@ -38,8 +38,11 @@ type Node struct {
 	// Namespace is the name of its network namespace ("<lab>-<node>"), as
 	// `ip netns list` shows it.
 	Namespace string
-	// Bridge is the bridge's interface name, for a switch (index 2).
+	// Bridge is the bridge's interface name, for a switch (index 2); ""
+	// for a switch whose Datapath is DatapathEBPF.
 	Bridge string
+	// Datapath is a switch's: DatapathBridge or DatapathEBPF.
+	Datapath string
 	// Trunks are a switch's further bridges, when it has more than 1,000
 	// ports: see Trunk.
 	Trunks  []*Trunk
@@ -333,11 +336,24 @@ func (r *resolver) run() {
 			}
 			r.nodeFam[ns.Name] = fr
 		}
-		if known[k].bridge {
+		switch {
+		case !known[k].bridge && ns.Datapath != "":
+			c.add(path+".datapath", obj, "only a switch has a datapath")
+		case ns.Datapath == "" || ns.Datapath == DatapathBridge:
+		case ns.Datapath == DatapathEBPF:
+			n.Datapath = DatapathEBPF
+		default:
+			c.add(path+".datapath", obj, "unknown datapath %q (known: %s, %s)%s", ns.Datapath, DatapathBridge, DatapathEBPF,
+				suggest(ns.Datapath, []string{DatapathBridge, DatapathEBPF}))
+		}
+		if known[k].bridge && n.Datapath == "" {
+			n.Datapath = DatapathBridge
 			n.Bridge = ns.Name
 			if ValidIfName(ns.Name) != "" || ns.Name == "lo" {
 				n.Bridge = "br0"
 			}
+		}
+		if known[k].bridge {
 			if ns.Gateway != "" || ns.Gateway6 != "" || len(ns.Routes) > 0 {
 				c.add(path, obj, "a switch has no addresses, so it takes no gateway or routes")
 			}
@@ -564,7 +580,14 @@ func (r *resolver) assignNames() {
 				}
 			}
 		}
-		if n.Kind == KindSwitch {
+		switch {
+		case n.Kind != KindSwitch:
+		case n.Datapath == DatapathEBPF:
+			if len(n.Ifaces) > MaxEBPFSwitchPorts {
+				r.c.add(fmt.Sprintf("nodes[%d].datapath", r.specIdx[n.Name]), fmt.Sprintf("switch %q", n.Name),
+					"%d ports: a switch with datapath %q takes at most %d (leave datapath out for a bridge)", len(n.Ifaces), DatapathEBPF, MaxEBPFSwitchPorts)
+			}
+		default:
 			planTrunks(n, used)
 		}
 	}
@@ -598,8 +621,8 @@ func (r *resolver) assignNames() {
 		// the next chainPorts (all of them, for a switch of one bridge).
 		j := 0
 		for _, i := range n.Ifaces {
-			if !i.Port {
-				continue
+			if !i.Port || n.Bridge == "" {
+				continue // an eBPF switch's ports have no master
 			}
 			i.Master = 2
 			if len(n.Trunks) > 0 && j >= chainPorts {

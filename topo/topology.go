@@ -122,7 +122,23 @@ type NodeSpec struct {
 	NAT *NATSpec `toml:"nat,omitempty"`
 	// Firewall filters what the node receives, forwards and sends.
 	Firewall *FirewallSpec `toml:"firewall,omitempty"`
+	// Datapath is what forwards a switch's frames: "bridge" (a Linux
+	// bridge, the default) or "ebpf" (nslab's eBPF learning switch: no
+	// bridge device, at most MaxEBPFSwitchPorts ports, no STP or `bridge
+	// fdb`; much cheaper for the kernel to remove, see docs/scale.md,
+	// "What a switch is").
+	Datapath string `toml:"datapath,omitempty"`
 }
+
+// The datapaths of a switch (NodeSpec.Datapath).
+const (
+	DatapathBridge = "bridge"
+	DatapathEBPF   = "ebpf"
+)
+
+// MaxEBPFSwitchPorts is the most ports a switch with the "ebpf" datapath
+// takes (its flood is unrolled in the program, one step a port).
+const MaxEBPFSwitchPorts = 64
 
 // RouteSpec is a static route.
 type RouteSpec struct {

@@ -133,6 +133,16 @@ func (g *globals) loadPlan(c *cli.Context) (*topo.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if dp := c.String("datapath"); dp != "" {
+		if dp != topo.DatapathBridge && dp != topo.DatapathEBPF {
+			return nil, topo.BadInput(fmt.Errorf("--datapath: unknown datapath %q (known: %s, %s)", dp, topo.DatapathBridge, topo.DatapathEBPF))
+		}
+		for i := range t.Nodes {
+			if n := &t.Nodes[i]; n.Kind == topo.KindSwitch && n.Datapath == "" {
+				n.Datapath = dp
+			}
+		}
+	}
 	return topo.Resolve(t)
 }
 

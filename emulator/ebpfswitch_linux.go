@@ -1,0 +1,80 @@
+package emulator
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nslab/nslab/internal/ebpfswitch"
+	"github.com/nslab/nslab/topo"
+	"github.com/vishvananda/netlink"
+)
+
+// A switch with the "ebpf" datapath (topo.DatapathEBPF) has no bridge:
+// its ports are plain veth ends in its namespace, and nslab's eBPF
+// learning switch (internal/ebpfswitch) forwards what enters each of them.
+// The lab loads the program once, before anything is built, so that a
+// kernel or user that cannot is refused at once; the "ebpf switches"
+// phase registers each switch's ports in its maps and attaches it to
+// every port. Nothing to undo: the filters go with the ports, and the
+// kernel frees program and maps with the last filter.
+
+// hasEBPFSwitch reports whether the plan has a switch of the "ebpf"
+// datapath.
+func hasEBPFSwitch(p *topo.Plan) bool {
+	for _, n := range p.Nodes {
+		if n.Kind == topo.KindSwitch && n.Datapath == topo.DatapathEBPF {
+			return true
+		}
+	}
+	return false
+}
+
+// loadEBPFSwitches loads the switch program for a plan that needs it
+// (nil, nil for one that does not).
+func loadEBPFSwitches(p *topo.Plan) (*ebpfswitch.Switches, error) {
+	if !hasEBPFSwitch(p) {
+		return nil, nil
+	}
+	s, err := ebpfswitch.Load()
+	if err != nil {
+		return nil, fmt.Errorf("lab %q: a switch with datapath %q needs nslab's eBPF switch program, which this kernel or user cannot load (it needs cls_bpf, the clsact qdisc and the privilege to load eBPF programs; leave datapath out for a bridge): %w",
+			p.Lab, topo.DatapathEBPF, err)
+	}
+	return s, nil
+}
+
+// ebpfSwitches is the build's phase that makes every eBPF switch: its
+// ports in the program's maps, and the program on each port's ingress,
+// a switch a worker.
+func (b *builder) ebpfSwitches(ctx context.Context) error {
+	s := b.lab.ebpf
+	if s == nil {
+		return nil
+	}
+	var sws []int // node indexes, which number the switches in the maps
+	for _, i := range b.switches {
+		if b.handles[i].node.Datapath == topo.DatapathEBPF {
+			sws = append(sws, i)
+		}
+	}
+	return parallel(ctx, len(sws), b.opts.Workers, func(k int) error {
+		h := b.handles[sws[k]]
+		var ports []int
+		for _, i := range h.node.Ifaces {
+			if i.Port {
+				ports = append(ports, i.Index)
+			}
+		}
+		if err := s.Add(uint32(sws[k]+1), ports); err != nil {
+			return fmt.Errorf("switch %q: %w", h.node.Name, err)
+		}
+		return h.netlink(func(nh *netlink.Handle) error {
+			for _, p := range ports {
+				if err := s.Attach(nh, p); err != nil {
+					return fmt.Errorf("switch %q: %w", h.node.Name, err)
+				}
+			}
+			return nil
+		})
+	})
+}
