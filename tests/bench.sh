@@ -137,15 +137,15 @@ mn_median() { # mn_median TOPO RUNS [TEST] -> median seconds of a whole mn run, 
   echo
   echo "| lab | cycle ms (median) | mean ms per cycle | drain ms |"
   echo "|---|---|---|---|"
-  for b in Linear100:linear,100 Single100:single,100 Tree34:tree,3,4 NAT10:"NAT, 10 nodes"; do
+  for b in Linear100:linear,100 Linear100EBPF:"linear,100 --datapath ebpf" Single100:single,100 Tree34:tree,3,4 Tree34EBPF:"tree,3,4 --datapath ebpf" NAT10:"NAT, 10 nodes"; do
     echo "| ${b#*:} | $(metric BenchmarkBackToBack${b%%:*} cycle-ms) | $(metric BenchmarkBackToBack${b%%:*} mean-ms) | $(metric BenchmarkBackToBack${b%%:*} drain-ms) |"
   done
   echo
-  echo "Two-port switches, 100 built and released (a bridge as today, a tc mirred wire, a direct veth; tests/datapath_bench_test.go):"
+  echo "Two-port switches, 100 built and released (a bridge, a tc mirred wire, nslab's eBPF learning switch, a direct veth; tests/datapath_bench_test.go):"
   echo
   echo "| switch made of | build ms | gone ms after release | per switch ms (build + gone) | slowest namespace creation meanwhile ms | back to back: cycle ms | drain ms |"
   echo "|---|---|---|---|---|---|---|"
-  for b in bridge:"a Linux bridge" wire:"tc mirred wire" direct:"nothing: a direct veth"; do
+  for b in bridge:"a Linux bridge" wire:"tc mirred wire" learning:"eBPF learning switch (datapath ebpf)" direct:"nothing: a direct veth"; do
     k=${b%%:*} t=BenchmarkTwoPortSwitches
     echo "| ${b#*:} | $(metric $t $k-build-ms) | $(metric $t $k-gone-ms) | $(metric $t $k-per-switch-ms) | $(metric $t $k-netns-ms) | $(metric $t $k-cycle-ms) | $(metric $t $k-drain-ms) |"
   done

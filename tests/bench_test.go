@@ -601,6 +601,18 @@ func BenchmarkBackToBackSingle100(b *testing.B) {
 }
 func BenchmarkBackToBackTree34(b *testing.B) { benchBackToBack(b, generated("tree,3,4"), "h1", "h64") }
 
+// linear,100 and tree,3,4 with every switch an eBPF learning switch
+// (datapath = "ebpf", `--datapath ebpf`): no bridge, so nothing of the
+// kernel's bridge teardown (an rcu_barrier() a bridge) is left to the
+// next cycle. (single,100 has one switch of 100 ports, past the 64 an
+// eBPF switch takes, and one bridge costs little.)
+func BenchmarkBackToBackLinear100EBPF(b *testing.B) {
+	benchBackToBack(b, generatedEBPF("linear,100"), "h1", "h100")
+}
+func BenchmarkBackToBackTree34EBPF(b *testing.B) {
+	benchBackToBack(b, generatedEBPF("tree,3,4"), "h1", "h64")
+}
+
 // BenchmarkBackToBackNAT10 is a 10-node lab with two masquerading
 // gateways (tests/testdata/nat10.toml), probed through one NAT.
 func BenchmarkBackToBackNAT10(b *testing.B) {
@@ -615,6 +627,22 @@ func BenchmarkBackToBackNAT10(b *testing.B) {
 // generated makes the labs of a built-in spec, under the name given.
 func generated(spec string) func(name string) (*topo.Topology, error) {
 	return func(name string) (*topo.Topology, error) { return topo.Generate(spec, name) }
+}
+
+// generatedEBPF is generated with every switch's datapath "ebpf".
+func generatedEBPF(spec string) func(name string) (*topo.Topology, error) {
+	return func(name string) (*topo.Topology, error) {
+		t, err := topo.Generate(spec, name)
+		if err != nil {
+			return nil, err
+		}
+		for i := range t.Nodes {
+			if t.Nodes[i].Kind == topo.KindSwitch {
+				t.Nodes[i].Datapath = topo.DatapathEBPF
+			}
+		}
+		return t, nil
+	}
 }
 
 func benchBackToBack(b *testing.B, lab func(name string) (*topo.Topology, error), from, to string) {
