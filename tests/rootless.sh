@@ -65,7 +65,8 @@ run() {
 # has freed its 10,000 namespaces (the count is in /sys/kernel/slab, which
 # only root reads), and without that wait the tests after it found the
 # kernel still dismantling them (a switch's ports not up after 10 s).
-# NSLAB_TEST_SKIP skips more tests (a -test.skip pattern).
+# NSLAB_TEST_SKIP skips more tests (a -test.skip pattern of top-level
+# tests, without slashes).
 set +e
 run -test.skip "${NSLAB_TEST_SKIP:+$NSLAB_TEST_SKIP|}^TestBigLabs\$" "$@"
 code=$?
@@ -86,6 +87,8 @@ fi
 echo "test-rootless: skipped, root only by nature:"
 awk '/^ +[a-z_0-9]+_test\.go:[0-9]+: root only: / { sub(/^ +[a-z_0-9]+_test\.go:[0-9]+: /, ""); why = $0 }
   /^ *--- SKIP: / && why != "" { print "  " $3 ": " why; why = "" }' "$log"
+echo "test-rootless: the slowest tests:"
+awk '/^--- (PASS|FAIL): / { d = $4; gsub(/[()s]/, "", d); printf "  %-40s %7.1f s\n", $3, d }' "$log" | sort -k2 -rn | head -5
 echo "test-rootless: as $user (uid $uid): tests $(count '^--- PASS') passed, $(count '^--- FAIL') failed, $(count '^--- SKIP') skipped;" \
   "with subtests $(count '^\s*--- PASS') passed, $(count '^\s*--- FAIL') failed, $skipped skipped ($rootonly root only);" \
   "$(secs "$t1" "$t2") s (building $(secs "$t0" "$t1") s); exit $code"
