@@ -96,6 +96,8 @@ func TestCLIGenerate(t *testing.T) {
 		{[]string{"generate", "ring,3", "--name", "Bad_Name"}, "--name: lab name"},
 		{[]string{"run", "--topo", "ring,2", "--name", name}, "ring,2: a ring has at least 3 routers"},
 		{[]string{"up", "--topo", "fattree,64", "--name", name}, "fattree,64: k is at most 32"},
+		{[]string{"up", "--topo", "single,2", "--datapath", "epbf", "--name", name}, `--datapath: unknown datapath "epbf" (known: bridge, ebpf)`},
+		{[]string{"up", "--topo", "single,70", "--datapath", "ebpf", "--name", name}, `70 ports: a switch with datapath "ebpf" takes at most 64`},
 	} {
 		_, errs, code := cli(t, "", c.args...)
 		require.Equal(t, 2, code, "%v: %s", c.args, errs)
