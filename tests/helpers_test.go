@@ -141,7 +141,7 @@ func runRootless() (code int, ok bool) {
 	if !rootless.Needed(emulator.MissingCapabilities(true), rootless.Forced()) {
 		return 0, false
 	}
-	before := machineObjects()
+	before := entries(machineDirs)
 	dir, err := rootless.Dir()
 	if err == nil {
 		cmd := rootless.Command(dir, "/proc/self/exe", os.Args)
@@ -152,7 +152,7 @@ func runRootless() (code int, ok bool) {
 		fmt.Fprintf(os.Stderr, "tests: %v\n", err)
 		return 1, true
 	}
-	if left := machineLeftovers(before); len(left) > 0 {
+	if left := leftSince(before, machineDirs); len(left) > 0 {
 		fmt.Fprintf(os.Stderr, "FAIL: the rootless run left things on the machine:\n  %s\n", strings.Join(left, "\n  "))
 		return 1, true
 	}
@@ -184,19 +184,22 @@ func stateDir() string { return cmp.Or(os.Getenv(rootless.StateEnv), "/run/nslab
 // netnsPath is the pinned namespace name of this run.
 func netnsPath(name string) string { return filepath.Join(netnsDir(), name) }
 
-// machineDirs are the machine's own namespace and state directories.
-var machineDirs = []string{"/run/netns", "/run/nslab"}
+// machineDirs are the machine's own namespace and state directories and
+// its interfaces.
+var machineDirs = []string{"/run/netns", "/run/nslab", "/sys/class/net"}
 
 // leftovers lists what this test process's labs left behind: named
 // namespaces and lab records (in this run's directories and the
 // machine's), links in the namespace the tests run in and the machine's,
 // and processes.
 func leftovers() []string {
+	dirs := append([]string{netnsDir(), stateDir()}, machineDirs...)
+	slices.Sort(dirs)
 	var out []string
-	for _, dir := range slices.Compact(append([]string{netnsDir(), stateDir()}, machineDirs...)) {
+	for _, dir := range slices.Compact(dirs) {
 		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
-			if strings.Contains(e.Name(), "-"+tag+"-") {
+			if strings.Contains(e.Name(), "-"+tag+"-") || strings.HasPrefix(e.Name(), "nt"+tag) {
 				out = append(out, filepath.Join(dir, e.Name()))
 			}
 		}
@@ -207,12 +210,6 @@ func leftovers() []string {
 			out = append(out, "link "+i.Name)
 		}
 	}
-	ents, _ := os.ReadDir("/sys/class/net") // the machine's, also in the rootless run
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), "nt"+tag) {
-			out = append(out, "machine link "+e.Name())
-		}
-	}
 	// Processes started by the suite's labs.
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
@@ -221,14 +218,13 @@ func leftovers() []string {
 			out = append(out, "process "+p)
 		}
 	}
-	return slices.Compact(out)
+	return out
 }
 
-// machineObjects lists the machine's named namespaces, lab records and
-// interfaces.
-func machineObjects() map[string]bool {
+// entries lists what is in dirs.
+func entries(dirs []string) map[string]bool {
 	objs := map[string]bool{}
-	for _, dir := range append(machineDirs, "/sys/class/net") {
+	for _, dir := range dirs {
 		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
 			objs[filepath.Join(dir, e.Name())] = true
@@ -237,22 +233,23 @@ func machineObjects() map[string]bool {
 	return objs
 }
 
-// machineLeftovers lists what appeared in the machine's /run/netns,
-// /run/nslab and /sys/class/net since before (machineObjects) and is
-// still there, leaving out what is evidently another's: a namespace that
-// belongs to the machine's user namespace (only root can make one) and a
-// record or interface without this run's tag. An ordinary user
-// cannot write there at all: this checks that it stayed so.
-func machineLeftovers(before map[string]bool) []string {
+// leftSince lists what appeared in dirs since before (entries) and is
+// still there, leaving out what is evidently another's: it reports the
+// names with this run's tag and the network namespaces of a user
+// namespace made inside this process's (what an ordinary user can make;
+// root's belong to the machine's own). The parent of the rootless run, an
+// ordinary user, checks the machine's directories with it: it cannot
+// write there at all, and this checks that it stayed so.
+func leftSince(before map[string]bool, dirs []string) []string {
 	var out []string
-	for obj := range machineObjects() {
+	for obj := range entries(dirs) {
 		if before[obj] {
 			continue
 		}
 		switch {
 		case strings.Contains(filepath.Base(obj), tag):
 			out = append(out, obj)
-		case filepath.Dir(obj) == "/run/netns" && ofUserNamespace(obj):
+		case ofUserNamespace(obj):
 			out = append(out, obj+" (a namespace of a user namespace)")
 		}
 	}
@@ -265,6 +262,9 @@ func machineLeftovers(before map[string]bool) []string {
 // own, for the parent of the rootless run): what an ordinary user can
 // make, and root's never are.
 func ofUserNamespace(path string) bool {
+	if st, err := os.Lstat(path); err != nil || !st.Mode().IsRegular() {
+		return false // a pinned namespace is a regular file
+	}
 	ns, err := os.Open(path)
 	if err != nil {
 		return false

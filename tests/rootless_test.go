@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nslab/nslab/internal/netns"
 	"github.com/nslab/nslab/internal/rootless"
 	"github.com/stretchr/testify/require"
 )
@@ -482,4 +483,48 @@ func TestRootlessKeeperFailsEarly(t *testing.T) {
 	require.Equal(t, "nslab: mount a tmpfs on "+filepath.Join(u.dir(), "mnt")+": not a directory\n", errs)
 	ents, _ := os.ReadDir(u.dir())
 	require.Len(t, ents, 1, "only the planted file")
+}
+
+// The check the rootless run's parent makes of the machine (leftSince in
+// TestMain) reports what it must: a name with the run's tag, and a
+// network namespace of a user namespace made below the checking
+// process's (what an ordinary user's run can make); it leaves alone what
+// was there before, other names, and a namespace of the checker's own
+// user namespace (root's, seen from the machine). Checked here on a
+// directory of the test's own, in both runs.
+func TestLeftoverCheckOfTheMachine(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "old-"+tag+"-0"), nil, 0o644))
+	before := entries([]string{dir})
+	pin := func(name string, ns *netns.NS) {
+		p := &netns.Pinner{}
+		defer p.Close()
+		path := filepath.Join(dir, name)
+		require.NoError(t, ns.Pin(p, path))
+		t.Cleanup(func() { netns.Unpin(path) })
+	}
+	own, err := netns.New(nil)
+	require.NoError(t, err)
+	defer own.Close()
+	pin("own", own)
+	sleep := exec.Command("sleep", "60")
+	sleep.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags:  syscall.CLONE_NEWUSER | syscall.CLONE_NEWNET,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
+	}
+	require.NoError(t, sleep.Start())
+	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() })
+	nested, err := netns.Open(fmt.Sprintf("/proc/%d/ns/net", sleep.Process.Pid))
+	require.NoError(t, err)
+	defer nested.Close()
+	pin("nested", nested)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "lab-"+tag+"-1"), nil, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "other"), nil, 0o644))
+
+	require.Equal(t, []string{
+		filepath.Join(dir, "lab-"+tag+"-1"),
+		filepath.Join(dir, "nested") + " (a namespace of a user namespace)",
+	}, leftSince(before, []string{dir}))
 }
