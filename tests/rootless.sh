@@ -88,7 +88,7 @@ echo "test-rootless: skipped, root only by nature:"
 awk '/^ +[a-z_0-9]+_test\.go:[0-9]+: root only: / { sub(/^ +[a-z_0-9]+_test\.go:[0-9]+: /, ""); why = $0 }
   /^ *--- SKIP: / && why != "" { print "  " $3 ": " why; why = "" }' "$log"
 echo "test-rootless: the slowest tests:"
-awk '/^--- (PASS|FAIL): / { d = $4; gsub(/[()s]/, "", d); printf "  %-40s %7.1f s\n", $3, d }' "$log" | sort -k2 -rn | head -5
+awk '/^--- (PASS|FAIL): / { d = $4; gsub(/[()s]/, "", d); printf "  %-40s %7.1f s\n", $3, d }' "$log" | sort -k2 -rn | sed -n 1,5p
 echo "test-rootless: as $user (uid $uid): tests $(count '^--- PASS') passed, $(count '^--- FAIL') failed, $(count '^--- SKIP') skipped;" \
   "with subtests $(count '^\s*--- PASS') passed, $(count '^\s*--- FAIL') failed, $skipped skipped ($rootonly root only);" \
   "$(secs "$t1" "$t2") s (building $(secs "$t0" "$t1") s); exit $code"
