@@ -94,7 +94,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	os.Chmod(dir, 0o755) // TestCLINotRoot runs it as nobody
+	os.Chmod(dir, 0o755) // TestCompletionOfALab runs nslab as nobody
 	if nslabBin = os.Getenv(prebuiltCLIEnv); nslabBin != "" {
 		if nslabBin, err = filepath.Abs(nslabBin); err == nil {
 			_, err = os.Stat(nslabBin)
