@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nslab/nslab/topo"
+	"golang.org/x/sys/unix"
 )
 
 // NATBehaviour is what a classification observed on the path from an
@@ -185,7 +186,17 @@ func (l *Lab) Hairpins(ctx context.Context, inside, other, outside string) (bool
 	if err != nil {
 		return false, err
 	}
-	sock, err := l.ListenUDP(inside, netip.AddrPortFrom(netip.Addr{}, b.Local.Port()))
+	// The port ClassifyNAT's socket had: the kernel frees it once the
+	// last read of that socket has returned, which may be a moment after
+	// its Close (a reader woken by it): wait for it, briefly.
+	var sock *net.UDPConn
+	for wait := time.Now().Add(time.Second); ; {
+		sock, err = l.ListenUDP(inside, netip.AddrPortFrom(netip.Addr{}, b.Local.Port()))
+		if !errors.Is(err, unix.EADDRINUSE) || time.Now().After(wait) {
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 	if err != nil {
 		return false, err
 	}
