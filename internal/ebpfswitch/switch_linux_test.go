@@ -11,6 +11,7 @@ import (
 
 	"github.com/nslab/nslab/internal/netns"
 	"github.com/nslab/nslab/internal/rtnl"
+	"github.com/nslab/nslab/topo"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
@@ -235,5 +236,12 @@ func TestTooManyPorts(t *testing.T) {
 	}
 	if err := sw.Add(1, ports); err == nil {
 		t.Errorf("a switch of %d ports was accepted", len(ports))
+	}
+}
+
+// The model refuses what the program cannot flood.
+func TestModelAgreesOnMaxPorts(t *testing.T) {
+	if topo.MaxEBPFSwitchPorts != MaxPorts {
+		t.Errorf("topo.MaxEBPFSwitchPorts = %d, ebpfswitch.MaxPorts = %d", topo.MaxEBPFSwitchPorts, MaxPorts)
 	}
 }
