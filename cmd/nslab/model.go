@@ -112,9 +112,12 @@ func (g *globals) cmdValidate(c *cli.Context) error {
 
 func printPlan(w io.Writer, p *topo.Plan) {
 	for _, n := range p.Nodes {
-		if n.Bridge != "" {
+		switch {
+		case n.Bridge != "":
 			fmt.Fprintf(w, "  %s (%s, netns %s, bridge %s)\n", n.Name, n.Kind, n.Namespace, n.Bridge)
-		} else {
+		case n.Datapath == topo.DatapathEBPF:
+			fmt.Fprintf(w, "  %s (%s, netns %s, eBPF learning switch)\n", n.Name, n.Kind, n.Namespace)
+		default:
 			fmt.Fprintf(w, "  %s (%s, netns %s)\n", n.Name, n.Kind, n.Namespace)
 		}
 		for _, i := range n.Ifaces {
