@@ -65,17 +65,14 @@ var phases = []phase{
 	// Switches of the "ebpf" datapath: the program on their ports, which
 	// goes with them (no undo).
 	{name: "ebpf switches", build: (*builder).ebpfSwitches},
-	// Link impairments: qdiscs on each direction's sending end, which go
-	// with the interfaces (no undo). Before the hosts' interfaces go up
-	// (addresses): a root qdisc put on an interface that is down spares
-	// the kernel the wait for an RCU grace period that deactivating a
-	// running interface's queue costs.
-	{name: "impairments", build: (*builder).impairments},
 	{name: "addresses", progress: label("addresses"), build: (*builder).addresses},
 	{name: "routes", build: (*builder).routes},
 	{name: "nftables", build: (*builder).nftables, kinds: []string{jNft}}, // the tables go with the namespaces
 	{name: "bridges up", progress: label("ready"), build: (*builder).bridgesUp},
 	{name: "host link", build: (*builder).hostLink},
+	// Link impairments: qdiscs on each direction's sending end, which go
+	// with the interfaces (no undo).
+	{name: "impairments", build: (*builder).impairments},
 	{name: "readiness", build: (*builder).readiness},
 	{name: "hosts files", progress: etcLabel, build: (*builder).hostsFiles,
 		kinds: []string{jMountNS}, undo: undoHostsFiles},
