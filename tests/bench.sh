@@ -39,6 +39,8 @@ echo "== nslab benchmarks (go test -bench; medians per benchmark)"
   # rate and loss, built alternately; one run-time change, 500 calls.
   go test -run '^$' -bench 'ImpairUpLinear100' -benchtime "$benchtime" -timeout 30m ./tests/
   go test -run '^$' -bench 'ImpairChange' -benchtime 500x -timeout 20m ./tests/
+  # Where a build's impairments phase goes, request by request.
+  go test -run '^$' -bench 'ApplyNewParts' -benchtime 3x -timeout 10m ./impair/
   # Back to back: labs built, pinged once and torn down in a loop, each
   # cycle at once after the last (what a suite of many tests pays).
   go test -run '^$' -bench 'BackToBack' -benchtime "${B2B_CYCLES:-10}x" -timeout 30m ./tests/
@@ -124,6 +126,10 @@ mn_median() { # mn_median TOPO RUNS [TEST] -> median seconds of a whole mn run, 
   echo
   echo "impair linear,100: up plain $(metric BenchmarkImpairUpLinear100 plain-up-ms) ms, with rate $(metric BenchmarkImpairUpLinear100 rate-up-ms) ms (+$(metric BenchmarkImpairUpLinear100 rate-added-ms)), with rate+loss $(metric BenchmarkImpairUpLinear100 loss-up-ms) ms (+$(metric BenchmarkImpairUpLinear100 loss-added-ms)); one change: median $(metric BenchmarkImpairChangeRate median-us) µs (target: under 50 ms added, under 1,000 µs a change)."
   echo "(The impairments phase alone: $(metric BenchmarkImpairUpLinear100 rate-phase-ms) ms with rate, $(metric BenchmarkImpairUpLinear100 loss-phase-ms) ms with rate+loss, eBPF loss where the kernel has no netem; one change of rate and loss: median $(metric BenchmarkImpairChangeRateLoss median-us) µs.)"
+  for v in up down; do
+    c="BenchmarkApplyNewParts/$v"
+    echo "(Rate and eBPF loss on 200 new interfaces $v, a direction: TBF $(metric $c tbf-us) µs, pfifo $(metric $c fifo-us), clsact $(metric $c clsact-us), map $(metric $c map-us), classifier $(metric $c filter-us); all $(metric $c total-ms) ms.)"
+  done
   echo
   c=BenchmarkCaptureTCPStream
   echo "Capture of a TCP stream at full veth speed (in-process iperf, 1 s; the sender's interface, both directions; default 4 MiB buffer): plain $(metric $c plain-Gbit/s) Gbit/s;"
