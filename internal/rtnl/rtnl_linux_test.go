@@ -85,7 +85,7 @@ func TestBridgePorts(t *testing.T) {
 	require.NoError(t, sw.LinkSetUp(2, true))
 	require.NoError(t, host.LinkSetUp(21, true))
 	n := &topo.Node{Name: "s1", Ifaces: []*topo.Iface{{Name: "p1", Index: 20}}}
-	require.NoError(t, sw.WaitAllUp(context.Background(), n, time.Now().Add(5*time.Second)))
+	require.NoError(t, sw.WaitAllUp(context.Background(), n, time.Now().Add(30*time.Second))) // the kernel reports carrier late under load
 	l, err := sw.LinkGet(20)
 	require.NoError(t, err)
 	require.Equal(t, 2, l.Attrs().MasterIndex)
