@@ -251,7 +251,7 @@ func TestNslabtestUnstartedOptions(t *testing.T) {
 	_, err := os.Stat(filepath.Join(netnsDir(), lab.Name()+"-a"))
 	require.True(t, os.IsNotExist(err), "nothing is built before Start")
 
-	lab.Options.NoEtc = true // the engine's option: no /etc/hosts of the lab's
+	lab.Options.NoEtc = true              // the engine's option: no /etc/hosts of the lab's
 	lab.Options.ExecTimeout = time.Second // long enough to start sleep on a loaded machine
 	lab.Start()
 	require.Same(t, lab.Plan(), lab.Engine().Plan)
