@@ -274,7 +274,34 @@ func (l *Lab) addLink(k *topo.Link) error {
 			return err
 		}
 	}
+	// The ends that are not ports come up now rather than in the
+	// addresses phase: a veth end created down has a link event queued
+	// (its carrier set off at creation) that the kernel's link watcher
+	// handles only once the end is up or a second has passed, 100 a
+	// second; meanwhile each run of the watcher for the ports made
+	// meanwhile walks that whole queue, under rtnl (a 10,000-host build
+	// left thousands there for the whole links phase).
+	for _, e := range []struct {
+		h   *nodeHandle
+		end *topo.Iface
+	}{{ha, a}, {hb, b}} {
+		if e.end.Port {
+			continue
+		}
+		if err := bringUp(e.h, e.end); err != nil {
+			return fmt.Errorf("set %q of node %q up: %w", e.end.Name, e.end.Node, err)
+		}
+	}
 	return nil
+}
+
+// bringUp sets a host's or router's interface up, with IPv6 address
+// generation off unless it has IPv6 addresses.
+func bringUp(h *nodeHandle, i *topo.Iface) error {
+	if i.HasFamily(6) {
+		return h.rt.LinkSetUp(i.Index, true)
+	}
+	return h.rt.LinkSetUpNoIPv6(i.Index)
 }
 
 // ringPorts is the size past which a switch's floods go to rings: two

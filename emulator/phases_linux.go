@@ -413,12 +413,12 @@ func configureAddresses(h *nodeHandle) error {
 		return fmt.Errorf("set lo of node %q up: %w", n.Name, err)
 	}
 	for _, i := range n.Ifaces {
-		up := h.rt.LinkSetUpNoIPv6
-		if i.HasFamily(6) {
-			up = func(index int) error { return h.rt.LinkSetUp(index, true) }
-		}
-		if err := up(i.Index); err != nil {
-			return fmt.Errorf("set %q of node %q up: %w", i.Name, n.Name, err)
+		// A link's ends came up as it was made (addLink); the lab's end
+		// of the host attachment comes up here.
+		if i.Peer == nil || i.Peer.Node == "" {
+			if err := bringUp(h, i); err != nil {
+				return fmt.Errorf("set %q of node %q up: %w", i.Name, n.Name, err)
+			}
 		}
 		for _, a := range i.Addrs {
 			if err := h.rt.AddrAdd(i.Index, a); err != nil {
