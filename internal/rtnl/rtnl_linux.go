@@ -376,12 +376,31 @@ func (c *Conn) PortStates() (map[int]uint8, error) {
 	return out, nil
 }
 
+// operStates lists the operational state of every interface of the
+// namespace, by interface index (`ip link show`).
+func (c *Conn) operStates() (map[int]uint8, error) {
+	links, err := c.LinkDump()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int]uint8, len(links))
+	for _, l := range links {
+		out[l.Attrs().Index] = uint8(l.Attrs().OperState)
+	}
+	return out, nil
+}
+
 // WaitAllUp waits until every port of a switch is operationally up, until
 // deadline or ctx is done. It reads the ports' states from the bridge
-// (PortStates), one dump a try.
+// (PortStates), one dump a try; a switch without a bridge (datapath
+// "ebpf", whose ports have no master) from a dump of its links.
 func (c *Conn) WaitAllUp(ctx context.Context, n *topo.Node, deadline time.Time) error {
+	dump := c.PortStates
+	if n.Bridge == "" {
+		dump = c.operStates
+	}
 	for delay := 100 * time.Microsecond; ; delay = min(delay*2, 20*time.Millisecond) {
-		states, err := RetryDump(c.PortStates)
+		states, err := RetryDump(dump)
 		if err != nil {
 			return err
 		}
