@@ -29,6 +29,11 @@ type PingOptions struct {
 	// entries before the next. 0 (or less) means what that limit leaves
 	// free. A matrix of N nodes needs room for at least 2*(N-1).
 	NeighbourRoom int
+	// Progress, when set, is called by PingAll after each wave of
+	// sources with the probes done so far and the matrix's total (each
+	// ordered pair is one probe), while no probe is in flight and before
+	// the wave's neighbour entries are removed.
+	Progress func(done, total int)
 }
 
 func (o PingOptions) withDefaults() PingOptions {

@@ -376,6 +376,7 @@ func (l *Lab) PingAll(ctx context.Context, nodes []string, o PingOptions) (*Matr
 			return nil, err
 		}
 	}
+	done := 0
 	for _, w := range plan {
 		first, last := w[0], w[1]
 		forwardDone := make(chan struct{})
@@ -398,6 +399,12 @@ func (l *Lab) PingAll(ctx context.Context, nodes []string, o PingOptions) (*Matr
 		close(forwardDone)
 		if berr := <-backErr; err == nil {
 			err = berr
+		}
+		if err == nil && o.Progress != nil {
+			for a := first; a < last; a++ {
+				done += 2 * (n - a - 1)
+			}
+			o.Progress(done, n*(n-1))
 		}
 		if sw != nil {
 			if serr := sw.sweep(); serr != nil && err == nil {
