@@ -3,6 +3,7 @@
 # it is installed, all in one run on this machine. Writes bench-out/.
 #   tests/bench.sh [BENCHTIME]     BENCHTIME as for go test (default 5x)
 #   B2B_CYCLES=N tests/bench.sh    cycles of each back-to-back loop (default 10)
+#   BIG=0 tests/bench.sh           without the 10,000-node labs (3 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 benchtime=${1:-5x}
@@ -74,6 +75,16 @@ rm -rf "$rl_home"
 # isolated and back to back; a data file and a plot.
 echo "== where the time goes (tests/costs)"
 go run ./tests/costs -nslab ./bin/nslab -json "$out/costs.json" -svg "$out/scale.svg" -md "$out/costs.md" >/dev/null
+
+# Big labs (issue 18 point 1): the cost per node of single,10000 against
+# single,1000 (up, down, the kernel's work after down, kernel memory and
+# nslab's memory). About 3 minutes; BIG=0 leaves it out.
+rm -f "$out/big.md"
+if [ "${BIG:-1}" != 0 ]; then
+  echo "== big labs: single,1000 against single,10000 (tests/costs)"
+  go run ./tests/costs -nslab ./bin/nslab -labs "single,1000;single,10000" -reps 3 -cycles 1 \
+    -json "$out/big.json" -svg "$out/big.svg" -md "$out/big.md" >/dev/null
+fi
 
 metric() { # metric BENCH UNIT -> value
   awk -v b="$1" -v u="$2" '$1 ~ "^"b"(-[0-9]+)?$" { for (i = 2; i < NF; i++) if ($(i+1) == u) print $i }' "$out/go-bench.txt"
@@ -160,6 +171,12 @@ mn_median() { # mn_median TOPO RUNS [TEST] -> median seconds of a whole mn run, 
   echo
   echo "Plot of up, down and back-to-back time against size: $out/scale.svg (data: $out/costs.json)."
   echo
+  if [ -f "$out/big.md" ]; then
+    echo "Big labs, each size alone on a quiet kernel (target: cost per node at 10,000 within 1.3× of that at 1,000):"
+    echo
+    cat "$out/big.md"
+    echo
+  fi
   rss() { ./bin/nslab -v run --test none --name "bench-rss-$$" --topo "$1" 2>&1 | sed -n 's/.*max_rss_kib=\([0-9]*\).*/\1/p' | tail -1; }
   echo "Neighbour table limit during the benchmarks: net.ipv4.neigh.default.gc_thresh3 = $thresh3 (1,024 by default; at that limit a 50-host matrix runs in waves and every repeat is a first run)."
   echo

@@ -43,7 +43,12 @@ type Lab struct {
 	// machine's sysfs count was still above its value before the lab
 	// (another program's interfaces, or the lab's not all gone yet).
 	GoneSettled int `json:"gone_settled,omitempty"`
-	B2B         B2B `json:"back_to_back"`
+	// KernelMiB is how much the kernel's own memory (SUnreclaim, Percpu,
+	// KernelStack and PageTables in /proc/meminfo) rose while the lab was
+	// up, NslabRSSMiB the peak resident memory of `nslab up`: medians.
+	KernelMiB   float64 `json:"kernel_mib"`
+	NslabRSSMiB float64 `json:"nslab_rss_mib"`
+	B2B         B2B     `json:"back_to_back"`
 }
 
 // B2B is Cycles of `nslab up` then `nslab down`, each cycle at once after
@@ -166,9 +171,61 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 			l.Down.WallMS, gone, l.Gone.KworkerMS, l.Gone.IdleMS, cycle,
 			p.NslabUserMS, p.KernelMS(), p.IdleMS, strings.ReplaceAll(p.Floor(r.Cores), "|", "/"))
 	}
+	if rows := PerNode(r.Labs); len(rows) > 0 {
+		fmt.Fprintln(w, "\nCost per node against the smallest lab of the same family (1.00: it grows linearly; up and down are wall time, nslab CPU is `nslab up`'s user + sys):")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| lab | against | up | nslab CPU in up | down | gone after down | kernel memory while up | nslab's peak RSS |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
+		for _, x := range rows {
+			fmt.Fprintf(w, "| %s | %s | %.2f× | %.2f× | %.2f× | %.2f× | %.2f× | %.2f× |\n",
+				x.Lab, x.Base, x.Up, x.NslabCPU, x.Down, x.Gone, x.KernelMem, x.NslabRSS)
+		}
+	}
 	for _, l := range r.Labs {
 		if l.B2B.Error != "" {
 			fmt.Fprintf(w, "\n%s back to back: %s\n", l.Spec, strings.TrimSpace(l.B2B.Error))
 		}
 	}
+}
+
+// Ratio is a lab's cost per node divided by that of a smaller lab of the
+// same family (Base): 1 where the cost grows linearly with the nodes.
+type Ratio struct {
+	Lab, Base                                     string
+	Up, NslabCPU, Down, Gone, KernelMem, NslabRSS float64
+}
+
+// PerNode compares each lab's cost per node with the smallest lab of its
+// family (by nodes), for the families measured at more than one size.
+func PerNode(labs []Lab) []Ratio {
+	base := map[string]Lab{}
+	for _, l := range labs {
+		if b, ok := base[l.Family]; !ok || l.Nodes < b.Nodes {
+			base[l.Family] = l
+		}
+	}
+	var out []Ratio
+	for _, l := range labs {
+		b := base[l.Family]
+		if l.Nodes == b.Nodes || b.Nodes == 0 {
+			continue
+		}
+		k := float64(b.Nodes) / float64(l.Nodes)
+		per := func(x, y float64) float64 {
+			if y == 0 {
+				return 0
+			}
+			return x / y * k
+		}
+		out = append(out, Ratio{
+			Lab: l.Spec, Base: b.Spec,
+			Up:        per(l.Up.WallMS, b.Up.WallMS),
+			NslabCPU:  per(l.Up.NslabUserMS+l.Up.NslabSysMS, b.Up.NslabUserMS+b.Up.NslabSysMS),
+			Down:      per(l.Down.WallMS, b.Down.WallMS),
+			Gone:      per(l.Gone.WallMS, b.Gone.WallMS),
+			KernelMem: per(l.KernelMiB, b.KernelMiB),
+			NslabRSS:  per(l.NslabRSSMiB, b.NslabRSSMiB),
+		})
+	}
+	return out
 }

@@ -70,3 +70,35 @@ func TestWriteMarkdown(t *testing.T) {
 		}
 	}
 }
+
+func TestPerNode(t *testing.T) {
+	labs := []Lab{
+		{Spec: "single,1000", Family: "single", Nodes: 1001, Up: Split{WallMS: 1000, NslabUserMS: 100, NslabSysMS: 900}, Down: Split{WallMS: 400}, Gone: Split{WallMS: 1000}, KernelMiB: 300, NslabRSSMiB: 25},
+		{Spec: "linear,10", Family: "linear", Nodes: 20, Up: Split{WallMS: 10}},
+		{Spec: "single,10000", Family: "single", Nodes: 10010, Up: Split{WallMS: 12000, NslabUserMS: 1000, NslabSysMS: 9000}, Down: Split{WallMS: 2000}, Gone: Split{WallMS: 10000}, KernelMiB: 3000, NslabRSSMiB: 80},
+	}
+	got := PerNode(labs)
+	if len(got) != 1 {
+		t.Fatalf("PerNode = %+v, want one row: single,10000 against single,1000 (linear has one size)", got)
+	}
+	x := got[0]
+	near := func(name string, v, want float64) {
+		if v < want-0.005 || v > want+0.005 {
+			t.Errorf("%s = %.3f, want %.2f", name, v, want)
+		}
+	}
+	if x.Lab != "single,10000" || x.Base != "single,1000" {
+		t.Errorf("row compares %s with %s", x.Lab, x.Base)
+	}
+	near("up", x.Up, 1.2)
+	near("nslab CPU", x.NslabCPU, 1.0)
+	near("down", x.Down, 0.5)
+	near("gone", x.Gone, 1.0)
+	near("kernel memory", x.KernelMem, 1.0)
+	near("nslab RSS", x.NslabRSS, 0.32)
+	var out bytes.Buffer
+	(&Report{Labs: labs}).WriteMarkdown(&out)
+	if !strings.Contains(out.String(), "| single,10000 | single,1000 | 1.20× | 1.00× | 0.50× | 1.00× | 1.00× | 0.32× |") {
+		t.Errorf("the per-node table is missing or wrong:\n%s", out.String())
+	}
+}

@@ -128,6 +128,7 @@ func (m *measurer) rtnlQuiet(limit time.Duration) error {
 // child is one run of the CLI: its wall time and its own CPU (getrusage).
 type child struct {
 	wall, user, sys time.Duration
+	maxRSSKiB       int64
 }
 
 func (m *measurer) run(ctx context.Context, args ...string) (child, error) {
@@ -147,6 +148,7 @@ func (m *measurer) run(ctx context.Context, args ...string) (child, error) {
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		c.user = time.Duration(ru.Utime.Nano())
 		c.sys = time.Duration(ru.Stime.Nano())
+		c.maxRSSKiB = ru.Maxrss
 	}
 	return c, nil
 }
@@ -216,6 +218,7 @@ func (m *measurer) lab(ctx context.Context, spec string, reps, cycles int) (Lab,
 		return l, err
 	}
 	var ups, downs, gones []Split
+	var kmem, rss []float64
 	for i := 0; i < reps; i++ {
 		if err := m.quiet(netnsBase); err != nil {
 			return l, err
@@ -225,6 +228,10 @@ func (m *measurer) lab(ctx context.Context, spec string, reps, cycles int) (Lab,
 			return l, err
 		}
 		name := m.name()
+		mem0, err := m.memSettled()
+		if err != nil {
+			return l, err
+		}
 		s0, err := take()
 		if err != nil {
 			return l, err
@@ -237,6 +244,13 @@ func (m *measurer) lab(ctx context.Context, spec string, reps, cycles int) (Lab,
 		if err != nil {
 			return l, err
 		}
+		mem1, err := kernelMemKiB()
+		if err != nil {
+			m.run(ctx, "down", name)
+			return l, err
+		}
+		kmem = append(kmem, float64(mem1-mem0)/1024)
+		rss = append(rss, float64(up.maxRSSKiB)/1024)
 		sent, err := m.sentinels(name, nodes)
 		if err != nil {
 			m.run(ctx, "down", name)
@@ -266,6 +280,7 @@ func (m *measurer) lab(ctx context.Context, spec string, reps, cycles int) (Lab,
 		gones = append(gones, m.split(s2, s3))
 	}
 	l.Up, l.Down, l.Gone = medianSplit(ups), medianSplit(downs), medianSplit(gones)
+	l.KernelMiB, l.NslabRSSMiB = median(kmem), median(rss)
 
 	if err := m.quiet(netnsBase); err != nil {
 		return l, err
@@ -333,4 +348,30 @@ func (m *measurer) lab(ctx context.Context, spec string, reps, cycles int) (Lab,
 		},
 	}
 	return l, m.quiet(netnsBase)
+}
+
+// memSettled waits until the kernel's memory (kernelMemKiB) has stopped
+// falling, the last lab's objects freed (the kernel frees a namespace's
+// memory after an RCU grace period, in work items, seconds after the
+// namespace itself is gone): two reads half a second apart within 1 MiB,
+// or m.timeout. It returns the last read.
+func (m *measurer) memSettled() (int64, error) {
+	t0 := time.Now()
+	last, err := kernelMemKiB()
+	if err != nil {
+		return 0, err
+	}
+	for time.Since(t0) < m.timeout {
+		time.Sleep(500 * time.Millisecond)
+		v, err := kernelMemKiB()
+		if err != nil {
+			return 0, err
+		}
+		if last-v < 1024 {
+			return v, nil
+		}
+		last = v
+	}
+	m.logf("kernel memory still falling after %v: going on", m.timeout)
+	return last, nil
 }

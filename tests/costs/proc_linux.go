@@ -242,3 +242,31 @@ func kernelRelease() string {
 	}
 	return unix.ByteSliceToString(u.Release[:])
 }
+
+// kernelMemKiB is the kernel's own memory in /proc/meminfo: SUnreclaim
+// (the slab objects the kernel cannot drop: netdevs, namespaces, sysfs
+// nodes; the reclaimable part, dentry and inode caches, comes and goes
+// with the page cache), Percpu (each device's and namespace's per-CPU
+// counters), KernelStack and PageTables.
+func kernelMemKiB() (int64, error) {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, err
+	}
+	var sum int64
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		switch f[0] {
+		case "SUnreclaim:", "Percpu:", "KernelStack:", "PageTables:":
+			v, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/meminfo: %s: %w", line, err)
+			}
+			sum += v
+		}
+	}
+	return sum, nil
+}
