@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nslab/nslab/internal/netns"
@@ -300,23 +302,53 @@ func undoNamespaces(u *undoer, entries []journalEntry) error {
 			}
 		}
 	}
-	var errs []error
 	u.progress.setPhase("namespaces")
-	for _, p := range u.paths {
-		// Again at the last moment: the name may have been replaced while
-		// processes were stopped and the host link went.
-		if want := u.ids[filepath.Base(p)]; want != "" && netns.IsNamespaceFile(p) {
-			if id, err := netns.ID(p); err != nil || id != want {
+	// Several at once: each unmount waits for an RCU grace period
+	// (namespace_unlock), and waits that overlap share one.
+	var (
+		mu   sync.Mutex
+		errs []error
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	for w := 0; w < min(unpinWorkers, len(u.paths)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= len(u.paths) {
+					return
+				}
+				if err := unpinChecked(u, u.paths[k]); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
 				u.progress.step()
-				continue
 			}
-		}
-		if err := netns.Unpin(p); err != nil {
-			errs = append(errs, fmt.Errorf("remove namespace %s: %w", filepath.Base(p), err))
-		}
-		u.progress.step()
+		}()
 	}
+	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// unpinWorkers is how many namespaces undoNamespaces releases at once.
+const unpinWorkers = 16
+
+// unpinChecked releases the namespace pinned at p, if it is still the
+// lab's: checked again at the last moment, since the name may have been
+// replaced while processes were stopped and the host link went.
+func unpinChecked(u *undoer, p string) error {
+	if want := u.ids[filepath.Base(p)]; want != "" && netns.IsNamespaceFile(p) {
+		if id, err := netns.ID(p); err != nil || id != want {
+			return nil
+		}
+	}
+	if err := netns.Unpin(p); err != nil {
+		return fmt.Errorf("remove namespace %s: %w", filepath.Base(p), err)
+	}
+	return nil
 }
 
 // undoHostLinks deletes the host attachment's pair (deleteHostLink).
