@@ -263,6 +263,21 @@ func TestCLIProgressOnTerminal(t *testing.T) {
 	require.Contains(t, string(out), "tearing down lab "+name+": ", "the teardown shows its progress too")
 	require.Contains(t, string(out), "lab "+name+" torn down")
 
+	// pingall of a matrix that runs in waves (40 hosts need 1,560
+	// neighbour entries; the machine's table leaves less): probes done
+	// after each wave.
+	pa := uniqueName("ttyp")
+	_, errs, code := cli(t, "", "up", "--name", pa, "--topo", "single,40")
+	require.Equal(t, 0, code, errs)
+	defer cli(t, "", "down", pa)
+	cmd = exec.Command("script", "-qec", nslabBin+" pingall "+pa, "/dev/null")
+	cmd.Env = append(os.Environ(), "NSLAB_PROGRESS_DELAY=0s")
+	out, err = cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.Contains(t, string(out), "pingall lab "+pa+": probes")
+	require.Regexp(t, `probes\s+[1-9][0-9]*% \([1-9][0-9]*/1560 steps\)`, string(out), "a wave's probes are counted")
+	require.Contains(t, string(out), "*** Results: 0% dropped (1560/1560 received)")
+
 	// Not on a terminal: no progress line.
 	plain := exec.Command(nslabBin, "run", "--test", "none", "--name", uniqueName("notty"), "--topo", "single,2")
 	plain.Env = append(os.Environ(), "NSLAB_PROGRESS_DELAY=0s")

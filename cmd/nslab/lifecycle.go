@@ -186,10 +186,15 @@ func (l *progressLine) set(p emulator.Progress) {
 // show draws "VERB lab LAB: ..." until the returned function is called,
 // which clears the line.
 func (l *progressLine) show(verb, lab string) func() {
+	return l.showFrom(verb, lab, emulator.Progress{})
+}
+
+// showFrom is show, starting from p.
+func (l *progressLine) showFrom(verb, lab string, p emulator.Progress) func() {
 	if !l.on {
 		return func() {}
 	}
-	l.set(emulator.Progress{})
+	l.set(p)
 	// The delay is a setting (NSLAB_PROGRESS_DELAY, a Go duration) so
 	// that a test can see the progress line of a small, fast build.
 	delay := 500 * time.Millisecond

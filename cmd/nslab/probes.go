@@ -48,6 +48,11 @@ func (g *globals) pingallCommand() *cli.Command {
 		Description: `Probes every ordered pair at once, in process, and prints the matrix the way
 Mininet does. Exit 0 when every pair answered, 1 otherwise.
 
+A matrix that needs more neighbour (ARP) entries than the machine's table has
+room for (net.ipv4.neigh.default.gc_thresh3, shared by every namespace) runs in
+waves of sources, each wave's entries removed before the next; on a terminal, a
+line shows the probes done after each wave.
+
    nslab pingall lan
    nslab pingall lan --json`,
 		Flags: []cli.Flag{
@@ -130,7 +135,16 @@ func (g *globals) cmdPingall(c *cli.Context) error {
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
-	m, err := lab.PingAll(ctx, nil, emulator.PingOptions{Timeout: c.Duration("timeout")})
+	opts := emulator.PingOptions{Timeout: c.Duration("timeout")}
+	// A big matrix runs in waves (docs/testing.md): on a terminal, a
+	// line shows the probes done after each.
+	line := g.newProgressLine()
+	if line.on {
+		opts.Progress = func(done, total int) { line.set(emulator.Progress{Phase: "probes", Done: done, Total: total}) }
+	}
+	clear := line.showFrom("pingall", c.Args().First(), emulator.Progress{Phase: "probes"})
+	m, err := lab.PingAll(ctx, nil, opts)
+	clear()
 	if err != nil {
 		return err
 	}
