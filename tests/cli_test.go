@@ -263,11 +263,12 @@ func TestCLIProgressOnTerminal(t *testing.T) {
 	require.Contains(t, string(out), "tearing down lab "+name+": ", "the teardown shows its progress too")
 	require.Contains(t, string(out), "lab "+name+" torn down")
 
-	// pingall of a matrix that runs in waves (40 hosts need 1,560
-	// neighbour entries; the machine's table leaves less): probes done
-	// after each wave.
+	// pingall of a matrix that runs in waves (100 hosts need 9,900
+	// neighbour entries at once, more than the machine's table takes by
+	// default; ~1 s here, so the line is redrawn several times): probes
+	// done after each wave.
 	pa := uniqueName("ttyp")
-	_, errs, code := cli(t, "", "up", "--name", pa, "--topo", "single,40")
+	_, errs, code := cli(t, "", "up", "--name", pa, "--topo", "single,100")
 	require.Equal(t, 0, code, errs)
 	defer cli(t, "", "down", pa)
 	cmd = exec.Command("script", "-qec", nslabBin+" pingall "+pa, "/dev/null")
@@ -275,8 +276,8 @@ func TestCLIProgressOnTerminal(t *testing.T) {
 	out, err = cmd.CombinedOutput()
 	require.NoError(t, err, string(out))
 	require.Contains(t, string(out), "pingall lab "+pa+": probes")
-	require.Regexp(t, `probes\s+[1-9][0-9]*% \([1-9][0-9]*/1560 steps\)`, string(out), "a wave's probes are counted")
-	require.Contains(t, string(out), "*** Results: 0% dropped (1560/1560 received)")
+	require.Regexp(t, `probes\s+[1-9][0-9]*% \([1-9][0-9]*/9900 steps\)`, string(out), "a wave's probes are counted")
+	require.Contains(t, string(out), "*** Results: 0% dropped (9900/9900 received)")
 
 	// Not on a terminal: no progress line.
 	plain := exec.Command(nslabBin, "run", "--test", "none", "--name", uniqueName("notty"), "--topo", "single,2")
