@@ -35,7 +35,9 @@ type Options struct {
 	Workers int
 	// Logger receives debug and progress messages (default: discarded).
 	Logger *slog.Logger
-	// Progress, if set, is called as the build goes on.
+	// Progress, if set, is called as the build (and the teardown) goes
+	// on: one call at a time, with Done never going back, from the
+	// engine's workers (so it must not block for long).
 	Progress func(Progress)
 	// ReadyTimeout bounds the wait for every interface to be up (default
 	// 10s and 5ms a node).
@@ -93,13 +95,16 @@ type Progress struct {
 	Total int    // steps in all phases
 }
 
-// progress counts steps and reports them.
+// progress counts steps and reports them. Reports are made one at a
+// time (under mu), with Done never going back, although the steps are
+// counted by several workers at once.
 type progress struct {
-	fn    func(Progress)
-	total int
-	done  atomic.Int64
-	mu    sync.Mutex
-	phase string
+	fn       func(Progress)
+	total    int
+	done     atomic.Int64
+	mu       sync.Mutex
+	phase    string
+	reported int
 }
 
 func (p *progress) setPhase(name string) {
@@ -107,9 +112,9 @@ func (p *progress) setPhase(name string) {
 		return
 	}
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.phase = name
-	p.mu.Unlock()
-	p.fn(Progress{Phase: name, Done: int(p.done.Load()), Total: p.total})
+	p.report(int(p.done.Load()))
 }
 
 func (p *progress) step() {
@@ -118,9 +123,14 @@ func (p *progress) step() {
 		return
 	}
 	p.mu.Lock()
-	ph := p.phase
-	p.mu.Unlock()
-	p.fn(Progress{Phase: ph, Done: int(d), Total: p.total})
+	defer p.mu.Unlock()
+	p.report(int(d))
+}
+
+// report calls fn with mu held.
+func (p *progress) report(done int) {
+	p.reported = max(p.reported, done)
+	p.fn(Progress{Phase: p.phase, Done: p.reported, Total: p.total})
 }
 
 // parallel runs fn(0..n-1) on at most workers goroutines. It stops handing

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -80,4 +81,40 @@ func TestCancelAtEachPhaseRollsBack(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The engine calls Options.Progress one call at a time, with Done never
+// going back, although its workers count the steps at once: building
+// (two workers) and tearing down (sixteen namespaces released at once).
+func TestProgressOneCallAtATime(t *testing.T) {
+	t.Parallel()
+	plan, err := topo.Generate("single,80", uniqueName("prog"))
+	require.NoError(t, err)
+	resolved, err := topo.Resolve(plan)
+	require.NoError(t, err)
+	var inside, overlaps atomic.Int32
+	var calls, backwards int
+	last := -1
+	phases := map[string]bool{}
+	opts := emulator.Options{Progress: func(p emulator.Progress) {
+		if inside.Add(1) > 1 {
+			overlaps.Add(1)
+		}
+		time.Sleep(200 * time.Microsecond) // long enough for another worker to come in
+		calls++
+		if p.Done < last {
+			backwards++
+		}
+		last = p.Done
+		phases[p.Phase] = true
+		inside.Add(-1)
+	}}
+	lab, err := emulator.Up(context.Background(), resolved, opts)
+	require.NoError(t, err)
+	last = -1
+	require.NoError(t, lab.Down())
+	require.Zero(t, overlaps.Load(), "calls overlapped")
+	require.Zero(t, backwards, "Done went back")
+	require.Greater(t, calls, 10)
+	require.True(t, phases["links"] && phases["namespaces"], "phases reported: %v", phases)
 }
