@@ -263,10 +263,10 @@ func TestCLIProgressOnTerminal(t *testing.T) {
 	require.Contains(t, string(out), "tearing down lab "+name+": ", "the teardown shows its progress too")
 	require.Contains(t, string(out), "lab "+name+" torn down")
 
-	// pingall of a matrix that runs in waves (100 hosts need 9,900
+	// pingall: the probes done after each wave (100 hosts need 9,900
 	// neighbour entries at once, more than the machine's table takes by
-	// default; ~1 s here, so the line is redrawn several times): probes
-	// done after each wave.
+	// default, so ~1 s of waves here; where the limit is higher, one wave,
+	// and the line's last draw still shows it done).
 	pa := uniqueName("ttyp")
 	_, errs, code := cli(t, "", "up", "--name", pa, "--topo", "single,100")
 	require.Equal(t, 0, code, errs)

@@ -213,7 +213,8 @@ func (l *progressLine) showFrom(verb, lab string, p emulator.Progress) func() {
 		}
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
-		for {
+		var drawn emulator.Progress
+		draw := func() {
 			l.mu.Lock()
 			p := l.p
 			l.mu.Unlock()
@@ -222,9 +223,20 @@ func (l *progressLine) showFrom(verb, lab string, p emulator.Progress) func() {
 				pct = 100 * p.Done / p.Total
 			}
 			fmt.Fprintf(l.w, "\r\033[K%s lab %s: %-10s %3d%% (%d/%d steps)", verb, lab, p.Phase, pct, p.Done, p.Total)
-			shown = true
+			drawn, shown = p, true
+		}
+		for {
+			draw()
 			select {
 			case <-stop:
+				// The last state once more, if it changed since the
+				// last tick, before the line is cleared.
+				l.mu.Lock()
+				changed := l.p != drawn
+				l.mu.Unlock()
+				if changed {
+					draw()
+				}
 				return
 			case <-t.C:
 			}

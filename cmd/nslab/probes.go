@@ -142,7 +142,13 @@ func (g *globals) cmdPingall(c *cli.Context) error {
 	if line.on {
 		opts.Progress = func(done, total int) { line.set(emulator.Progress{Phase: "probes", Done: done, Total: total}) }
 	}
-	clear := line.showFrom("pingall", c.Args().First(), emulator.Progress{Phase: "probes"})
+	n := 0
+	for _, node := range lab.Plan.Nodes {
+		if node.Kind != topo.KindSwitch {
+			n++
+		}
+	}
+	clear := line.showFrom("pingall", c.Args().First(), emulator.Progress{Phase: "probes", Total: n * (n - 1)})
 	m, err := lab.PingAll(ctx, nil, opts)
 	clear()
 	if err != nil {
