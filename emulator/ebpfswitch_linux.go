@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/nslab/nslab/impair"
 	"github.com/nslab/nslab/internal/ebpfswitch"
 	"github.com/nslab/nslab/topo"
 	"github.com/vishvananda/netlink"
@@ -35,12 +36,49 @@ func loadEBPFSwitches(p *topo.Plan) (*ebpfswitch.Switches, error) {
 	if !hasEBPFSwitch(p) {
 		return nil, nil
 	}
-	s, err := ebpfswitch.Load()
+	s, err := ebpfswitch.Load(ebpfSize(p))
 	if err != nil {
 		return nil, fmt.Errorf("lab %q: a switch with datapath %q needs nslab's eBPF switch program, which this kernel or user cannot load (it needs cls_bpf, the clsact qdisc and the privilege to load eBPF programs; leave datapath out for a bridge): %w",
 			p.Lab, topo.DatapathEBPF, err)
 	}
+	// Loading needs neither the clsact qdisc nor cls_bpf, attaching does:
+	// try both on a throwaway interface, so that a kernel without them
+	// is refused before anything is built.
+	k, err := impair.DetectKernel()
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("lab %q: eBPF switches: %w", p.Lab, err)
+	}
+	if !k.Clsact || !k.BPF {
+		s.Close()
+		return nil, fmt.Errorf("lab %q: a switch with datapath %q needs the kernel's clsact qdisc (CONFIG_NET_SCH_INGRESS) and eBPF classifiers (CONFIG_NET_CLS_BPF), which kernel %s lacks: leave datapath out for a bridge",
+			p.Lab, topo.DatapathEBPF, k.Release)
+	}
 	return s, nil
+}
+
+// ebpfSize is what the switch program's maps must hold for plan p: its
+// eBPF switches, their ports, and for each switch the interfaces of its
+// L2 segment, whose MACs it may learn.
+func ebpfSize(p *topo.Plan) ebpfswitch.Size {
+	var z ebpfswitch.Size
+	for _, n := range p.Nodes {
+		if n.Kind != topo.KindSwitch || n.Datapath != topo.DatapathEBPF {
+			continue
+		}
+		z.Switches++
+		seg := -1
+		for _, i := range n.Ifaces {
+			if i.Port {
+				z.Ports++
+				seg = i.Segment
+			}
+		}
+		if seg >= 0 && seg < len(p.Segments) {
+			z.MACs += len(p.Segments[seg].Members)
+		}
+	}
+	return z
 }
 
 // ebpfSwitches is the build's phase that makes every eBPF switch: its

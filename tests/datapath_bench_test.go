@@ -348,7 +348,7 @@ func buildTwoPorts(kind twoPortKind, n int) ([]*twoPort, error) {
 	var ls *ebpfswitch.Switches
 	if kind == twoPortLearning {
 		var err error
-		if ls, err = ebpfswitch.Load(); err != nil {
+		if ls, err = ebpfswitch.Load(ebpfswitch.Size{}); err != nil {
 			return nil, err
 		}
 		// The filters hold the program from here: this process's hold

@@ -10,13 +10,14 @@
 // (bpf_redirect to its egress), and a broadcast, multicast or unknown
 // one to every other port of the switch (bpf_clone_redirect to each). A
 // frame to the port it came from is dropped. One program and its maps
-// serve every switch of a lab (Switches), each port found by its
-// interface index, which nslab makes unique across a lab.
+// serve every switch of a lab (Switches, sized for it by Size), each
+// port found by its interface index, which nslab makes unique across a
+// lab.
 //
 // What it is not: no STP, no ageing of learnt MACs (a MAC that moves is
 // learnt again at its new port by its next frame), no `bridge fdb`, no
 // bridge netfilter, at most MaxPorts ports. It exists to measure what a
-// switch without a bridge saves (issue 18, docs/scale.md): a Linux bridge
+// switch without a bridge saves (issue 18, docs/performance.md): a Linux bridge
 // costs the kernel one rcu_barrier() when it is deleted, which a lab of
 // many switches pays switch by switch.
 package ebpfswitch

@@ -11,7 +11,7 @@ import (
 // Attach (through a netlink handle in the switch's namespace). Until a
 // frame has come in by a port, the switch has learnt nothing.
 func ExampleSwitches() {
-	s, err := ebpfswitch.Load()
+	s, err := ebpfswitch.Load(ebpfswitch.Size{})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -28,6 +28,23 @@ const (
 	portEntries = 16384
 )
 
+// Size is how big a lab's maps are: its switches, their ports together,
+// and the MACs they may learn together (each switch the MACs of its L2
+// segment). The maps take memory only for what is in them, so sizing
+// them for the whole lab costs nothing until frames are learnt; when the
+// MAC table is full, a switch floods what it could not learn. Zero
+// fields take defaults (16,384 switches and ports, 65,536 MACs).
+type Size struct {
+	Switches, Ports, MACs int
+}
+
+func entries(n, def int) uint32 {
+	if n <= 0 {
+		return uint32(def)
+	}
+	return uint32(min(n, 1<<28))
+}
+
 // fdbKey is the key of the learnt MACs: a switch and a MAC.
 type fdbKey struct {
 	Switch uint32
@@ -49,8 +66,8 @@ type Switches struct {
 	fdb, ports, flood *ebpf.Map
 }
 
-// Load creates the maps and loads the program.
-func Load() (_ *Switches, err error) {
+// Load creates the maps, sized for a lab of size, and loads the program.
+func Load(size Size) (_ *Switches, err error) {
 	s := &Switches{}
 	defer func() {
 		if err != nil {
@@ -58,15 +75,15 @@ func Load() (_ *Switches, err error) {
 		}
 	}()
 	if s.fdb, err = ebpf.NewMap(&ebpf.MapSpec{Name: "nslab_fdb", Type: ebpf.Hash, KeySize: 12, ValueSize: 4,
-		MaxEntries: fdbEntries, Flags: unix.BPF_F_NO_PREALLOC}); err != nil {
+		MaxEntries: entries(size.MACs, fdbEntries), Flags: unix.BPF_F_NO_PREALLOC}); err != nil {
 		return nil, fmt.Errorf("create the switch's mac table: %w", err)
 	}
 	if s.ports, err = ebpf.NewMap(&ebpf.MapSpec{Name: "nslab_ports", Type: ebpf.Hash, KeySize: 4, ValueSize: 4,
-		MaxEntries: portEntries, Flags: unix.BPF_F_NO_PREALLOC}); err != nil {
+		MaxEntries: entries(size.Ports, portEntries), Flags: unix.BPF_F_NO_PREALLOC}); err != nil {
 		return nil, fmt.Errorf("create the switch's port map: %w", err)
 	}
 	if s.flood, err = ebpf.NewMap(&ebpf.MapSpec{Name: "nslab_flood", Type: ebpf.Hash, KeySize: 4, ValueSize: 4 + 4*MaxPorts,
-		MaxEntries: portEntries, Flags: unix.BPF_F_NO_PREALLOC}); err != nil {
+		MaxEntries: entries(size.Switches, portEntries), Flags: unix.BPF_F_NO_PREALLOC}); err != nil {
 		return nil, fmt.Errorf("create the switch's flood map: %w", err)
 	}
 	if s.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{Name: name, Type: ebpf.SchedCLS, License: "GPL",

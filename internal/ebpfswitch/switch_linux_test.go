@@ -64,7 +64,12 @@ const swID = 7
 
 func newLab(t *testing.T, hosts int) *lab {
 	t.Helper()
-	sw, err := Load()
+	return newLabSized(t, hosts, Size{})
+}
+
+func newLabSized(t *testing.T, hosts int, size Size) *lab {
+	t.Helper()
+	sw, err := Load(size)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,6 +199,31 @@ func TestLearningSwitch(t *testing.T) {
 	}
 }
 
+// A switch whose MAC table is full still forwards: what it could not
+// learn it floods (a table of one MAC: host 0's is learnt, host 1's is
+// not, so host 0's pings to host 1 reach host 2 too, and still answer).
+func TestFullMACTableFloods(t *testing.T) {
+	l := newLabSized(t, 3, Size{MACs: 1})
+	if err := l.ping(0, 1, 1); err != nil {
+		t.Fatalf("ping 0 -> 1: %v", err)
+	}
+	if port, err := l.sw.Learnt(swID, l.macs[0]); err != nil || port != 10 {
+		t.Fatalf("host 0's MAC learnt at port %d (%v), want 10", port, err)
+	}
+	if port, err := l.sw.Learnt(swID, l.macs[1]); err != nil || port != 0 {
+		t.Fatalf("host 1's MAC learnt at port %d (%v) in a table of one", port, err)
+	}
+	before := l.received(t, 2)
+	for seq := 2; seq < 22; seq++ {
+		if err := l.ping(0, 1, seq); err != nil {
+			t.Fatalf("ping %d: %v", seq, err)
+		}
+	}
+	if got := l.received(t, 2) - before; got < 20 {
+		t.Errorf("host 2 received %d frames during 20 pings from host 0 to host 1, want the 20 requests flooded", got)
+	}
+}
+
 // A frame to a MAC nobody has shown yet is flooded to every other port,
 // never back to the one it came by.
 func TestFloodUnknown(t *testing.T) {
@@ -225,7 +255,7 @@ func TestFloodUnknown(t *testing.T) {
 }
 
 func TestTooManyPorts(t *testing.T) {
-	sw, err := Load()
+	sw, err := Load(Size{})
 	if err != nil {
 		t.Fatal(err)
 	}
