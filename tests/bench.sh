@@ -3,7 +3,7 @@
 # it is installed, all in one run on this machine. Writes bench-out/.
 #   tests/bench.sh [BENCHTIME]     BENCHTIME as for go test (default 5x)
 #   B2B_CYCLES=N tests/bench.sh    cycles of each back-to-back loop (default 10)
-#   BIG=0 tests/bench.sh           without the 10,000-node labs (3 minutes)
+#   BIG=0 tests/bench.sh           without the 10,000-node labs (saves ~3 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 benchtime=${1:-5x}

@@ -125,8 +125,8 @@ type NodeSpec struct {
 	// Datapath is what forwards a switch's frames: "bridge" (a Linux
 	// bridge, the default) or "ebpf" (nslab's eBPF learning switch: no
 	// bridge device, at most MaxEBPFSwitchPorts ports, no STP or `bridge
-	// fdb`; much cheaper for the kernel to remove, see docs/scale.md,
-	// "What a switch is").
+	// fdb`; much cheaper for the kernel to remove, see docs/topology.md,
+	// "datapath").
 	Datapath string `toml:"datapath,omitempty"`
 }
 

@@ -168,6 +168,6 @@ func topoFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "topo", Usage: "use a built-in topology instead of a file: `SPEC` is single,N | linear,N | tree,DEPTH,FANOUT (one L2 segment), or fattree,K | ring,N | mesh,N (routed; see nslab generate --help)"},
 		&cli.StringFlag{Name: "name", Usage: "lab `NAME`: renames a file's lab, or names a --topo lab (default: the spec, e.g. single-4)"},
-		&cli.StringFlag{Name: "datapath", Usage: "what forwards the frames of every switch whose node names no datapath: `KIND` is bridge (a Linux bridge, the default) or ebpf (nslab's eBPF learning switch: no bridge device, at most 64 ports, no STP; much less for the kernel to remove; docs/scale.md)"},
+		&cli.StringFlag{Name: "datapath", Usage: "what forwards the frames of every switch whose node names no datapath: `KIND` is bridge (a Linux bridge, the default) or ebpf (nslab's eBPF learning switch: no bridge device, at most 64 ports, no STP; much less for the kernel to remove; docs/topology.md, datapath)"},
 	}
 }
