@@ -401,8 +401,8 @@ func (c *Conn) WaitAllUp(ctx context.Context, n *topo.Node, deadline time.Time) 
 	}
 	for delay := 100 * time.Microsecond; ; delay = min(delay*2, 20*time.Millisecond) {
 		states, err := RetryDump(dump)
-		if err != nil {
-			return err
+		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return err // interrupted five times (links changing meanwhile): try again below
 		}
 		var down []string
 		for _, i := range n.Ifaces {
