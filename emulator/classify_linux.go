@@ -186,13 +186,14 @@ func (l *Lab) Hairpins(ctx context.Context, inside, other, outside string) (bool
 	if err != nil {
 		return false, err
 	}
-	// The port ClassifyNAT's socket had: the kernel frees it once the
-	// last read of that socket has returned, which may be a moment after
-	// its Close (a reader woken by it): wait for it, briefly.
+	// The port ClassifyNAT's socket had: it is free once the last read
+	// of that socket has returned (Go's poller holds the descriptor open
+	// until then), which may be a moment after its Close: wait for it,
+	// briefly.
 	var sock *net.UDPConn
 	for wait := time.Now().Add(time.Second); ; {
 		sock, err = l.ListenUDP(inside, netip.AddrPortFrom(netip.Addr{}, b.Local.Port()))
-		if !errors.Is(err, unix.EADDRINUSE) || time.Now().After(wait) {
+		if !errors.Is(err, unix.EADDRINUSE) || time.Now().After(wait) || ctx.Err() != nil {
 			break
 		}
 		time.Sleep(2 * time.Millisecond)
