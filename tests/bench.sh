@@ -33,6 +33,9 @@ echo "== nslab benchmarks (go test -bench; medians per benchmark)"
   go test -run '^$' -bench 'PingAll50Cold' -benchtime 20x -timeout 20m ./tests/
   go test -run '^$' -bench 'Punch$' -benchtime 500x -timeout 20m ./tests/
   go test -run '^$' -bench 'PunchGrid' -benchtime "$benchtime" -timeout 20m ./tests/
+  # Capture of a TCP stream at full veth speed: plain, to a pcapng file,
+  # to nowhere, headers only (each iteration a one-second stream of each).
+  go test -run '^$' -bench 'CaptureTCPStream' -benchtime "$benchtime" -timeout 20m ./tests/
   # Validating files of 1,000 and 10,000 hosts (target: under 0.5 s, linear
   # in size) and files with 2,000 and 20,000 unknown keys.
   go test -run '^$' -bench 'Validate|UnknownKeys' -benchtime "$benchtime" -timeout 10m ./topo/

@@ -532,10 +532,7 @@ type twoPortFigures struct {
 
 func benchTwoPort(b *testing.B, kinds ...twoPortKind) {
 	const n = twoPortSwitches
-	base, err := netnsObjects()
-	if err != nil {
-		b.Fatal(err)
-	}
+	base := netnsBase(b)
 	figs := make([]twoPortFigures, len(kinds))
 	probe := newTwoPortProbe(b)
 	inexact := 0
