@@ -31,8 +31,10 @@ func hasEBPFSwitch(p *topo.Plan) bool {
 }
 
 // loadEBPFSwitches loads the switch program for a plan that needs it
-// (nil, nil for one that does not).
-func loadEBPFSwitches(p *topo.Plan) (*ebpfswitch.Switches, error) {
+// (nil, nil for one that does not). k is what checkImpairments found the
+// kernel can do, nil when the plan has no impairment (then it is found
+// out here).
+func loadEBPFSwitches(p *topo.Plan, k *impair.Kernel) (*ebpfswitch.Switches, error) {
 	if !hasEBPFSwitch(p) {
 		return nil, nil
 	}
@@ -42,12 +44,15 @@ func loadEBPFSwitches(p *topo.Plan) (*ebpfswitch.Switches, error) {
 			p.Lab, topo.DatapathEBPF, err)
 	}
 	// Loading needs neither the clsact qdisc nor cls_bpf, attaching does:
-	// try both on a throwaway interface, so that a kernel without them
-	// is refused before anything is built.
-	k, err := impair.DetectKernel()
-	if err != nil {
-		s.Close()
-		return nil, fmt.Errorf("lab %q: eBPF switches: %w", p.Lab, err)
+	// both are tried on a throwaway interface (impair.DetectKernel), so
+	// that a kernel without them is refused before anything is built.
+	if k == nil {
+		detected, err := impair.DetectKernel()
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("lab %q: eBPF switches: %w", p.Lab, err)
+		}
+		k = &detected
 	}
 	if !k.Clsact || !k.BPF {
 		s.Close()

@@ -86,7 +86,7 @@ func Up(ctx context.Context, plan *topo.Plan, opts Options) (*Lab, error) {
 	if err != nil {
 		return nil, err
 	}
-	sw, err := loadEBPFSwitches(plan)
+	sw, err := loadEBPFSwitches(plan, k)
 	if err != nil {
 		return nil, err
 	}

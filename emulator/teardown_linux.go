@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -9,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nslab/nslab/internal/netns"
@@ -304,32 +304,21 @@ func undoNamespaces(u *undoer, entries []journalEntry) error {
 	}
 	u.progress.setPhase("namespaces")
 	// Several at once: each unmount waits for an RCU grace period
-	// (namespace_unlock), and waits that overlap share one.
+	// (namespace_unlock), and waits that overlap share one. Every one is
+	// tried, whatever fails.
 	var (
 		mu   sync.Mutex
 		errs []error
-		next atomic.Int64
-		wg   sync.WaitGroup
 	)
-	for w := 0; w < min(unpinWorkers, len(u.paths)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				k := int(next.Add(1)) - 1
-				if k >= len(u.paths) {
-					return
-				}
-				if err := unpinChecked(u, u.paths[k]); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
-				u.progress.step()
-			}
-		}()
-	}
-	wg.Wait()
+	parallel(context.Background(), len(u.paths), unpinWorkers, func(k int) error {
+		if err := unpinChecked(u, u.paths[k]); err != nil {
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+		}
+		u.progress.step()
+		return nil
+	})
 	return errors.Join(errs...)
 }
 
